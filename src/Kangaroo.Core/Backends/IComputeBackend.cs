@@ -1,0 +1,146 @@
+using Kangaroo.Weights;
+
+namespace Kangaroo.Backends;
+
+/// <summary>
+/// The operations of a Llama forward pass, on one device. The model code in Kangaroo.Core (and the Kangaroo
+/// scheduler above it) is written once against this interface; each backend (CPU, CUDA, ILGPU) implements it.
+/// <para>
+/// Layout: activations are F32, row-major <c>[rows, width]</c>, one row per token of the call. Weights stay in
+/// their stored dtype (F32/F16/BF16) and every reduction accumulates in F32.
+/// </para>
+/// <para>
+/// <b>Row invariance</b> (the basis of lossless speculative decoding): for every op, the bits of one row's
+/// result must not depend on how many rows the call has or what the other rows hold. Attention visits keys in
+/// a fixed order/blocking determined by absolute key position only.
+/// </para>
+/// <para>
+/// Thread safety: a backend may be used by several sessions (threads) at once, each with its own buffers and
+/// KV cache; weights are shared and read-only.
+/// </para>
+/// </summary>
+public interface IComputeBackend : IDisposable
+{
+    /// <summary>Short backend name: "cpu", "cuda", "ilgpu".</summary>
+    string Name { get; }
+
+    /// <summary>Human-readable device description (CPU model and threads, GPU name and memory, ...).</summary>
+    string DeviceName { get; }
+
+    /// <summary>
+    /// Makes a weight tensor available to the device as a <c>[rows, columns]</c> matrix (a vector is one row).
+    /// The view's memory stays valid for the model's lifetime, so a host backend may use it without copying.
+    /// </summary>
+    WeightTensor LoadWeight(TensorView source, int rows, int columns);
+
+    /// <summary>A weight computed by the engine itself (e.g. rotary inverse frequencies), as F32.</summary>
+    WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns);
+
+    /// <summary>An F32 activation buffer of <paramref name="length"/> elements (contents undefined).</summary>
+    ComputeBuffer Allocate(int length);
+
+    /// <summary>An int32 buffer (token ids, positions, cache slots) of <paramref name="length"/> elements.</summary>
+    IndexBuffer AllocateIndices(int length);
+
+    /// <summary>Key/value storage for <paramref name="layers"/> layers × <paramref name="capacity"/> positions × <paramref name="kvWidth"/> values.</summary>
+    KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth);
+
+    void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0);
+    void Upload(ReadOnlySpan<int> source, IndexBuffer destination);
+    void Download(ComputeBuffer source, int sourceOffset, Span<float> destination);
+
+    /// <summary>destination[dOff .. dOff+count) = source[sOff .. sOff+count).</summary>
+    void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count);
+
+    /// <summary>output[r, :] = table[tokens[r], :] converted to F32.</summary>
+    void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows);
+
+    /// <summary>output[r, :] = input[r, :] / sqrt(mean(input[r, :]²) + eps) * weight.</summary>
+    void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width);
+
+    /// <summary>Fused residual step: residual += delta; normed = RmsNorm(residual) (same bits as the unfused pair).</summary>
+    void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width);
+
+    /// <summary>output[r, o] = Σ_i input[r, i] · weight[o, i] (x·Wᵀ, PyTorch Linear layout), F32 accumulation.</summary>
+    void MatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows);
+
+    /// <summary>
+    /// Rotary embedding in place on <c>[rows, heads × headDim]</c>, Hugging Face "rotate_half" convention:
+    /// for pair i &lt; headDim/2, angle = positions[r] · inverseFrequencies[i], and elements i and i + headDim/2 rotate.
+    /// </summary>
+    void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim);
+
+    /// <summary>Writes row r of <paramref name="keys"/>/<paramref name="values"/> (<c>[rows, kvWidth]</c>) into cache slot slots[r] of <paramref name="layer"/>.</summary>
+    void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows);
+
+    /// <summary>
+    /// Causal attention with grouped KV heads: query row r (at position positions[r]) attends to cache slots
+    /// [0, positions[r]] of <paramref name="layer"/>, scaled by 1/√headDim. Query head h reads KV head h / (heads / kvHeads).
+    /// <c>queries</c> and <c>output</c> are <c>[rows, heads × headDim]</c>.
+    /// </summary>
+    void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
+        int rows, int heads, int kvHeads, int headDim);
+
+    /// <summary>output[i] = silu(gate[i]) · up[i] for i &lt; count.</summary>
+    void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count);
+
+    /// <summary>
+    /// Per row of <c>logits [rows, vocab]</c>: the index of the largest value (lowest index on ties) and its softmax
+    /// probability — the draft's confidence check copies back these few bytes, not the logits.
+    /// </summary>
+    void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities);
+
+    /// <summary>Waits for queued work (a no-op on synchronous backends).</summary>
+    void Synchronize();
+}
+
+/// <summary>F32 activations owned by a backend.</summary>
+public abstract class ComputeBuffer : IDisposable
+{
+    protected ComputeBuffer(int length) => Length = length;
+    public int Length { get; }
+    public abstract void Dispose();
+}
+
+/// <summary>Int32 indices (token ids, positions, slots) owned by a backend.</summary>
+public abstract class IndexBuffer : IDisposable
+{
+    protected IndexBuffer(int length) => Length = length;
+    public int Length { get; }
+    public abstract void Dispose();
+}
+
+/// <summary>A weight matrix <c>[Rows, Columns]</c> in its stored dtype, resident where the backend computes.</summary>
+public abstract class WeightTensor : IDisposable
+{
+    protected WeightTensor(string name, DType dtype, int rows, int columns)
+    {
+        Name = name;
+        DType = dtype;
+        Rows = rows;
+        Columns = columns;
+    }
+
+    public string Name { get; }
+    public DType DType { get; }
+    public int Rows { get; }
+    public int Columns { get; }
+    public long ByteLength => (long)Rows * Columns * DType.SizeInBytes();
+    public abstract void Dispose();
+}
+
+/// <summary>Keys and values of every layer for a fixed number of positions (slots).</summary>
+public abstract class KvCacheStorage : IDisposable
+{
+    protected KvCacheStorage(int layers, int capacity, int kvWidth)
+    {
+        Layers = layers;
+        Capacity = capacity;
+        KvWidth = kvWidth;
+    }
+
+    public int Layers { get; }
+    public int Capacity { get; }
+    public int KvWidth { get; }
+    public abstract void Dispose();
+}
