@@ -1,1 +1,4 @@
-return 0;
+using Kangaroo;
+using Kangaroo.Cli;
+
+return Cli.Run(args, Console.Out, Console.Error, Console.In);

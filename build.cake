@@ -1,0 +1,52 @@
+// Build script: `dotnet tool restore && dotnet cake` restores, builds and runs every test.
+// Targets: Clean, Build, Test (default), Publish (the kangaroo CLI into artifacts/kangaroo).
+var target = Argument("target", "Test");
+var configuration = Argument("configuration", "Release");
+var solution = "./Kangaroo.Native.sln";
+
+Task("Clean").Does(() =>
+{
+    CleanDirectories("./src/**/bin/" + configuration);
+    CleanDirectories("./tests/**/bin/" + configuration);
+    CleanDirectory("./artifacts");
+});
+
+Task("Build").Does(() =>
+{
+    DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration });
+});
+
+// Runs the test executable (xunit.v3 on Microsoft Testing Platform) and ends with the plain summary line
+// `Tests: N passed, N failed, N skipped` that CI reads. GPU tests report skipped on machines without a GPU.
+Task("Test").IsDependentOn("Build").Does(() =>
+{
+    var exitCode = StartProcess("dotnet", new ProcessSettings
+    {
+        Arguments = $"test --project tests/Kangaroo.Tests/Kangaroo.Tests.csproj -c {configuration} --no-build",
+        RedirectStandardOutput = true,
+    }, out var output);
+    int total = 0, failed = 0, passed = 0, skipped = 0;
+    foreach (var line in output)
+    {
+        Information(line);
+        var t = line.Trim();
+        if (t.StartsWith("total:")) total = int.Parse(t.Substring(6).Trim());
+        else if (t.StartsWith("failed:")) failed = int.Parse(t.Substring(7).Trim());
+        else if (t.StartsWith("succeeded:")) passed = int.Parse(t.Substring(10).Trim());
+        else if (t.StartsWith("skipped:")) skipped = int.Parse(t.Substring(8).Trim());
+    }
+    Information($"Tests: {passed} passed, {failed} failed, {skipped} skipped");
+    if (exitCode != 0 || failed > 0 || total == 0)
+        throw new Exception($"tests failed (exit code {exitCode}, {failed} failed, {total} run)");
+});
+
+Task("Publish").Does(() =>
+{
+    DotNetPublish("./src/Kangaroo.Cli/Kangaroo.Cli.csproj", new DotNetPublishSettings
+    {
+        Configuration = configuration,
+        OutputDirectory = "./artifacts/kangaroo",
+    });
+});
+
+RunTarget(target);

@@ -1,0 +1,165 @@
+using Kangaroo.Backends;
+using Kangaroo.Generation;
+using Kangaroo.Model;
+using Kangaroo.Tokenization;
+
+namespace Kangaroo;
+
+/// <summary>How to load a <see cref="LanguageModel"/>.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>The backend to compute on. The model does not dispose it (one backend may serve several models).</summary>
+    public required IComputeBackend Backend { get; init; }
+
+    /// <summary>Reports weight loading (bytes made available to the backend).</summary>
+    public IProgress<LoadProgress>? Progress { get; init; }
+
+    /// <summary>Default context (KV cache positions) of sessions; null = min(max_position_embeddings, 4096).</summary>
+    public int? ContextLength { get; init; }
+}
+
+/// <summary>
+/// A loaded model: weights on a backend, tokenizer and defaults. Load once, share freely: every generation runs in
+/// its own <see cref="InferenceSession"/> (KV cache, scratch), so generations from several threads run at once.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    private LanguageModel(LlamaModel model, TextTokenizer tokenizer, GenerationConfig generationConfig, int contextLength, string directory)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        GenerationConfig = generationConfig;
+        ContextLength = contextLength;
+        Directory = directory;
+        var eos = new HashSet<int>(model.Config.EosTokenIds);
+        eos.UnionWith(generationConfig.EosTokenIds);
+        if (tokenizer.EosTokenId is int tokenizerEos) eos.Add(tokenizerEos);
+        EndOfSequenceIds = eos;
+    }
+
+    /// <summary>Loads a Hugging Face Llama model directory (config.json, safetensors weights, tokenizer).</summary>
+    public static LanguageModel Load(string directory, ModelLoadOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!System.IO.Directory.Exists(directory))
+            throw new ModelFormatException(directory, "model directory not found");
+        var config = LlamaConfig.LoadFromDirectory(directory);
+        var generationConfig = GenerationConfig.LoadFromDirectory(directory);
+        var tokenizer = TextTokenizer.Load(directory);
+        if (tokenizer.VocabularySize > config.VocabSize)
+            throw new ModelFormatException(directory, $"the tokenizer has {tokenizer.VocabularySize} tokens but config.json's vocab_size is {config.VocabSize}");
+        int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
+        if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
+        var model = LlamaModel.Load(directory, options.Backend, options.Progress);
+        return new LanguageModel(model, tokenizer, generationConfig, context, directory);
+    }
+
+    public string Directory { get; }
+    public LlamaModel Model { get; }
+    public LlamaConfig Config => Model.Config;
+    public TextTokenizer Tokenizer { get; }
+    public GenerationConfig GenerationConfig { get; }
+    public int ContextLength { get; }
+
+    /// <summary>Token ids that end a sequence: config.json, generation_config.json and the tokenizer together.</summary>
+    public IReadOnlySet<int> EndOfSequenceIds { get; }
+
+    /// <summary>A session with its own KV cache; reuses the cached prompt prefix across its generations.</summary>
+    public InferenceSession CreateSession(int? contextLength = null) => new(this, contextLength ?? ContextLength);
+
+    /// <summary>Generates a completion of <paramref name="prompt"/> in a fresh session.</summary>
+    public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        using var session = CreateSession();
+        return session.Generate(prompt, options, cancellationToken);
+    }
+
+    /// <summary>Streams the completion as text pieces; <see cref="GenerationStream.Result"/> holds ids and timings afterwards.</summary>
+    public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
+        new(CreateSession(), prompt, options, ownsSession: true);
+
+    public void Dispose() => Model.Dispose();
+}
+
+/// <summary>One sequence's state on a model: KV cache and scratch. Not thread-safe; create one per concurrent generation.</summary>
+public sealed class InferenceSession : IDisposable
+{
+    private readonly LanguageModel _owner;
+    private readonly VanillaDecoder _decoder;
+
+    internal InferenceSession(LanguageModel owner, int contextLength)
+    {
+        if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
+        _owner = owner;
+        _decoder = new VanillaDecoder(owner.Model, contextLength);
+    }
+
+    public int ContextLength => _decoder.ContextLength;
+
+    /// <summary>Prepares a generation to step through (the building block of the other methods).</summary>
+    public GenerationRun Start(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        int[] promptTokens = _owner.Tokenizer.Encode(prompt, options.AddBos ?? _owner.Tokenizer.AddBosToken);
+        _decoder.Configure(options, new DeterministicRandom(options.Seed ?? DeterministicRandom.RandomSeed()));
+        return new GenerationRun(_decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength,
+            cancellation: cancellationToken);
+    }
+
+    public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        Start(prompt, options, cancellationToken).RunToEnd();
+
+    public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
+        new(this, prompt, options, ownsSession: false);
+
+    public void Dispose() => _decoder.Dispose();
+}
+
+/// <summary>
+/// Text pieces of a generation as they are produced (<c>await foreach</c>); afterwards <see cref="Result"/> carries token
+/// ids, stop reason and timings. Steps run on the thread pool, off the caller's context. Enumerate once.
+/// </summary>
+public sealed class GenerationStream : IAsyncEnumerable<string>
+{
+    private readonly InferenceSession _session;
+    private readonly string _prompt;
+    private readonly GenerationOptions? _options;
+    private readonly bool _ownsSession;
+    private GenerationResult? _result;
+    private int _enumerated;
+
+    internal GenerationStream(InferenceSession session, string prompt, GenerationOptions? options, bool ownsSession)
+    {
+        _session = session;
+        _prompt = prompt;
+        _options = options;
+        _ownsSession = ownsSession;
+    }
+
+    /// <summary>The finished generation's result; throws before the stream has been enumerated to the end.</summary>
+    public GenerationResult Result => _result ?? throw new InvalidOperationException("enumerate the stream to its end first");
+
+    public async IAsyncEnumerator<string> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _enumerated, 1) != 0) throw new InvalidOperationException("a generation stream can be enumerated once");
+        try
+        {
+            await Task.Yield();
+            var run = _session.Start(_prompt, _options, cancellationToken);
+            while (true)
+            {
+                string piece = "";
+                bool more = await Task.Run(() => run.Step(out piece), CancellationToken.None).ConfigureAwait(false);
+                if (!more) break;
+                if (piece.Length > 0) yield return piece;
+            }
+            _result = run.Result;
+        }
+        finally
+        {
+            if (_ownsSession) _session.Dispose();
+        }
+    }
+}

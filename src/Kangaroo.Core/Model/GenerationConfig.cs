@@ -1,0 +1,82 @@
+using System.Text.Json;
+
+namespace Kangaroo.Model;
+
+/// <summary>The parts of Hugging Face <c>generation_config.json</c> the engine uses as defaults.</summary>
+public sealed record GenerationConfig
+{
+    public const string FileName = "generation_config.json";
+
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public bool? DoSample { get; init; }
+    public double? Temperature { get; init; }
+    public int? TopK { get; init; }
+    public double? TopP { get; init; }
+    public int? MaxNewTokens { get; init; }
+
+    /// <summary>The file's settings, or an empty config when the directory has none.</summary>
+    public static GenerationConfig LoadFromDirectory(string directory)
+    {
+        string path = Path.Combine(directory, FileName);
+        if (!File.Exists(path)) return new GenerationConfig();
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelFormatException(path, $"cannot read: {e.Message}", e);
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(text, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "expected a JSON object at the top level");
+            return new GenerationConfig
+            {
+                BosTokenId = Int(root, "bos_token_id", path),
+                EosTokenIds = IntList(root, "eos_token_id", path),
+                DoSample = root.TryGetProperty("do_sample", out var s) && s.ValueKind is JsonValueKind.True or JsonValueKind.False ? s.GetBoolean() : null,
+                Temperature = Number(root, "temperature", path),
+                TopK = Int(root, "top_k", path),
+                TopP = Number(root, "top_p", path),
+                MaxNewTokens = Int(root, "max_new_tokens", path),
+            };
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException(path, $"not valid JSON: {e.Message}", e);
+        }
+    }
+
+    private static double? Number(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number) throw new ModelFormatException(path, $"field \"{name}\" must be a number, got {v.GetRawText()}");
+        return v.GetDouble();
+    }
+
+    private static int? Int(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
+            throw new ModelFormatException(path, $"field \"{name}\" must be an integer, got {v.GetRawText()}");
+        return i;
+    }
+
+    private static IReadOnlyList<int> IntList(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return [];
+        if (v.ValueKind != JsonValueKind.Array) return [Int(root, name, path)!.Value];
+        var list = new List<int>();
+        foreach (var item in v.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int i))
+                throw new ModelFormatException(path, $"field \"{name}\" must hold integers, got {item.GetRawText()}");
+            list.Add(i);
+        }
+        return list;
+    }
+}

@@ -1,0 +1,283 @@
+using Kangaroo.Backends;
+using Kangaroo.Weights;
+
+namespace Kangaroo.Model;
+
+/// <summary>Progress of weight loading: bytes made available to the backend so far.</summary>
+public readonly record struct LoadProgress(long LoadedBytes, long TotalBytes, string TensorName);
+
+/// <summary>
+/// A Llama-family transformer on one backend. The forward pass is exposed in stages (embed, a range of decoder
+/// layers, final norm + LM head) so that decoders — vanilla, and Kangaroo's shallow draft and deep verify — compose
+/// it. Shared by many sessions: all per-sequence state lives in <see cref="KvCache"/> and <see cref="ForwardWorkspace"/>.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private readonly WeightStore? _ownedWeights;
+    private readonly List<WeightTensor> _tensors = [];
+
+    internal sealed record LayerWeights(
+        WeightTensor InputNorm, WeightTensor QueryProjection, WeightTensor KeyProjection, WeightTensor ValueProjection,
+        WeightTensor OutputProjection, WeightTensor PostAttentionNorm, WeightTensor GateProjection,
+        WeightTensor UpProjection, WeightTensor DownProjection);
+
+    private LlamaModel(LlamaConfig config, IComputeBackend backend, WeightStore? ownedWeights)
+    {
+        Config = config;
+        Backend = backend;
+        _ownedWeights = ownedWeights;
+    }
+
+    public LlamaConfig Config { get; }
+    public IComputeBackend Backend { get; }
+    internal WeightTensor Embedding { get; private set; } = null!;
+    internal WeightTensor FinalNorm { get; private set; } = null!;
+    internal WeightTensor LmHead { get; private set; } = null!;
+    internal WeightTensor InverseFrequencies { get; private set; } = null!;
+    internal LayerWeights[] Layers { get; private set; } = [];
+
+    /// <summary>Total bytes of weights loaded onto the backend (tied embeddings counted once).</summary>
+    public long WeightBytes { get; private set; }
+
+    /// <summary>Loads <c>config.json</c> and the safetensors weights of a Hugging Face model directory.</summary>
+    public static LlamaModel Load(string directory, IComputeBackend backend, IProgress<LoadProgress>? progress = null)
+    {
+        var config = LlamaConfig.LoadFromDirectory(directory);
+        var weights = WeightStore.OpenDirectory(directory);
+        try
+        {
+            return Create(config, weights, backend, ownsWeights: true, progress);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Builds the model from open weights. Every tensor is checked against the shape the config implies; a missing or
+    /// misshapen tensor is a <see cref="ModelFormatException"/> naming it. With <paramref name="ownsWeights"/> the
+    /// model disposes the store (host backends read the mapped files directly, so the store must outlive the model).
+    /// </summary>
+    public static LlamaModel Create(LlamaConfig config, WeightStore weights, IComputeBackend backend, bool ownsWeights = false,
+        IProgress<LoadProgress>? progress = null)
+    {
+        var model = new LlamaModel(config, backend, ownsWeights ? weights : null);
+        try
+        {
+            model.LoadWeights(weights, progress);
+            return model;
+        }
+        catch
+        {
+            model.DisposeTensors();
+            throw;
+        }
+    }
+
+    /// <summary>Names and shapes of every tensor the config requires (the loading plan; also used by inspect).</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ExpectedTensors(LlamaConfig c)
+    {
+        var list = new List<(string, int[])> { ("model.embed_tokens.weight", [c.VocabSize, c.HiddenSize]) };
+        for (int i = 0; i < c.NumLayers; i++)
+        {
+            string p = $"model.layers.{i}.";
+            list.Add((p + "input_layernorm.weight", [c.HiddenSize]));
+            list.Add((p + "self_attn.q_proj.weight", [c.QueryWidth, c.HiddenSize]));
+            list.Add((p + "self_attn.k_proj.weight", [c.KvWidth, c.HiddenSize]));
+            list.Add((p + "self_attn.v_proj.weight", [c.KvWidth, c.HiddenSize]));
+            list.Add((p + "self_attn.o_proj.weight", [c.HiddenSize, c.QueryWidth]));
+            list.Add((p + "post_attention_layernorm.weight", [c.HiddenSize]));
+            list.Add((p + "mlp.gate_proj.weight", [c.IntermediateSize, c.HiddenSize]));
+            list.Add((p + "mlp.up_proj.weight", [c.IntermediateSize, c.HiddenSize]));
+            list.Add((p + "mlp.down_proj.weight", [c.HiddenSize, c.IntermediateSize]));
+        }
+        list.Add(("model.norm.weight", [c.HiddenSize]));
+        if (!c.TieWordEmbeddings) list.Add(("lm_head.weight", [c.VocabSize, c.HiddenSize]));
+        return list;
+    }
+
+    private void LoadWeights(WeightStore weights, IProgress<LoadProgress>? progress)
+    {
+        var plan = ExpectedTensors(Config);
+        // Validate every shape before moving any bytes: a bad file fails fast, before a long upload.
+        var views = new TensorView[plan.Count];
+        long total = 0;
+        for (int i = 0; i < plan.Count; i++)
+        {
+            views[i] = weights.Get(plan[i].Name, plan[i].Shape);
+            total += views[i].ByteLength;
+        }
+
+        long loaded = 0;
+        int next = 0;
+        WeightTensor Take()
+        {
+            var view = views[next];
+            int[] shape = plan[next++].Shape;
+            var tensor = Backend.LoadWeight(view, shape.Length == 1 ? 1 : shape[0], shape[^1]);
+            _tensors.Add(tensor);
+            loaded += view.ByteLength;
+            progress?.Report(new LoadProgress(loaded, total, view.Name));
+            return tensor;
+        }
+
+        Embedding = Take();
+        Layers = new LayerWeights[Config.NumLayers];
+        for (int i = 0; i < Config.NumLayers; i++)
+            Layers[i] = new LayerWeights(Take(), Take(), Take(), Take(), Take(), Take(), Take(), Take(), Take());
+        FinalNorm = Take();
+        LmHead = Config.TieWordEmbeddings ? Embedding : Take();
+        WeightBytes = total;
+
+        float[] inverseFrequencies = RotaryEmbedding.InverseFrequencies(Config);
+        InverseFrequencies = Backend.LoadWeight("rope.inv_freq", inverseFrequencies, 1, inverseFrequencies.Length);
+        _tensors.Add(InverseFrequencies);
+    }
+
+    public ForwardWorkspace CreateWorkspace(int maxRows)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
+        return new ForwardWorkspace(Backend, Config, maxRows);
+    }
+
+    public KvCache CreateCache(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        return new KvCache(Backend.AllocateKvCache(Config.NumLayers, capacity, Config.KvWidth));
+    }
+
+    /// <summary>Uploads the rows' token ids and absolute positions (positions[r] = <paramref name="startPosition"/> + r) and gathers their embeddings into <see cref="ForwardWorkspace.Hidden"/>.</summary>
+    public void Embed(ForwardWorkspace workspace, ReadOnlySpan<int> tokens, int startPosition)
+    {
+        int rows = tokens.Length;
+        CheckRows(workspace, rows);
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Config.VocabSize})");
+        }
+        SetPositions(workspace, startPosition, rows);
+        Backend.Upload(tokens, workspace.Tokens);
+        Backend.Embed(Embedding, workspace.Tokens, workspace.Hidden, rows);
+    }
+
+    /// <summary>Uploads positions [startPosition, startPosition + rows) for the next <see cref="RunLayers"/> (when hidden states were placed by hand).</summary>
+    public void SetPositions(ForwardWorkspace workspace, int startPosition, int rows)
+    {
+        CheckRows(workspace, rows);
+        Span<int> positions = rows <= 256 ? stackalloc int[rows] : new int[rows];
+        for (int r = 0; r < rows; r++) positions[r] = startPosition + r;
+        Backend.Upload(positions, workspace.Positions);
+    }
+
+    /// <summary>
+    /// Runs decoder layers [<paramref name="firstLayer"/>, <paramref name="endLayer"/>) over the first <paramref name="rows"/>
+    /// rows of <see cref="ForwardWorkspace.Hidden"/> at the positions set by <see cref="Embed"/>/<see cref="SetPositions"/>,
+    /// writing those layers' keys and values into the cache slots of those positions. The caller must have ensured the
+    /// cache holds valid entries for every earlier position of these layers.
+    /// </summary>
+    public void RunLayers(ForwardWorkspace ws, KvCache cache, int firstLayer, int endLayer, int rows)
+    {
+        if (firstLayer < 0 || endLayer > Config.NumLayers || firstLayer > endLayer)
+            throw new ArgumentOutOfRangeException(nameof(firstLayer), $"layer range [{firstLayer}, {endLayer}) outside [0, {Config.NumLayers}]");
+        CheckRows(ws, rows);
+        if (firstLayer == endLayer) return;
+
+        var b = Backend;
+        var c = Config;
+        float eps = (float)c.RmsNormEps;
+        b.RmsNorm(ws.Hidden, Layers[firstLayer].InputNorm, eps, ws.Normed, rows, c.HiddenSize);
+        for (int i = firstLayer; i < endLayer; i++)
+        {
+            var layer = Layers[i];
+            b.MatMul(ws.Normed, layer.QueryProjection, ws.Queries, rows);
+            b.MatMul(ws.Normed, layer.KeyProjection, ws.Keys, rows);
+            b.MatMul(ws.Normed, layer.ValueProjection, ws.Values, rows);
+            b.Rope(ws.Queries, ws.Positions, InverseFrequencies, rows, c.NumHeads, c.HeadDim);
+            b.Rope(ws.Keys, ws.Positions, InverseFrequencies, rows, c.NumKvHeads, c.HeadDim);
+            b.StoreKv(cache.Storage, i, ws.Keys, ws.Values, ws.Positions, rows);
+            b.Attention(ws.Queries, cache.Storage, i, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+            b.MatMul(ws.AttentionOutput, layer.OutputProjection, ws.Delta, rows);
+            b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, eps, ws.Normed, rows, c.HiddenSize);
+
+            b.MatMul(ws.Normed, layer.GateProjection, ws.Gate, rows);
+            b.MatMul(ws.Normed, layer.UpProjection, ws.Up, rows);
+            b.SiluMul(ws.Gate, ws.Up, ws.Gate, rows * c.IntermediateSize);
+            b.MatMul(ws.Gate, layer.DownProjection, ws.Delta, rows);
+            // The fused add also normalizes for whatever reads the residual next: the next layer, or the LM head.
+            var nextNorm = i + 1 < c.NumLayers ? Layers[i + 1].InputNorm : FinalNorm;
+            b.AddRmsNorm(ws.Hidden, ws.Delta, nextNorm, eps, ws.Normed, rows, c.HiddenSize);
+        }
+    }
+
+    /// <summary>
+    /// Final norm + LM head for rows [<paramref name="firstRow"/>, <paramref name="firstRow"/> + <paramref name="rows"/>) of
+    /// <see cref="ForwardWorkspace.Hidden"/>; the logits land in rows [0, rows) of <see cref="ForwardWorkspace.Logits"/>.
+    /// </summary>
+    public void ComputeLogits(ForwardWorkspace ws, int firstRow, int rows)
+    {
+        CheckRows(ws, firstRow + rows);
+        int hidden = Config.HiddenSize;
+        var input = ws.Hidden;
+        if (firstRow > 0)
+        {
+            Backend.Copy(ws.Hidden, firstRow * hidden, ws.Delta, 0, rows * hidden);
+            input = ws.Delta;
+        }
+        Backend.RmsNorm(input, FinalNorm, (float)Config.RmsNormEps, ws.Normed, rows, hidden);
+        Backend.MatMul(ws.Normed, LmHead, ws.Logits, rows);
+    }
+
+    /// <summary>
+    /// Appends <paramref name="tokens"/> to the sequence in <paramref name="cache"/> (in chunks of the workspace's row
+    /// count) and leaves the logits of the last token in row 0 of <see cref="ForwardWorkspace.Logits"/>.
+    /// </summary>
+    public void Prefill(ReadOnlySpan<int> tokens, KvCache cache, ForwardWorkspace ws)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to process", nameof(tokens));
+        if (cache.Length + tokens.Length > cache.Capacity)
+            throw new InvalidRequestException($"{cache.Length + tokens.Length} positions needed, the context holds {cache.Capacity}");
+        while (!tokens.IsEmpty)
+        {
+            int rows = Math.Min(tokens.Length, ws.MaxRows);
+            Embed(ws, tokens[..rows], cache.Length);
+            RunLayers(ws, cache, 0, Config.NumLayers, rows);
+            cache.Advance(rows);
+            tokens = tokens[rows..];
+            if (tokens.IsEmpty) ComputeLogits(ws, rows - 1, 1);
+        }
+    }
+
+    /// <summary>Logits <c>[tokens, vocab]</c> of every position of a fresh sequence, one forward call (tests, evaluation).</summary>
+    public float[] EvaluateLogits(ReadOnlySpan<int> tokens)
+    {
+        using var cache = CreateCache(tokens.Length);
+        using var ws = CreateWorkspace(tokens.Length);
+        Embed(ws, tokens, 0);
+        RunLayers(ws, cache, 0, Config.NumLayers, tokens.Length);
+        ComputeLogits(ws, 0, tokens.Length);
+        var logits = new float[tokens.Length * Config.VocabSize];
+        Backend.Download(ws.Logits, 0, logits);
+        return logits;
+    }
+
+    private static void CheckRows(ForwardWorkspace ws, int rows)
+    {
+        if (rows < 1 || rows > ws.MaxRows)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the workspace holds 1 to {ws.MaxRows} rows");
+    }
+
+    private void DisposeTensors()
+    {
+        foreach (var tensor in _tensors) tensor.Dispose();
+        _tensors.Clear();
+    }
+
+    public void Dispose()
+    {
+        DisposeTensors();
+        _ownedWeights?.Dispose();
+    }
+}
