@@ -8,7 +8,8 @@ namespace Kangaroo.Model;
 /// </summary>
 public sealed class ForwardWorkspace : IDisposable
 {
-    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows)
+    /// <param name="withFeedForward">False for attention-only blocks (the Kangaroo adapter): no MLP scratch.</param>
+    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true)
     {
         MaxRows = maxRows;
         Hidden = backend.Allocate(maxRows * config.HiddenSize);
@@ -18,8 +19,8 @@ public sealed class ForwardWorkspace : IDisposable
         Keys = backend.Allocate(maxRows * config.KvWidth);
         Values = backend.Allocate(maxRows * config.KvWidth);
         AttentionOutput = backend.Allocate(maxRows * config.QueryWidth);
-        Gate = backend.Allocate(maxRows * config.IntermediateSize);
-        Up = backend.Allocate(maxRows * config.IntermediateSize);
+        Gate = withFeedForward ? backend.Allocate(maxRows * config.IntermediateSize) : null!;
+        Up = withFeedForward ? backend.Allocate(maxRows * config.IntermediateSize) : null!;
         Logits = backend.Allocate(maxRows * config.VocabSize);
         Tokens = backend.AllocateIndices(maxRows);
         Positions = backend.AllocateIndices(maxRows);
@@ -46,7 +47,7 @@ public sealed class ForwardWorkspace : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new IDisposable[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions })
-            buffer.Dispose();
+        foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions })
+            buffer?.Dispose();
     }
 }

@@ -1,0 +1,166 @@
+using System.Text.Json;
+using Kangaroo.Backends;
+using Kangaroo.Model;
+using Kangaroo.Weights;
+
+namespace Kangaroo.Speculative;
+
+/// <summary>
+/// Kangaroo's adapter: one decoder layer with attention only (input RMSNorm → multi-head attention with RoPE →
+/// residual add, no MLP) and a final RMSNorm, reading the hidden states that leave base layer ℓ. Its output goes
+/// through the base model's own LM head. It has its own one-layer KV cache.
+/// <para>
+/// On disk: <c>config.json</c> (a LlamaConfig with num_hidden_layers = 1, plus an optional <c>"exit_layer"</c>) and
+/// the reference checkpoint's tensors <c>layers.0.input_layernorm.weight</c>, <c>layers.0.self_attn.{q,k,v,o}_proj.weight</c>,
+/// <c>norm.weight</c> in <c>model.safetensors</c> or, as in the official release, <c>pytorch_model.bin</c>.
+/// </para>
+/// </summary>
+public sealed class KangarooAdapter : IDisposable
+{
+    /// <summary>The subfolder of a model directory that holds its adapter: <c>kangaroo-adapter/</c>.</summary>
+    public const string DefaultSubdirectory = "kangaroo-adapter";
+
+    private readonly LlamaModel _base;
+    private readonly IDisposable _weightsOwner;
+    private readonly WeightTensor[] _tensors;
+    private readonly WeightTensor _inputNorm, _query, _key, _value, _output, _finalNorm, _inverseFrequencies;
+
+    private KangarooAdapter(LlamaModel baseModel, LlamaConfig config, int? exitLayer, IDisposable weightsOwner, WeightTensor[] tensors,
+        WeightTensor inverseFrequencies, string directory)
+    {
+        _base = baseModel;
+        Config = config;
+        RecordedExitLayer = exitLayer;
+        _weightsOwner = weightsOwner;
+        _tensors = tensors;
+        (_inputNorm, _query, _key, _value, _output, _finalNorm) = (tensors[0], tensors[1], tensors[2], tensors[3], tensors[4], tensors[5]);
+        _inverseFrequencies = inverseFrequencies;
+        Directory = directory;
+    }
+
+    public LlamaConfig Config { get; }
+    public string Directory { get; }
+
+    /// <summary>The exit layer ℓ the adapter was trained for, when its config records it.</summary>
+    public int? RecordedExitLayer { get; }
+
+    /// <summary>Parameters of the adapter itself (the LM head is the base model's).</summary>
+    public long ParameterCount => _tensors.Sum(t => (long)t.Rows * t.Columns);
+
+    /// <summary>Loads an adapter directory for <paramref name="baseModel"/>; every mismatch is a clear error.</summary>
+    public static KangarooAdapter Load(string directory, LlamaModel baseModel)
+    {
+        if (!System.IO.Directory.Exists(directory))
+            throw new ModelFormatException(directory, "adapter directory not found");
+        string configPath = Path.Combine(directory, LlamaConfig.FileName);
+        var config = LlamaConfig.Load(configPath);
+        int? exitLayer = ReadExitLayer(configPath);
+        var b = baseModel.Config;
+        if (config.HiddenSize != b.HiddenSize)
+            throw new ModelFormatException(configPath, $"adapter hidden_size {config.HiddenSize} does not match the base model's {b.HiddenSize}");
+        if (config.VocabSize != b.VocabSize)
+            throw new ModelFormatException(configPath, $"adapter vocab_size {config.VocabSize} does not match the base model's {b.VocabSize}");
+        if (exitLayer is int l && (l < 1 || l >= b.NumLayers))
+            throw new ModelFormatException(configPath, $"exit_layer {l} is outside [1, {b.NumLayers - 1}] for a base model of {b.NumLayers} layers");
+
+        var (source, owner) = OpenWeights(directory);
+        var tensors = new List<WeightTensor>();
+        try
+        {
+            WeightTensor Take(string name, params int[] shape)
+            {
+                var tensor = baseModel.Backend.LoadWeight(source(name, shape), shape.Length == 1 ? 1 : shape[0], shape[^1]);
+                tensors.Add(tensor);
+                return tensor;
+            }
+            Take("layers.0.input_layernorm.weight", config.HiddenSize);
+            Take("layers.0.self_attn.q_proj.weight", config.QueryWidth, config.HiddenSize);
+            Take("layers.0.self_attn.k_proj.weight", config.KvWidth, config.HiddenSize);
+            Take("layers.0.self_attn.v_proj.weight", config.KvWidth, config.HiddenSize);
+            Take("layers.0.self_attn.o_proj.weight", config.HiddenSize, config.QueryWidth);
+            Take("norm.weight", config.HiddenSize);
+            float[] frequencies = RotaryEmbedding.InverseFrequencies(config);
+            var inverseFrequencies = baseModel.Backend.LoadWeight("adapter.rope.inv_freq", frequencies, 1, frequencies.Length);
+            tensors.Add(inverseFrequencies);
+            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(6).ToArray(), inverseFrequencies, directory);
+        }
+        catch
+        {
+            foreach (var t in tensors) t.Dispose();
+            owner.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>model.safetensors (or a sharded index) if present, else pytorch_model.bin.</summary>
+    private static (Func<string, int[], TensorView> Get, IDisposable Owner) OpenWeights(string directory)
+    {
+        bool hasSafeTensors = File.Exists(Path.Combine(directory, "model.safetensors"))
+                              || File.Exists(Path.Combine(directory, "model.safetensors.index.json"));
+        if (hasSafeTensors)
+        {
+            var store = WeightStore.OpenDirectory(directory);
+            return (store.Get, store);
+        }
+        string bin = Path.Combine(directory, "pytorch_model.bin");
+        if (File.Exists(bin))
+        {
+            var checkpoint = PyTorchCheckpoint.Open(bin);
+            return (checkpoint.Get, checkpoint);
+        }
+        throw new ModelFormatException(directory, "no adapter weights: expected model.safetensors or pytorch_model.bin");
+    }
+
+    private static int? ReadExitLayer(string configPath)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(configPath), new JsonDocumentOptions { AllowTrailingCommas = true });
+        if (!doc.RootElement.TryGetProperty("exit_layer", out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int layer))
+            throw new ModelFormatException(configPath, $"field \"exit_layer\" must be an integer, got {v.GetRawText()}");
+        return layer;
+    }
+
+    /// <summary>Scratch for up to <paramref name="maxRows"/> adapter rows (attention only: no MLP buffers).</summary>
+    public ForwardWorkspace CreateWorkspace(int maxRows) => new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false);
+
+    public KvCache CreateCache(int capacity) => new(_base.Backend.AllocateKvCache(1, capacity, Config.KvWidth));
+
+    /// <summary>
+    /// Runs the adapter over rows [0, rows) of <paramref name="ws"/>.Hidden — layer-ℓ hidden states at positions
+    /// [startPosition, startPosition + rows) — writing its KV cache. With <paramref name="computeLogits"/>, the last row
+    /// goes through the final norm and the base LM head into row 0 of <paramref name="ws"/>.Logits. Hidden is consumed.
+    /// </summary>
+    public void Forward(ForwardWorkspace ws, KvCache cache, int startPosition, int rows, bool computeLogits)
+    {
+        var b = _base.Backend;
+        var c = Config;
+        float eps = (float)c.RmsNormEps;
+        _base.SetPositions(ws, startPosition, rows);
+        b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
+        b.MatMul(ws.Normed, _query, ws.Queries, rows);
+        b.MatMul(ws.Normed, _key, ws.Keys, rows);
+        b.MatMul(ws.Normed, _value, ws.Values, rows);
+        b.Rope(ws.Queries, ws.Positions, _inverseFrequencies, rows, c.NumHeads, c.HeadDim);
+        b.Rope(ws.Keys, ws.Positions, _inverseFrequencies, rows, c.NumKvHeads, c.HeadDim);
+        b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows);
+        b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        if (!computeLogits) return;
+
+        b.MatMul(ws.AttentionOutput, _output, ws.Delta, rows);
+        b.AddRmsNorm(ws.Hidden, ws.Delta, _finalNorm, eps, ws.Normed, rows, c.HiddenSize);
+        var last = ws.Normed;
+        if (rows > 1)
+        {
+            b.Copy(ws.Normed, (rows - 1) * c.HiddenSize, ws.Delta, 0, c.HiddenSize);
+            last = ws.Delta;
+        }
+        b.MatMul(last, _base.LmHead, ws.Logits, 1);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _tensors) t.Dispose();
+        _inverseFrequencies.Dispose();
+        _weightsOwner.Dispose();
+    }
+}

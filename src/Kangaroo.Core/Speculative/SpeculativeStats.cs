@@ -1,0 +1,22 @@
+namespace Kangaroo.Speculative;
+
+/// <summary>What speculative decoding did in one generation.</summary>
+public sealed record SpeculativeStats
+{
+    /// <summary>Verification rounds (each ends with one batched pass of the deep layers).</summary>
+    public int Rounds { get; init; }
+    /// <summary>Tokens proposed by the drafter.</summary>
+    public int Drafted { get; init; }
+    /// <summary>Drafted tokens the target agreed with.</summary>
+    public int Accepted { get; init; }
+    /// <summary>Tokens emitted by rounds: accepted drafts plus one token from the target per round.</summary>
+    public int Emitted { get; init; }
+    public TimeSpan DraftTime { get; init; }
+    public TimeSpan VerifyTime { get; init; }
+
+    /// <summary>Mean tokens a round produced (accepted drafts + the target's token).</summary>
+    public double MeanAcceptedPerRound => Rounds > 0 ? (double)Emitted / Rounds : 0;
+
+    /// <summary>Share of drafted tokens accepted.</summary>
+    public double AcceptanceRate => Drafted > 0 ? (double)Accepted / Drafted : 0;
+}
