@@ -220,20 +220,19 @@ internal sealed class SafeTensorsHeader
     /// </summary>
     private static void CheckDataRegionIsExactlyCovered(string path, Dictionary<string, Entry> entries, List<string> names, long dataRegionLength)
     {
-        var byOffset = names.ToArray();
+        var byOffset = new (string Name, Entry Entry)[names.Count];
+        for (int i = 0; i < byOffset.Length; i++) byOffset[i] = (names[i], entries[names[i]]);
         // Zero-length tensors sort before a tensor starting at the same offset, so they never read as overlaps.
-        Array.Sort(byOffset, (a, b) =>
+        Array.Sort(byOffset, static (x, y) =>
         {
-            Entry x = entries[a], y = entries[b];
-            int order = x.Begin.CompareTo(y.Begin);
-            return order != 0 ? order : x.End.CompareTo(y.End);
+            int order = x.Entry.Begin.CompareTo(y.Entry.Begin);
+            return order != 0 ? order : x.Entry.End.CompareTo(y.Entry.End);
         });
 
         long coveredUpTo = 0;
         string? previous = null;
-        foreach (string name in byOffset)
+        foreach (var (name, entry) in byOffset)
         {
-            Entry entry = entries[name];
             if (entry.Begin < coveredUpTo)
                 throw TensorError(path, name, $"data_offsets [{entry.Begin}, {entry.End}] overlap tensor \"{previous}\", which ends at {coveredUpTo}");
             if (entry.Begin > coveredUpTo)
