@@ -20,6 +20,8 @@ internal sealed class KangarooDrafter : IDisposable
     private readonly ComputeBuffer _pendingHidden;
     private readonly TokenSampler _sampler;
     private readonly float[] _logits;
+    private readonly int[] _best = new int[1];
+    private readonly float[] _bestProbability = new float[1];
     private bool _adapterBehind;
 
     public KangarooDrafter(LlamaModel model, KangarooAdapter adapter, int exitLayer, int contextLength, int maxRows)
@@ -87,10 +89,8 @@ internal sealed class KangarooDrafter : IDisposable
             float confidence;
             if (options.IsGreedy)
             {
-                Span<int> best = stackalloc int[1];
-                Span<float> probability = stackalloc float[1];
-                backend.ArgmaxWithProbability(_adapterWorkspace.Logits, 1, vocab, best, probability);
-                (draft, confidence) = (best[0], probability[0]);
+                backend.ArgmaxWithProbability(_adapterWorkspace.Logits, 1, vocab, _best, _bestProbability);
+                (draft, confidence) = (_best[0], _bestProbability[0]);
             }
             else
             {

@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using Kangaroo.Generation;
+using Kangaroo.Model;
+
+namespace Kangaroo.Speculative;
+
+/// <summary>
+/// The Kangaroo scheduler for one sequence: per round the <see cref="KangarooDrafter"/> drafts with the shallow
+/// sub-network + adapter until its confidence stop, the deep layers [ℓ, L) verify the last token and every draft in ONE
+/// batched pass, the <see cref="DraftVerifier"/> keeps the accepted prefix plus one target token, and every cache is cut
+/// back to the accepted sequence. Written only against <see cref="LlamaModel"/>'s stages, so it runs on every backend;
+/// with row-invariant ops its greedy output is bit-identical to <see cref="VanillaDecoder"/>'s.
+/// </summary>
+public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly KvCache _cache;
+    private readonly ForwardWorkspace _verify;
+    private readonly KangarooDrafter _drafter;
+    private readonly DraftVerifier _verifier;
+    private readonly TokenSampler _sampler;
+    private readonly int _exitLayer;
+    private readonly int _maxDrafts;
+    private readonly float _threshold;
+    private readonly int[] _drafts;
+    private readonly int[] _targets;
+    private readonly float[] _targetProbabilities;
+    private readonly float[] _draftDistributions;
+    private readonly float[] _logits;
+    private readonly List<int> _sequence = [];
+    private GenerationOptions _options = new();
+    private DeterministicRandom _random = new(0);
+    private bool _prefillLogitsReady;
+    private readonly Stopwatch _draftClock = new(), _verifyClock = new();
+    private int _rounds, _drafted, _accepted, _emitted;
+
+    public KangarooDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
+    {
+        options.Validate(model.Config.NumLayers);
+        _model = model;
+        _exitLayer = options.ExitLayer ?? adapter.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
+        if (_exitLayer < 1 || _exitLayer >= model.Config.NumLayers)
+            throw new InvalidRequestException($"exit layer must be in [1, {model.Config.NumLayers - 1}] for a model of {model.Config.NumLayers} layers, got {_exitLayer}");
+        _maxDrafts = options.MaxDraftSteps;
+        _threshold = options.Threshold;
+        int vocab = model.Config.VocabSize;
+        int rows = Math.Max(prefillChunk, _maxDrafts + 1);
+        _cache = model.CreateCache(contextLength);
+        _verify = model.CreateWorkspace(rows);
+        _drafter = new KangarooDrafter(model, adapter, _exitLayer, contextLength, rows);
+        _verifier = new DraftVerifier(vocab);
+        _sampler = new TokenSampler(vocab);
+        _drafts = new int[_maxDrafts];
+        _targets = new int[_maxDrafts + 1];
+        _targetProbabilities = new float[_maxDrafts + 1];
+        _logits = new float[(_maxDrafts + 1) * vocab];
+        _draftDistributions = new float[_maxDrafts * vocab];
+    }
+
+    public int ContextLength => _cache.Capacity;
+    public int ExitLayer => _exitLayer;
+
+    /// <summary>Most tokens one round can emit: γ drafts plus the target's token.</summary>
+    public int MaxTokensPerStep => _maxDrafts + 1;
+
+    public SpeculativeStats Stats => new()
+    {
+        Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
+        DraftTime = _draftClock.Elapsed, VerifyTime = _verifyClock.Elapsed,
+    };
+
+    /// <summary>Sets sampling for the next sequence (call before <see cref="Prefill"/>).</summary>
+    public void Configure(GenerationOptions options, DeterministicRandom random)
+    {
+        _options = options;
+        _random = random;
+    }
+
+    public void Prefill(ReadOnlySpan<int> promptTokens)
+    {
+        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
+        if (promptTokens.Length > _cache.Capacity)
+            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {_cache.Capacity}");
+        _cache.Clear();
+        _drafter.Reset();
+        _sequence.Clear();
+        _rounds = _drafted = _accepted = _emitted = 0;
+        _draftClock.Reset();
+        _verifyClock.Reset();
+
+        // Like LlamaModel.Prefill, but split at ℓ so the adapter's cache sees the prompt's layer-ℓ states.
+        var tokens = promptTokens;
+        while (!tokens.IsEmpty)
+        {
+            int rows = Math.Min(tokens.Length, _verify.MaxRows);
+            int start = _cache.Length;
+            _model.Embed(_verify, tokens[..rows], start);
+            _model.RunLayers(_verify, _cache, 0, _exitLayer, rows);
+            _drafter.PrefillChunk(_verify, start, rows);
+            _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, rows);
+            _cache.Advance(rows);
+            tokens = tokens[rows..];
+            if (tokens.IsEmpty) _model.ComputeLogits(_verify, rows - 1, 1);
+        }
+        _sequence.AddRange(promptTokens);
+        _prefillLogitsReady = true;
+    }
+
+    public int Next(Span<int> destination)
+    {
+        if (destination.IsEmpty) throw new ArgumentException("no room for a token", nameof(destination));
+        if (_prefillLogitsReady)
+        {
+            _prefillLogitsReady = false;
+            destination[0] = ChooseFromLogits(row: 0);
+            _sequence.Add(destination[0]);
+            return 1;
+        }
+        if (_sequence.Count == 0) throw new InvalidOperationException("Prefill must come first");
+        return Round(destination);
+    }
+
+    private int Round(Span<int> destination)
+    {
+        int position = _cache.Length;              // the last token (not yet in any cache) sits here
+        int lastToken = _sequence[^1];
+        // Drafts are limited by γ, by the tokens the caller still wants, and by the cache's room.
+        int maxDrafts = Math.Min(_maxDrafts, Math.Min(destination.Length - 1, _cache.Capacity - 1 - position));
+
+        _draftClock.Start();
+        int drafted = _drafter.Draft(lastToken, position, maxDrafts, _threshold, _cache, _verify, _drafts, _options, _random, _draftDistributions);
+        _drafter.SaveLastRow(_verify, drafted);
+        _draftClock.Stop();
+
+        _verifyClock.Start();
+        int rows = drafted + 1;
+        _model.SetPositions(_verify, position, rows);
+        _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, rows);
+        _model.ComputeLogits(_verify, 0, rows);
+        _cache.Advance(rows);
+        int accepted;
+        var drafts = _drafts.AsSpan(0, drafted);
+        if (_options.IsGreedy)
+        {
+            _model.Backend.ArgmaxWithProbability(_verify.Logits, rows, _model.Config.VocabSize, _targets, _targetProbabilities);
+            accepted = DraftVerifier.VerifyGreedy(drafts, _targets, destination);
+        }
+        else
+        {
+            var logits = _logits.AsSpan(0, rows * _model.Config.VocabSize);
+            _model.Backend.Download(_verify.Logits, 0, logits);
+            accepted = _verifier.VerifySampling(drafts, _draftDistributions, logits, _options, _random, destination);
+        }
+        _cache.Truncate(position + accepted + 1);
+        _drafter.Commit(position, drafted, accepted);
+        _verifyClock.Stop();
+
+        _rounds++;
+        _drafted += drafted;
+        _accepted += accepted;
+        _emitted += accepted + 1;
+        for (int i = 0; i <= accepted; i++) _sequence.Add(destination[i]);
+        return accepted + 1;
+    }
+
+    private int ChooseFromLogits(int row)
+    {
+        int vocab = _model.Config.VocabSize;
+        if (_options.IsGreedy)
+        {
+            _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, vocab, _targets, _targetProbabilities);
+            return _targets[0];
+        }
+        var logits = _logits.AsSpan(0, vocab);
+        _model.Backend.Download(_verify.Logits, row * vocab, logits);
+        return _sampler.Sample(logits, _options, _random, _draftDistributions.Length >= vocab ? _draftDistributions.AsSpan(0, vocab) : new float[vocab]);
+    }
+
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _verify.Dispose();
+        _drafter.Dispose();
+    }
+}
