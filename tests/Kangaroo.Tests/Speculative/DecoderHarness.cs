@@ -1,0 +1,67 @@
+using Kangaroo.Backends.Cpu;
+using Kangaroo.Generation;
+using Kangaroo.Model;
+using Kangaroo.Speculative;
+using Kangaroo.Tests.Models;
+
+namespace Kangaroo.Tests.Speculative;
+
+/// <summary>A tiny model + adapter on disk and loaded on the CPU backend, with helpers to decode token ids directly.</summary>
+internal sealed class DecoderHarness : IDisposable
+{
+    private readonly TestDirectory _dir = new();
+
+    public DecoderHarness(TinyModelSpec spec, Dictionary<string, float[]>? modelWeights, Dictionary<string, float[]> adapterWeights,
+        int? recordedExitLayer = null)
+    {
+        Spec = spec;
+        Tiny = TinyModelFactory.Write(spec, _dir.Combine("model"), modelWeights ?? TinyModelFactory.CreateWeights(spec));
+        TinyAdapterFactory.Write(spec, _dir.Combine("adapter"), adapterWeights, recordedExitLayer);
+        Backend = new CpuBackend();
+        Model = LlamaModel.Load(Tiny.Directory, Backend);
+        Adapter = KangarooAdapter.Load(_dir.Combine("adapter"), Model);
+    }
+
+    public TinyModelSpec Spec { get; }
+    public TinyModel Tiny { get; }
+    public CpuBackend Backend { get; }
+    public LlamaModel Model { get; }
+    public KangarooAdapter Adapter { get; }
+
+    public int[] Vanilla(int[] prompt, int count, GenerationOptions? options = null, ulong seed = 0)
+    {
+        using var decoder = new VanillaDecoder(Model, prompt.Length + count + 1, prefillChunk: 4);
+        decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
+        return Decode(decoder, prompt, count);
+    }
+
+    public (int[] Tokens, SpeculativeStats Stats) Kangaroo(int[] prompt, int count, KangarooOptions kangaroo, GenerationOptions? options = null,
+        ulong seed = 0, int? contextLength = null)
+    {
+        using var decoder = new KangarooDecoder(Model, Adapter, kangaroo, contextLength ?? prompt.Length + count + 1, prefillChunk: 4);
+        decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
+        return (Decode(decoder, prompt, count, decoder.MaxTokensPerStep), decoder.Stats);
+    }
+
+    /// <summary>Runs a decoder like the generation loop does: never asks for more tokens than are still wanted.</summary>
+    public static int[] Decode(ISequenceDecoder decoder, int[] prompt, int count, int maxPerStep = 1)
+    {
+        decoder.Prefill(prompt);
+        var tokens = new List<int>();
+        var step = new int[maxPerStep];
+        while (tokens.Count < count)
+        {
+            int produced = decoder.Next(step.AsSpan(0, Math.Min(maxPerStep, count - tokens.Count)));
+            tokens.AddRange(step.AsSpan(0, produced).ToArray());
+        }
+        return tokens.ToArray();
+    }
+
+    public void Dispose()
+    {
+        Adapter.Dispose();
+        Model.Dispose();
+        Backend.Dispose();
+        _dir.Dispose();
+    }
+}

@@ -1,0 +1,94 @@
+using Kangaroo.Model;
+using Kangaroo.Speculative;
+using Kangaroo.Tests.Models;
+using Kangaroo.Weights;
+using Xunit;
+
+namespace Kangaroo.Tests.Speculative;
+
+/// <summary>Kangaroo greedy decoding is bit-identical to vanilla greedy: random models and adapters, and pairs made to agree.</summary>
+public class KangarooGreedyTests
+{
+    [Fact]
+    public void RandomModelsAdaptersAndSettingsAlwaysReproduceVanillaGreedy()
+    {
+        var rng = new Random(2024);
+        float[] thresholds = [0f, 1f, 0.6f, 0.3f, 0.9f];
+        for (int trial = 0; trial < 50; trial++)
+        {
+            int layers = rng.Next(2, 6);
+            int kvHeads = new[] { 1, 2, 4 }[rng.Next(3)];
+            var spec = new TinyModelSpec
+            {
+                Name = $"trial{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = kvHeads,
+                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 1000 + trial,
+            };
+            int exitLayer = rng.Next(1, layers);
+            var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 8), threshold: thresholds[trial % thresholds.Length]);
+            int[] prompt = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray();
+
+            using var h = new DecoderHarness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 7 + trial));
+            int[] vanilla = h.Vanilla(prompt, 30);
+            var (kangaroo, stats) = h.Kangaroo(prompt, 30, options);
+            Assert.True(vanilla.SequenceEqual(kangaroo),
+                $"trial {trial} ({layers} layers, kv {kvHeads}, {spec.DType}, ℓ={exitLayer}, γ={options.MaxDraftSteps}, η={options.Threshold}): " +
+                $"vanilla [{string.Join(' ', vanilla)}] kangaroo [{string.Join(' ', kangaroo)}]");
+            Assert.True(stats.Rounds > 0);
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0f, 6, 0f)]      // deep layers exactly identity: every draft accepted, every round "all accepted"
+    [InlineData(0.15f, 6, 0f)]     // near identity: long accepted runs and rejections
+    [InlineData(0.15f, 4, 0.6f)]   // with the confidence stop
+    [InlineData(0.3f, 3, 1f)]      // one draft per round
+    public void AgreeingModelAndAdapterRunEveryAcceptanceAndRollbackPath(float deepScale, int steps, float threshold)
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 77 };
+        const int exitLayer = 2;
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
+        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
+        using var h = new DecoderHarness(spec, modelWeights, adapterWeights);
+        int[] prompt = [1, 50, 51, 52, 7];
+        int[] vanilla = h.Vanilla(prompt, 60);
+        var (kangaroo, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, threshold));
+
+        Assert.Equal(vanilla, kangaroo);
+        if (deepScale == 0)
+        {
+            Assert.Equal(stats.Drafted, stats.Accepted);
+            Assert.True(stats.MeanAcceptedPerRound > steps, $"mean accepted per round {stats.MeanAcceptedPerRound}");
+        }
+        else if (threshold < 1)
+        {
+            Assert.True(stats.MeanAcceptedPerRound > 1.5, $"mean accepted per round {stats.MeanAcceptedPerRound}");
+            Assert.True(stats.Accepted < stats.Drafted, "expected some rejected drafts");
+        }
+        else
+        {
+            Assert.Equal(stats.Rounds, stats.Drafted);
+        }
+    }
+
+    [Fact]
+    public void ContextLimitAndShortRequestsCapTheDrafts()
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 4, Seed = 78 };
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, 1, 0f);
+        using var h = new DecoderHarness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0));
+        int[] prompt = [1, 9, 8];
+        // Exactly enough room: the cache must hold prompt + tokens − 1 positions and no more.
+        var (tokens, _) = h.Kangaroo(prompt, 20, TinyAdapterFactory.Options(1, 6, 0f), contextLength: prompt.Length + 19);
+        Assert.Equal(h.Vanilla(prompt, 20), tokens);
+    }
+
+    [Fact]
+    public void RecordedExitLayerIsUsedWhenNoneIsAsked()
+    {
+        var spec = TinyModelSpec.Gqa with { Layers = 3 };
+        using var h = new DecoderHarness(spec, null, TinyAdapterFactory.RandomWeights(spec, 1), recordedExitLayer: 1);
+        Assert.Equal(1, h.Adapter.RecordedExitLayer);
+        using var decoder = new KangarooDecoder(h.Model, h.Adapter, new KangarooOptions(), 32);
+        Assert.Equal(1, decoder.ExitLayer);
+    }
+}
