@@ -9,30 +9,31 @@ namespace Kangaroo.Tokenization;
 /// <c>tokenizer_config.json</c> when present.
 /// </summary>
 /// <remarks>
-/// Encoding and decoding give the same ids and text as the sentencepiece library. For BPE models the library's
-/// normalizer is used with Kangaroo's own merge loop (see <see cref="SentencePieceBpeEncoder"/> for why); Unigram
-/// models are encoded by Microsoft.ML.Tokenizers alone. Decoding is Kangaroo's (<see cref="PieceRenderer"/>), so
-/// that whole-sequence and streaming decoding share one implementation. Immutable: safe to share between threads.
+/// Encoding and decoding give the same ids and text as the sentencepiece library. Microsoft.ML.Tokenizers loads the
+/// model and normalizes text; the BPE merges are Kangaroo's own (see <see cref="SentencePieceBpeEncoder"/> for why),
+/// and so is decoding (<see cref="PieceRenderer"/>), so that whole-sequence and streaming decoding share one
+/// implementation. Only BPE models are accepted: for Unigram models the library's ids differ from sentencepiece's
+/// (byte-fallback ids among others), and a model fed wrong ids fails silently. Immutable: safe to share between threads.
 /// </remarks>
 public sealed class TextTokenizer
 {
     public const string SentencePieceFileName = "tokenizer.model";
     public const string HuggingFaceFileName = "tokenizer.json";
 
-    private readonly SentencePieceTokenizer _library;
     private readonly Normalizer? _normalizer;
-    private readonly SentencePieceBpeEncoder? _bpe;
+    private readonly SentencePieceBpeEncoder _bpe;
     private readonly PieceRenderer _renderer;
     private readonly bool _stripsDummyPrefix;
+    private readonly string[] _pieces;
 
     private TextTokenizer(SentencePieceModelProto model, SentencePieceTokenizer library, int? bosTokenId, int? eosTokenId,
         bool addBosToken, bool addEosToken)
     {
-        _library = library;
         _normalizer = library.Normalizer;
-        _bpe = model.ModelType == SentencePieceModelType.Bpe ? new SentencePieceBpeEncoder(model) : null;
+        _bpe = new SentencePieceBpeEncoder(model);
         _renderer = new PieceRenderer(model, invisibleIds: [bosTokenId ?? -1, eosTokenId ?? -1]);
         _stripsDummyPrefix = model.AddDummyPrefix && !model.TreatWhitespaceAsSuffix;
+        _pieces = model.Pieces;
         VocabularySize = model.Pieces.Length;
         BosTokenId = bosTokenId;
         EosTokenId = eosTokenId;
@@ -113,6 +114,9 @@ public sealed class TextTokenizer
         return output.ToString();
     }
 
+    /// <summary>The id of a vocabulary piece (first occurrence), or null. For diagnostics and tests; linear time.</summary>
+    internal int? PieceToId(string piece) => Array.IndexOf(_pieces, piece) is var id and >= 0 ? id : null;
+
     /// <summary>A new incremental decoder for one generation's output tokens.</summary>
     public StreamingDetokenizer CreateStreamingDecoder() => new(_renderer, _stripsDummyPrefix);
 
@@ -121,11 +125,6 @@ public sealed class TextTokenizer
         // SentencePiece encodes empty text as nothing; the normalizer would still add the dummy prefix.
         if (text.Length == 0)
             return;
-        if (_bpe is null)
-        {
-            ids.AddRange(_library.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false));
-            return;
-        }
         string normalized = _normalizer?.Normalize(text) ?? text;
         _bpe.Encode(normalized, ids);
     }
@@ -144,6 +143,8 @@ public sealed class TextTokenizer
 
     private static SentencePieceModelProto ParseModel(string path, byte[] bytes)
     {
+        if (bytes.Length == 0)
+            throw new ModelFormatException(path, "is not a valid SentencePiece model: the file is empty");
         SentencePieceModelProto model;
         try
         {
@@ -154,8 +155,8 @@ public sealed class TextTokenizer
             throw new ModelFormatException(path, $"is not a valid SentencePiece model: {e.Message}", e);
         }
 
-        if (model.ModelType is not (SentencePieceModelType.Bpe or SentencePieceModelType.Unigram))
-            throw new ModelFormatException(path, $"SentencePiece model type {model.ModelType} is not supported (only BPE and Unigram are)");
+        if (model.ModelType != SentencePieceModelType.Bpe)
+            throw new ModelFormatException(path, $"SentencePiece {model.ModelType} models are not supported; Kangaroo reads BPE models (Llama style)");
         int count = model.Pieces.Length;
         if ((uint)model.UnknownId >= (uint)count || model.Types[model.UnknownId] != PieceType.Unknown)
             throw new ModelFormatException(path, $"is not a valid SentencePiece model: unk_id {model.UnknownId} is not an unknown piece");
@@ -169,7 +170,7 @@ public sealed class TextTokenizer
         try
         {
             using var stream = new MemoryStream(bytes, writable: false);
-            return LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            return SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
