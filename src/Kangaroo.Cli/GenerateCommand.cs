@@ -2,6 +2,7 @@ using System.Globalization;
 using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Generation;
+using Kangaroo.Speculative;
 
 namespace Kangaroo.Cli;
 
@@ -24,6 +25,14 @@ internal static class GenerateCommand
           --ignore-eos         Keep going past end-of-sequence tokens
           --no-bos             Do not prepend the BOS token
           --context N          KV cache positions (default min(max_position_embeddings, 4096))
+
+        Kangaroo self-speculative decoding (lossless: same output as without it):
+          --kangaroo           Draft with the first layers + adapter, verify with the rest
+          --adapter DIR        Adapter directory (default: the model's kangaroo-adapter/ subfolder)
+          --exit-layer L       Layers used for drafting, ℓ (default: the adapter's exit_layer, else 2)
+          --draft-steps G      Most drafts per round, γ (default 6)
+          --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
+
           --backend NAME       cpu (default)
           --threads N          CPU threads (default: all cores)
           --quiet              No stats line
@@ -32,8 +41,9 @@ internal static class GenerateCommand
         """;
 
     private static readonly string[] ValueOptions =
-        ["model", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "context", "backend", "threads"];
-    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos"];
+        ["model", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "context", "backend", "threads",
+         "adapter", "exit-layer", "draft-steps", "threshold"];
+    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos", "kangaroo"];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin)
     {
@@ -48,9 +58,24 @@ internal static class GenerateCommand
         string prompt = a.Positionals.Count == 1 && a.Positionals[0] != "-" ? a.Positionals[0] : stdin.ReadToEnd();
         if (prompt.Length == 0) throw new UsageException("the prompt is empty: give it as an argument or on standard input");
 
+        bool kangaroo = a.Flag("kangaroo");
+        if (!kangaroo && (a.String("adapter") ?? a.String("exit-layer") ?? a.String("draft-steps") ?? a.String("threshold")) is not null)
+            throw new UsageException("--adapter, --exit-layer, --draft-steps and --threshold need --kangaroo");
+        KangarooOptions? speculation = kangaroo
+            ? new KangarooOptions
+            {
+                ExitLayer = a.Int("exit-layer"),
+                MaxDraftSteps = a.Int("draft-steps") ?? 6,
+                Threshold = a.Float("threshold") ?? 0.6f,
+            }
+            : null;
+
         string modelDirectory = Cli.ResolveModelDirectory(a.String("model"));
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"));
-        using var model = ModelLoading.Load(modelDirectory, backend, a.Int("context"), stderr);
+        using var model = ModelLoading.Load(modelDirectory, backend, a.Int("context"), stderr,
+            loadAdapter: kangaroo, adapterDirectory: a.String("adapter"));
+        if (kangaroo && model.Adapter is null)
+            throw new KangarooException($"--kangaroo needs an adapter: give --adapter DIR or put one in {Path.Combine(modelDirectory, KangarooAdapter.DefaultSubdirectory)}");
 
         var defaults = model.GenerationConfig;
         bool sampleByDefault = defaults.DoSample == true;
@@ -64,6 +89,7 @@ internal static class GenerateCommand
             StopStrings = a.All("stop").Select(UnescapeStop).ToArray(),
             StopAtEndOfSequence = !a.Flag("ignore-eos"),
             AddBos = a.Flag("no-bos") ? false : null,
+            Speculation = speculation,
         };
         options.Validate();
 
@@ -84,7 +110,11 @@ internal static class GenerateCommand
             }
             stdout.WriteLine();
             var result = run.Result;
-            if (!a.Flag("quiet")) stderr.WriteLine(FormatStats(result, backend));
+            if (!a.Flag("quiet"))
+            {
+                stderr.WriteLine(FormatStats(result, backend));
+                if (result.Speculation is { } stats) stderr.WriteLine(FormatSpeculation(stats, speculation!, model));
+            }
             return result.StopReason == StopReason.Cancelled ? 130 : Cli.Success;
         }
         finally
@@ -103,6 +133,15 @@ internal static class GenerateCommand
         return string.Create(c,
             $"[{backend.Name}] prompt tokens: {t.PromptTokens}, new tokens: {result.TokenIds.Count}, " +
             $"prefill: {t.PrefillTokensPerSecond:F1} tok/s, decode: {t.DecodeTokensPerSecond:F1} tok/s, stop: {Describe(result.StopReason)}");
+    }
+
+    internal static string FormatSpeculation(SpeculativeStats s, KangarooOptions options, LanguageModel model)
+    {
+        int exit = options.ExitLayer ?? model.Adapter?.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"[kangaroo] exit layer {exit}/{model.Config.NumLayers}, draft steps {options.MaxDraftSteps}, threshold {options.Threshold}: " +
+            $"rounds {s.Rounds}, drafted {s.Drafted}, accepted {s.Accepted} ({100 * s.AcceptanceRate:F1}%), " +
+            $"mean accepted tokens per round {s.MeanAcceptedPerRound:F2}, draft {s.DraftTime.TotalMilliseconds:F1} ms, verify {s.VerifyTime.TotalMilliseconds:F1} ms");
     }
 
     private static string Describe(StopReason reason) => reason switch
@@ -133,13 +172,17 @@ internal static class BackendFactory
 /// <summary>Loads a model with a progress bar on a terminal.</summary>
 internal static class ModelLoading
 {
-    public static LanguageModel Load(string directory, IComputeBackend backend, int? context, TextWriter stderr)
+    public static LanguageModel Load(string directory, IComputeBackend backend, int? context, TextWriter stderr,
+        bool loadAdapter = false, string? adapterDirectory = null)
     {
         if (context is < 2) throw new UsageException($"--context must be at least 2, got {context}");
         var bar = stderr == Console.Error && !Console.IsErrorRedirected ? new ProgressBar(stderr, "loading") : null;
         try
         {
-            return LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend, ContextLength = context, Progress = bar });
+            return LanguageModel.Load(directory, new ModelLoadOptions
+            {
+                Backend = backend, ContextLength = context, Progress = bar, LoadAdapter = loadAdapter, AdapterDirectory = adapterDirectory,
+            });
         }
         finally
         {

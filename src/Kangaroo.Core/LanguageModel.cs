@@ -1,6 +1,7 @@
 using Kangaroo.Backends;
 using Kangaroo.Generation;
 using Kangaroo.Model;
+using Kangaroo.Speculative;
 using Kangaroo.Tokenization;
 
 namespace Kangaroo;
@@ -16,6 +17,14 @@ public sealed record ModelLoadOptions
 
     /// <summary>Default context (KV cache positions) of sessions; null = min(max_position_embeddings, 4096).</summary>
     public int? ContextLength { get; init; }
+
+    /// <summary>
+    /// The Kangaroo adapter to load. Null = the model directory's <c>kangaroo-adapter/</c> subfolder when it exists
+    /// (no adapter otherwise); <see cref="LoadAdapter"/> = false skips it.
+    /// </summary>
+    public string? AdapterDirectory { get; init; }
+
+    public bool LoadAdapter { get; init; } = true;
 }
 
 /// <summary>
@@ -24,9 +33,11 @@ public sealed record ModelLoadOptions
 /// </summary>
 public sealed class LanguageModel : IDisposable
 {
-    private LanguageModel(LlamaModel model, TextTokenizer tokenizer, GenerationConfig generationConfig, int contextLength, string directory)
+    private LanguageModel(LlamaModel model, KangarooAdapter? adapter, TextTokenizer tokenizer, GenerationConfig generationConfig,
+        int contextLength, string directory)
     {
         Model = model;
+        Adapter = adapter;
         Tokenizer = tokenizer;
         GenerationConfig = generationConfig;
         ContextLength = contextLength;
@@ -51,11 +62,31 @@ public sealed class LanguageModel : IDisposable
         int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
         if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
         var model = LlamaModel.Load(directory, options.Backend, options.Progress);
-        return new LanguageModel(model, tokenizer, generationConfig, context, directory);
+        KangarooAdapter? adapter = null;
+        try
+        {
+            string? adapterDirectory = options.AdapterDirectory;
+            if (adapterDirectory is null && options.LoadAdapter)
+            {
+                string bundled = Path.Combine(directory, KangarooAdapter.DefaultSubdirectory);
+                if (System.IO.Directory.Exists(bundled)) adapterDirectory = bundled;
+            }
+            if (adapterDirectory is not null && options.LoadAdapter) adapter = KangarooAdapter.Load(adapterDirectory, model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return new LanguageModel(model, adapter, tokenizer, generationConfig, context, directory);
     }
 
     public string Directory { get; }
     public LlamaModel Model { get; }
+
+    /// <summary>The Kangaroo adapter, when one was loaded: needed for <see cref="GenerationOptions.Speculation"/>.</summary>
+    public KangarooAdapter? Adapter { get; }
+
     public LlamaConfig Config => Model.Config;
     public TextTokenizer Tokenizer { get; }
     public GenerationConfig GenerationConfig { get; }
@@ -78,23 +109,29 @@ public sealed class LanguageModel : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(CreateSession(), prompt, options, ownsSession: true);
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Adapter?.Dispose();
+        Model.Dispose();
+    }
 }
 
 /// <summary>One sequence's state on a model: KV cache and scratch. Not thread-safe; create one per concurrent generation.</summary>
 public sealed class InferenceSession : IDisposable
 {
     private readonly LanguageModel _owner;
-    private readonly VanillaDecoder _decoder;
+    private VanillaDecoder? _vanilla;
+    private KangarooDecoder? _kangaroo;
+    private KangarooOptions? _kangarooOptions;
 
     internal InferenceSession(LanguageModel owner, int contextLength)
     {
         if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
         _owner = owner;
-        _decoder = new VanillaDecoder(owner.Model, contextLength);
+        ContextLength = contextLength;
     }
 
-    public int ContextLength => _decoder.ContextLength;
+    public int ContextLength { get; }
 
     /// <summary>Prepares a generation to step through (the building block of the other methods).</summary>
     public GenerationRun Start(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
@@ -103,9 +140,35 @@ public sealed class InferenceSession : IDisposable
         options ??= new GenerationOptions();
         options.Validate();
         int[] promptTokens = _owner.Tokenizer.Encode(prompt, options.AddBos ?? _owner.Tokenizer.AddBosToken);
-        _decoder.Configure(options, new DeterministicRandom(options.Seed ?? DeterministicRandom.RandomSeed()));
-        return new GenerationRun(_decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength,
-            cancellation: cancellationToken);
+        var random = new DeterministicRandom(options.Seed ?? DeterministicRandom.RandomSeed());
+        ISequenceDecoder decoder;
+        if (options.Speculation is { } speculation)
+        {
+            var kangaroo = KangarooDecoderFor(speculation);
+            kangaroo.Configure(options, random);
+            decoder = kangaroo;
+        }
+        else
+        {
+            _vanilla ??= new VanillaDecoder(_owner.Model, ContextLength);
+            _vanilla.Configure(options, random);
+            decoder = _vanilla;
+        }
+        return new GenerationRun(decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength, cancellationToken);
+    }
+
+    private KangarooDecoder KangarooDecoderFor(KangarooOptions options)
+    {
+        var adapter = _owner.Adapter ?? throw new InvalidRequestException(
+            $"Kangaroo decoding needs an adapter: none was loaded (give one, or put it in {Path.Combine(_owner.Directory, KangarooAdapter.DefaultSubdirectory)})");
+        options.Validate(_owner.Config.NumLayers);
+        if (_kangaroo is null || _kangarooOptions != options)
+        {
+            _kangaroo?.Dispose();
+            _kangaroo = new KangarooDecoder(_owner.Model, adapter, options, ContextLength);
+            _kangarooOptions = options;
+        }
+        return _kangaroo;
     }
 
     public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -114,7 +177,11 @@ public sealed class InferenceSession : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(this, prompt, options, ownsSession: false);
 
-    public void Dispose() => _decoder.Dispose();
+    public void Dispose()
+    {
+        _vanilla?.Dispose();
+        _kangaroo?.Dispose();
+    }
 }
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Kangaroo.Speculative;
+
 namespace Kangaroo.Generation;
 
 /// <summary>How to generate: sampling parameters and stop conditions. Validated by <see cref="Validate"/>.</summary>
@@ -26,6 +28,9 @@ public sealed record GenerationOptions
 
     /// <summary>Prepend BOS to the prompt; null = as the tokenizer configuration says.</summary>
     public bool? AddBos { get; init; }
+
+    /// <summary>Decode with Kangaroo self-speculative decoding (needs a loaded adapter); null = vanilla decoding.</summary>
+    public KangarooOptions? Speculation { get; init; }
 
     public bool IsGreedy => Temperature == 0;
 

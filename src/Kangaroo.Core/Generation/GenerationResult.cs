@@ -1,3 +1,5 @@
+using Kangaroo.Speculative;
+
 namespace Kangaroo.Generation;
 
 public enum StopReason
@@ -33,4 +35,5 @@ public sealed record GenerationResult(
     IReadOnlyList<int> PromptTokenIds,
     IReadOnlyList<int> TokenIds,
     StopReason StopReason,
-    GenerationTimings Timings);
+    GenerationTimings Timings,
+    SpeculativeStats? Speculation = null);

@@ -29,9 +29,8 @@ public sealed class GenerationRun
     private int _textEnd = -1;
 
     /// <param name="contextLength">Positions the decoder's cache holds; generation stops before overflowing it.</param>
-    /// <param name="maxTokensPerStep">Most tokens the decoder can return from one step.</param>
     public GenerationRun(ISequenceDecoder decoder, TextTokenizer tokenizer, int[] promptTokens, GenerationOptions options,
-        IReadOnlySet<int> endOfSequenceIds, int contextLength, int maxTokensPerStep = 1, CancellationToken cancellation = default)
+        IReadOnlySet<int> endOfSequenceIds, int contextLength, CancellationToken cancellation = default)
     {
         options.Validate();
         if (promptTokens.Length == 0) throw new InvalidRequestException("the prompt is empty (no tokens); give some text");
@@ -45,7 +44,7 @@ public sealed class GenerationRun
         // After n tokens the cache holds ≤ prompt + n − 1 positions (ISequenceDecoder's contract).
         _tokenBudget = Math.Min(options.MaxNewTokens, contextLength - promptTokens.Length + 1);
         _cancellation = cancellation;
-        _stepTokens = new int[Math.Max(1, maxTokensPerStep)];
+        _stepTokens = new int[Math.Max(1, decoder.MaxTokensPerStep)];
     }
 
     public bool IsFinished => _stopReason is not null;
@@ -106,7 +105,8 @@ public sealed class GenerationRun
         {
             if (_stopReason is not { } reason) throw new InvalidOperationException("the generation has not finished");
             var timings = new GenerationTimings(_prefill, _clock.Elapsed - _prefill, _promptTokens.Length, _generated.Count);
-            return new GenerationResult(_text.ToString(0, _emitted), _promptTokens, _generated.ToArray(), reason, timings);
+            return new GenerationResult(_text.ToString(0, _emitted), _promptTokens, _generated.ToArray(), reason, timings,
+                _decoder.SpeculativeStats);
         }
     }
 

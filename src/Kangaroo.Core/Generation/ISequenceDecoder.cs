@@ -1,3 +1,5 @@
+using Kangaroo.Speculative;
+
 namespace Kangaroo.Generation;
 
 /// <summary>
@@ -16,4 +18,10 @@ public interface ISequenceDecoder
     /// that never asks past prompt + n ≤ capacity + 1 never overflows the cache.
     /// </summary>
     int Next(Span<int> destination);
+
+    /// <summary>Most tokens one <see cref="Next"/> can return.</summary>
+    int MaxTokensPerStep => 1;
+
+    /// <summary>Drafting and verification figures of the current sequence; null for non-speculative decoders.</summary>
+    SpeculativeStats? SpeculativeStats => null;
 }

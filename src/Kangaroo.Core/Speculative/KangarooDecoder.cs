@@ -63,6 +63,8 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
     /// <summary>Most tokens one round can emit: γ drafts plus the target's token.</summary>
     public int MaxTokensPerStep => _maxDrafts + 1;
 
+    SpeculativeStats? ISequenceDecoder.SpeculativeStats => Stats;
+
     public SpeculativeStats Stats => new()
     {
         Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
