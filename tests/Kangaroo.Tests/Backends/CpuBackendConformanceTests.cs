@@ -67,3 +67,42 @@ public sealed class CpuBackendConformanceTests : BackendConformanceTests
         AssertBitwiseEqual(single.Attention, many.Attention, "Attention, 1 thread vs many");
     }
 }
+
+public sealed class CpuKernelTests
+{
+    /// <summary>The F16 widening used by MatMul/Embed is hand-written bit manipulation: check all 65536 inputs.</summary>
+    [Fact]
+    public void HalfConversion_IsExactForEveryBitPattern()
+    {
+        var halves = new ushort[65536 + 5];
+        for (int i = 0; i < halves.Length; i++)
+            halves[i] = (ushort)i;
+        var converted = new float[halves.Length];
+
+        CpuKernels.ConvertToFloat32(DType.F16, System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan()), converted);
+
+        for (int i = 0; i < halves.Length; i++)
+        {
+            float expected = (float)BitConverter.UInt16BitsToHalf(halves[i]);
+            if (float.IsNaN(expected))
+                Assert.True(float.IsNaN(converted[i]), $"0x{halves[i]:X4} should widen to NaN");
+            else
+                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(converted[i]),
+                    $"0x{halves[i]:X4}: {converted[i]:R}, expected {expected:R}");
+        }
+    }
+
+    [Fact]
+    public void BFloat16Conversion_IsExactForEveryBitPattern()
+    {
+        var values = new ushort[65536 + 5];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = (ushort)i;
+        var converted = new float[values.Length];
+
+        CpuKernels.ConvertToFloat32(DType.BF16, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()), converted);
+
+        for (int i = 0; i < values.Length; i++)
+            Assert.Equal((uint)values[i] << 16, BitConverter.SingleToUInt32Bits(converted[i]));
+    }
+}
