@@ -11,12 +11,14 @@ namespace Kangaroo.Backends.Cpu;
 /// Vector kernels whose result bits depend only on the values (and their index within the span), never on
 /// the span's address or on where a caller's batch ends.
 /// <para>
-/// Why not <see cref="TensorPrimitives.Dot(ReadOnlySpan{float}, ReadOnlySpan{float})"/> and friends for the
-/// reductions: they may peel leading elements to reach an aligned address, so the same row at another address
-/// (another buffer, another GC placement) is summed in another order. Transcendentals have the same problem at
-/// the other end: TensorPrimitives computes short spans with the scalar function, which can round differently
-/// from the vector one. Here reductions are blocked from element 0 with unaligned loads, and elementwise tails
-/// are padded into a full vector so every element goes through the same vector code.
+/// Why not TensorPrimitives throughout: its elementwise transcendentals compute spans shorter than a vector
+/// with the scalar function, which rounds differently from the vector one (measured: TensorPrimitives.Exp gives
+/// other bits for about half the elements of a 3-element call than for the same values in an 8-element call),
+/// so a value's result would depend on where the call ends. Here elementwise tails are padded into a full
+/// vector, so every element goes through the same vector code. Reductions are blocked from element 0 with
+/// unaligned loads: TensorPrimitives.Dot/Sum happen not to depend on the address today, but that is not part of
+/// their contract, and row invariance must not rest on an implementation detail of another library.
+/// Elementwise arithmetic (add, multiply, divide) rounds identically in any lane, so those use TensorPrimitives.
 /// </para>
 /// </summary>
 internal static class CpuKernels
