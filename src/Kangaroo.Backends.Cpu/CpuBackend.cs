@@ -1,33 +1,576 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using Kangaroo.Weights;
 
 namespace Kangaroo.Backends.Cpu;
 
 /// <summary>Managed SIMD backend (System.Numerics.Tensors), all cores. The reference the GPU backends are tested against.</summary>
+/// <remarks>
+/// Row invariance comes from structure, not from care at each call site: every op computes each output row
+/// (and each MatMul output element) with one routine whose blocking depends only on the row's width, and work
+/// is split across threads only along independent outputs (features, rows, heads), never inside a reduction.
+/// Parallel paths live in separate methods so that the closure Parallel.For needs is not allocated when a
+/// call runs inline (the one-row decode step, or <c>threads = 1</c>).
+/// </remarks>
 public sealed class CpuBackend : IComputeBackend
 {
+    /// <summary>MatMul work items per thread: enough to balance uneven progress, few enough to stay cheap.</summary>
+    private const int ChunksPerThread = 4;
+
+    /// <summary>Converted weight rows kept per MatMul tile (reused by every input row), sized to sit in L2.</summary>
+    private const int MatMulTileBytes = 128 * 1024;
+
+    /// <summary>Elementwise/row ops below this many elements run inline: thread hand-off costs more than the work.</summary>
+    private const int ParallelElementThreshold = 1 << 15;
+
+    private readonly int _threads;
+    private readonly ParallelOptions _parallelOptions;
+
     /// <param name="threads">Worker threads; null = all cores.</param>
-    public CpuBackend(int? threads = null) => throw new NotImplementedException();
+    public CpuBackend(int? threads = null)
+    {
+        if (threads is <= 0)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must be positive");
+        _threads = threads ?? Environment.ProcessorCount;
+        _parallelOptions = new ParallelOptions { MaxDegreeOfParallelism = _threads };
+        DeviceName = $"{ReadCpuModel()}, {_threads} thread{(_threads == 1 ? "" : "s")}";
+    }
 
     public string Name => "cpu";
-    public string DeviceName => throw new NotImplementedException();
-    public WeightTensor LoadWeight(TensorView source, int rows, int columns) => throw new NotImplementedException();
-    public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns) => throw new NotImplementedException();
-    public ComputeBuffer Allocate(int length) => throw new NotImplementedException();
-    public IndexBuffer AllocateIndices(int length) => throw new NotImplementedException();
-    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth) => throw new NotImplementedException();
-    public void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0) => throw new NotImplementedException();
-    public void Upload(ReadOnlySpan<int> source, IndexBuffer destination) => throw new NotImplementedException();
-    public void Download(ComputeBuffer source, int sourceOffset, Span<float> destination) => throw new NotImplementedException();
-    public void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count) => throw new NotImplementedException();
-    public void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows) => throw new NotImplementedException();
-    public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width) => throw new NotImplementedException();
-    public void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width) => throw new NotImplementedException();
-    public void MatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows) => throw new NotImplementedException();
-    public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim) => throw new NotImplementedException();
-    public void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows) => throw new NotImplementedException();
-    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) => throw new NotImplementedException();
-    public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count) => throw new NotImplementedException();
-    public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities) => throw new NotImplementedException();
-    public void Synchronize() => throw new NotImplementedException();
-    public void Dispose() => throw new NotImplementedException();
+
+    public string DeviceName { get; }
+
+    public int Threads => _threads;
+
+    // ---------------------------------------------------------------- resources
+
+    public unsafe WeightTensor LoadWeight(TensorView source, int rows, int columns)
+    {
+        CheckMatrixShape(rows, columns);
+        if (source.Pointer == null)
+            throw new ArgumentException($"tensor \"{source.Name}\" has no data", nameof(source));
+        if (source.ElementCount != (long)rows * columns || source.ByteLength != source.ElementCount * source.DType.SizeInBytes())
+            throw new ArgumentException(
+                $"tensor \"{source.Name}\" ({source.DType}[{string.Join(", ", source.Shape)}], {source.ElementCount} elements) cannot be viewed as [{rows}, {columns}]",
+                nameof(source));
+        return new CpuWeightTensor(source.Name, source.DType, rows, columns, source.Pointer);
+    }
+
+    public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        CheckMatrixShape(rows, columns);
+        if (values.Length != (long)rows * columns)
+            throw new ArgumentException($"weight \"{name}\": {values.Length} values given, [{rows}, {columns}] needs {(long)rows * columns}", nameof(values));
+        return new CpuWeightTensor(name, values, rows, columns);
+    }
+
+    public ComputeBuffer Allocate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return new CpuComputeBuffer(length);
+    }
+
+    public IndexBuffer AllocateIndices(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return new CpuIndexBuffer(length);
+    }
+
+    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        return new CpuKvCache(layers, capacity, kvWidth);
+    }
+
+    public void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0)
+    {
+        float[] target = AsCpu(destination, nameof(destination)).Data;
+        CheckRange(destinationOffset, source.Length, target.Length, nameof(destinationOffset));
+        source.CopyTo(target.AsSpan(destinationOffset));
+    }
+
+    public void Upload(ReadOnlySpan<int> source, IndexBuffer destination)
+    {
+        int[] target = AsCpu(destination, nameof(destination)).Data;
+        if (source.Length > target.Length)
+            throw new ArgumentException($"{source.Length} indices do not fit a buffer of {target.Length}", nameof(source));
+        source.CopyTo(target);
+    }
+
+    public void Download(ComputeBuffer source, int sourceOffset, Span<float> destination)
+    {
+        float[] data = AsCpu(source, nameof(source)).Data;
+        CheckRange(sourceOffset, destination.Length, data.Length, nameof(sourceOffset));
+        data.AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+    }
+
+    public void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count)
+    {
+        float[] from = AsCpu(source, nameof(source)).Data;
+        float[] to = AsCpu(destination, nameof(destination)).Data;
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckRange(sourceOffset, count, from.Length, nameof(sourceOffset));
+        CheckRange(destinationOffset, count, to.Length, nameof(destinationOffset));
+        // Span.CopyTo handles overlap within one buffer like memmove.
+        from.AsSpan(sourceOffset, count).CopyTo(to.AsSpan(destinationOffset, count));
+    }
+
+    // ---------------------------------------------------------------- ops
+
+    public void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows)
+    {
+        CpuWeightTensor weights = AsCpu(table);
+        int[] ids = AsCpu(tokens, nameof(tokens)).Data;
+        float[] result = AsCpu(output, nameof(output)).Data;
+        CheckRows(rows, ids.Length, nameof(tokens));
+        CheckExtent(result.Length, rows, weights.Columns, nameof(output));
+        // Check every id before writing anything, so a bad batch leaves the output untouched.
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)ids[r] >= (uint)weights.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), ids[r], $"token id at row {r} is outside the embedding table of {weights.Rows} rows");
+        }
+        int width = weights.Columns;
+        for (int r = 0; r < rows; r++)
+            CpuKernels.ConvertToFloat32(weights.DType, weights.RowBytes(ids[r]), result.AsSpan(r * width, width));
+    }
+
+    public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width)
+    {
+        float[] x = AsCpu(input, nameof(input)).Data;
+        float[] y = AsCpu(output, nameof(output)).Data;
+        CpuWeightTensor gamma = AsCpu(weight);
+        CheckVector(gamma, width, nameof(weight));
+        CheckRows(rows);
+        CheckExtent(x.Length, rows, width, nameof(input));
+        CheckExtent(y.Length, rows, width, nameof(output));
+        if (_threads == 1 || rows == 1 || (long)rows * width < ParallelElementThreshold)
+        {
+            for (int r = 0; r < rows; r++)
+                RmsNormRow(x, gamma, eps, y, r, width);
+        }
+        else
+        {
+            RmsNormParallel(x, gamma, eps, y, rows, width);
+        }
+    }
+
+    private void RmsNormParallel(float[] x, CpuWeightTensor gamma, float eps, float[] y, int rows, int width) =>
+        Parallel.For(0, rows, _parallelOptions, r => RmsNormRow(x, gamma, eps, y, r, width));
+
+    public void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width)
+    {
+        float[] sum = AsCpu(residual, nameof(residual)).Data;
+        float[] addend = AsCpu(delta, nameof(delta)).Data;
+        float[] y = AsCpu(normed, nameof(normed)).Data;
+        CpuWeightTensor gamma = AsCpu(weight);
+        CheckVector(gamma, width, nameof(weight));
+        CheckRows(rows);
+        CheckExtent(sum.Length, rows, width, nameof(residual));
+        CheckExtent(addend.Length, rows, width, nameof(delta));
+        CheckExtent(y.Length, rows, width, nameof(normed));
+        if (_threads == 1 || rows == 1 || (long)rows * width < ParallelElementThreshold)
+        {
+            for (int r = 0; r < rows; r++)
+                AddRmsNormRow(sum, addend, gamma, eps, y, r, width);
+        }
+        else
+        {
+            AddRmsNormParallel(sum, addend, gamma, eps, y, rows, width);
+        }
+    }
+
+    private void AddRmsNormParallel(float[] sum, float[] addend, CpuWeightTensor gamma, float eps, float[] y, int rows, int width) =>
+        Parallel.For(0, rows, _parallelOptions, r => AddRmsNormRow(sum, addend, gamma, eps, y, r, width));
+
+    private static void AddRmsNormRow(float[] residual, float[] delta, CpuWeightTensor gamma, float eps, float[] normed, int row, int width)
+    {
+        Span<float> sum = residual.AsSpan(row * width, width);
+        TensorPrimitives.Add(sum, delta.AsSpan(row * width, width), sum);
+        // The very routine RmsNorm uses, so the fused op has the bits of the unfused pair.
+        RmsNormRow(residual, gamma, eps, normed, row, width);
+    }
+
+    private static void RmsNormRow(float[] input, CpuWeightTensor gamma, float eps, float[] output, int row, int width)
+    {
+        ReadOnlySpan<float> x = input.AsSpan(row * width, width);
+        Span<float> y = output.AsSpan(row * width, width);
+        ReadOnlySpan<float> scale = gamma.RowAsFloat32(0, CpuScratch.WeightVector(width));
+        float meanSquare = CpuKernels.Dot(x, x) / width;
+        float inverseRms = 1f / MathF.Sqrt(meanSquare + eps);
+        // Elementwise products round the same in any SIMD lane or tail, so TensorPrimitives is safe here.
+        TensorPrimitives.Multiply(x, inverseRms, y);
+        TensorPrimitives.Multiply(y, scale, y);
+    }
+
+    public void MatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows)
+    {
+        float[] x = AsCpu(input, nameof(input)).Data;
+        float[] y = AsCpu(output, nameof(output)).Data;
+        CpuWeightTensor w = AsCpu(weight);
+        if (ReferenceEquals(x, y))
+            throw new ArgumentException("MatMul cannot write its output over its input", nameof(output));
+        CheckRows(rows);
+        CheckExtent(x.Length, rows, w.Columns, nameof(input));
+        CheckExtent(y.Length, rows, w.Rows, nameof(output));
+        if (rows == 0)
+            return;
+
+        // A tile of weight rows is converted once and reused by every input row; with one row there is no reuse,
+        // so a one-row tile keeps the converted row in L1. The tile only groups work: each output element is
+        // still one Dot over the full row, so its bits do not depend on the tile, the chunking or the row count.
+        int tile = rows == 1 ? 1 : Math.Clamp(MatMulTileBytes / (w.Columns * sizeof(float)), 1, 16);
+        int tiles = (w.Rows + tile - 1) / tile;
+        int chunks = Math.Min(tiles, _threads * ChunksPerThread);
+        if (_threads == 1 || chunks == 1)
+            MatMulRange(x, w, y, rows, tile, 0, w.Rows);
+        else
+            MatMulParallel(x, w, y, rows, tile, tiles, chunks);
+    }
+
+    private void MatMulParallel(float[] x, CpuWeightTensor w, float[] y, int rows, int tile, int tiles, int chunks) =>
+        Parallel.For(0, chunks, _parallelOptions, chunk =>
+        {
+            int start = (int)((long)chunk * tiles / chunks) * tile;
+            int end = (int)Math.Min((long)(chunk + 1) * tiles / chunks * tile, w.Rows);
+            MatMulRange(x, w, y, rows, tile, start, end);
+        });
+
+    /// <summary>Output features [start, end) for every row.</summary>
+    private static void MatMulRange(float[] input, CpuWeightTensor weight, float[] output, int rows, int tile, int start, int end)
+    {
+        int columns = weight.Columns;
+        int outFeatures = weight.Rows;
+        bool convert = weight.DType != DType.F32;
+        Span<float> converted = convert ? CpuScratch.WeightRows(tile * columns) : default;
+        for (int tileStart = start; tileStart < end; tileStart += tile)
+        {
+            int count = Math.Min(tile, end - tileStart);
+            if (convert)
+            {
+                for (int t = 0; t < count; t++)
+                    weight.RowAsFloat32(tileStart + t, converted.Slice(t * columns, columns));
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                ReadOnlySpan<float> x = input.AsSpan(r * columns, columns);
+                Span<float> y = output.AsSpan(r * outFeatures + tileStart, count);
+                for (int t = 0; t < count; t++)
+                {
+                    ReadOnlySpan<float> w = convert ? converted.Slice(t * columns, columns) : weight.RowAsFloat32(tileStart + t, default);
+                    y[t] = CpuKernels.Dot(x, w);
+                }
+            }
+        }
+    }
+
+    public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)
+    {
+        float[] values = AsCpu(x, nameof(x)).Data;
+        int[] at = AsCpu(positions, nameof(positions)).Data;
+        CpuWeightTensor frequencies = AsCpu(inverseFrequencies);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (headDim % 2 != 0)
+            throw new ArgumentException($"head dimension {headDim} must be even for rotary embedding", nameof(headDim));
+        CheckVector(frequencies, headDim / 2, nameof(inverseFrequencies));
+        CheckRows(rows, at.Length, nameof(positions));
+        long width = (long)heads * headDim;
+        CheckExtent(values.Length, rows, width, nameof(x));
+        CheckPositions(at, rows, int.MaxValue, nameof(positions));
+        if (_threads == 1 || rows == 1 || rows * width < ParallelElementThreshold)
+        {
+            for (int r = 0; r < rows; r++)
+                RopeRow(values, at[r], frequencies, r, heads, headDim);
+        }
+        else
+        {
+            RopeParallel(values, at, frequencies, rows, heads, headDim);
+        }
+    }
+
+    private void RopeParallel(float[] values, int[] at, CpuWeightTensor frequencies, int rows, int heads, int headDim) =>
+        Parallel.For(0, rows, _parallelOptions, r => RopeRow(values, at[r], frequencies, r, heads, headDim));
+
+    private static void RopeRow(float[] values, int position, CpuWeightTensor frequencies, int row, int heads, int headDim)
+    {
+        int half = headDim / 2;
+        ReadOnlySpan<float> inverseFrequency = frequencies.RowAsFloat32(0, CpuScratch.WeightVector(half));
+        Span<float> table = CpuScratch.Table(headDim);
+        Span<float> cos = table[..half];
+        Span<float> sin = table[half..];
+        for (int i = 0; i < half; i++)
+        {
+            // The angle is an F32 product, as Hugging Face computes freqs = inv_freq @ positions in float32.
+            float angle = position * inverseFrequency[i];
+            (sin[i], cos[i]) = MathF.SinCos(angle);
+        }
+        Span<float> rowValues = values.AsSpan(row * heads * headDim, heads * headDim);
+        for (int h = 0; h < heads; h++)
+        {
+            Span<float> first = rowValues.Slice(h * headDim, half);
+            Span<float> second = rowValues.Slice(h * headDim + half, half);
+            for (int i = 0; i < half; i++)
+            {
+                float a = first[i], b = second[i];
+                first[i] = a * cos[i] - b * sin[i];
+                second[i] = b * cos[i] + a * sin[i];
+            }
+        }
+    }
+
+    public unsafe void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows)
+    {
+        CpuKvCache kv = AsCpu(cache);
+        float[] k = AsCpu(keys, nameof(keys)).Data;
+        float[] v = AsCpu(values, nameof(values)).Data;
+        int[] at = AsCpu(slots, nameof(slots)).Data;
+        CheckLayer(kv, layer);
+        CheckRows(rows, at.Length, nameof(slots));
+        int width = kv.KvWidth;
+        CheckExtent(k.Length, rows, width, nameof(keys));
+        CheckExtent(v.Length, rows, width, nameof(values));
+        CheckPositions(at, rows, kv.Capacity, nameof(slots));
+        for (int r = 0; r < rows; r++)
+        {
+            k.AsSpan(r * width, width).CopyTo(new Span<float>(kv.KeyRow(layer, at[r]), width));
+            v.AsSpan(r * width, width).CopyTo(new Span<float>(kv.ValueRow(layer, at[r]), width));
+        }
+    }
+
+    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
+        int rows, int heads, int kvHeads, int headDim)
+    {
+        float[] q = AsCpu(queries, nameof(queries)).Data;
+        float[] o = AsCpu(output, nameof(output)).Data;
+        int[] at = AsCpu(positions, nameof(positions)).Data;
+        CpuKvCache kv = AsCpu(cache);
+        CheckLayer(kv, layer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
+        if ((long)kvHeads * headDim != kv.KvWidth)
+            throw new ArgumentException($"{kvHeads} KV heads × {headDim} = {(long)kvHeads * headDim} does not match the cache's KV width {kv.KvWidth}", nameof(kvHeads));
+        CheckRows(rows, at.Length, nameof(positions));
+        long width = (long)heads * headDim;
+        CheckExtent(q.Length, rows, width, nameof(queries));
+        CheckExtent(o.Length, rows, width, nameof(output));
+        CheckPositions(at, rows, kv.Capacity, nameof(positions));
+
+        float scale = 1f / MathF.Sqrt(headDim);
+        int items = rows * heads;
+        if (_threads == 1 || items == 1)
+        {
+            for (int item = 0; item < items; item++)
+                AttentionHead(q, kv, layer, at, o, item, heads, kvHeads, headDim, scale);
+        }
+        else
+        {
+            AttentionParallel(q, kv, layer, at, o, items, heads, kvHeads, headDim, scale);
+        }
+    }
+
+    private void AttentionParallel(float[] q, CpuKvCache kv, int layer, int[] at, float[] o, int items, int heads, int kvHeads, int headDim, float scale) =>
+        Parallel.For(0, items, _parallelOptions, item => AttentionHead(q, kv, layer, at, o, item, heads, kvHeads, headDim, scale));
+
+    /// <summary>
+    /// One (row, head): scores over keys 0..position in key order, softmax, then the value sum in key order —
+    /// a sequence fixed by the position alone. Safe in place (output = queries): the query is fully consumed by
+    /// the scores before the output slice is written.
+    /// </summary>
+    private static unsafe void AttentionHead(float[] queries, CpuKvCache kv, int layer, int[] positions, float[] output,
+        int item, int heads, int kvHeads, int headDim, float scale)
+    {
+        int row = item / heads;
+        int head = item % heads;
+        int keyCount = positions[row] + 1;
+        int kvWidth = kv.KvWidth;
+        int kvOffset = head / (heads / kvHeads) * headDim;
+        float* keys = kv.KeyRow(layer, 0) + kvOffset;
+        float* values = kv.ValueRow(layer, 0) + kvOffset;
+        int queryOffset = (row * heads + head) * headDim;
+
+        Span<float> scores = CpuScratch.Table(keyCount);
+        ReadOnlySpan<float> query = queries.AsSpan(queryOffset, headDim);
+        for (int t = 0; t < keyCount; t++)
+            scores[t] = CpuKernels.Dot(query, new ReadOnlySpan<float>(keys + (long)t * kvWidth, headDim)) * scale;
+
+        float max = TensorPrimitives.Max(scores);
+        CpuKernels.ExpOfDifference(scores, max, scores);
+        float sum = CpuKernels.Sum(scores);
+        TensorPrimitives.Divide(scores, sum, scores);
+
+        Span<float> result = output.AsSpan(queryOffset, headDim);
+        result.Clear();
+        for (int t = 0; t < keyCount; t++)
+            CpuKernels.MultiplyAdd(new ReadOnlySpan<float>(values + (long)t * kvWidth, headDim), scores[t], result);
+    }
+
+    public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)
+    {
+        float[] g = AsCpu(gate, nameof(gate)).Data;
+        float[] u = AsCpu(up, nameof(up)).Data;
+        float[] o = AsCpu(output, nameof(output)).Data;
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckExtent(g.Length, count, 1, nameof(gate));
+        CheckExtent(u.Length, count, 1, nameof(up));
+        CheckExtent(o.Length, count, 1, nameof(output));
+        // Each element's bits depend on its inputs only (padded vector tail), so any chunking gives the same result.
+        if (_threads == 1 || count < ParallelElementThreshold)
+            CpuKernels.SiluMultiply(g.AsSpan(0, count), u.AsSpan(0, count), o.AsSpan(0, count));
+        else
+            SiluMulParallel(g, u, o, count);
+    }
+
+    private void SiluMulParallel(float[] g, float[] u, float[] o, int count)
+    {
+        int chunks = Math.Min(_threads * ChunksPerThread, (count + ParallelElementThreshold / 4 - 1) / (ParallelElementThreshold / 4));
+        Parallel.For(0, chunks, _parallelOptions, chunk =>
+        {
+            int start = (int)((long)chunk * count / chunks);
+            int end = (int)((long)(chunk + 1) * count / chunks);
+            CpuKernels.SiluMultiply(g.AsSpan(start, end - start), u.AsSpan(start, end - start), o.AsSpan(start, end - start));
+        });
+    }
+
+    public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
+    {
+        float[] values = AsCpu(logits, nameof(logits)).Data;
+        CheckRows(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        CheckExtent(values.Length, rows, vocab, nameof(logits));
+        if (tokens.Length < rows)
+            throw new ArgumentException($"{tokens.Length} token slots for {rows} rows", nameof(tokens));
+        if (probabilities.Length < rows)
+            throw new ArgumentException($"{probabilities.Length} probability slots for {rows} rows", nameof(probabilities));
+
+        // exp(l − max) is summed in fixed 1024-element chunks from index 0: a stack buffer instead of a
+        // vocabulary-sized scratch, with an order fixed by the vocabulary size alone.
+        const int ChunkLength = 1024;
+        Span<float> exponentials = stackalloc float[ChunkLength];
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> row = values.AsSpan(r * vocab, vocab);
+            // IndexOfMax returns the first index of the maximum, i.e. the lowest index on ties.
+            int best = TensorPrimitives.IndexOfMax(row);
+            float max = row[best];
+            float sum = 0f;
+            for (int start = 0; start < vocab; start += ChunkLength)
+            {
+                ReadOnlySpan<float> chunk = row.Slice(start, Math.Min(ChunkLength, vocab - start));
+                Span<float> exps = exponentials[..chunk.Length];
+                CpuKernels.ExpOfDifference(chunk, max, exps);
+                sum += CpuKernels.Sum(exps);
+            }
+            tokens[r] = best;
+            probabilities[r] = 1f / sum;
+        }
+    }
+
+    public void Synchronize()
+    {
+    }
+
+    public void Dispose()
+    {
+        // Buffers, weights and caches are owned (and disposed) by their users; the backend holds nothing.
+    }
+
+    // ---------------------------------------------------------------- validation
+
+    private static CpuComputeBuffer AsCpu(ComputeBuffer buffer, string name) =>
+        buffer as CpuComputeBuffer ?? throw Foreign(buffer, name);
+
+    private static CpuIndexBuffer AsCpu(IndexBuffer buffer, string name) =>
+        buffer as CpuIndexBuffer ?? throw Foreign(buffer, name);
+
+    private static CpuWeightTensor AsCpu(WeightTensor weight)
+    {
+        var cpu = weight as CpuWeightTensor ?? throw Foreign(weight, nameof(weight));
+        cpu.ThrowIfDisposed();
+        return cpu;
+    }
+
+    private static CpuKvCache AsCpu(KvCacheStorage cache) =>
+        cache as CpuKvCache ?? throw Foreign(cache, nameof(cache));
+
+    private static ArgumentException Foreign(object? resource, string name) => resource is null
+        ? new ArgumentNullException(name)
+        : new ArgumentException($"{resource.GetType().Name} was not created by the CPU backend", name);
+
+    private static void CheckMatrixShape(int rows, int columns)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
+    }
+
+    private static void CheckRows(int rows) => ArgumentOutOfRangeException.ThrowIfNegative(rows);
+
+    private static void CheckRows(int rows, int indexCount, string indicesName)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        if (rows > indexCount)
+            throw new ArgumentException($"{rows} rows need {rows} indices, the buffer holds {indexCount}", indicesName);
+    }
+
+    private static void CheckExtent(int bufferLength, long rows, long width, string name)
+    {
+        if (rows * width > bufferLength)
+            throw new ArgumentException($"{rows} rows × {width} = {rows * width} elements do not fit a buffer of {bufferLength}", name);
+    }
+
+    private static void CheckRange(int offset, int count, int length, string name)
+    {
+        if (offset < 0 || (long)offset + count > length)
+            throw new ArgumentOutOfRangeException(name, offset, $"[{offset}, {(long)offset + count}) is outside a buffer of {length}");
+    }
+
+    private static void CheckVector(CpuWeightTensor weight, int length, string name)
+    {
+        if (weight.Rows != 1 || weight.Columns != length)
+            throw new ArgumentException($"weight \"{weight.Name}\" is [{weight.Rows}, {weight.Columns}], a [1, {length}] vector is needed", name);
+    }
+
+    private static void CheckLayer(CpuKvCache cache, int layer)
+    {
+        if ((uint)layer >= (uint)cache.Layers)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the cache has {cache.Layers} layers");
+    }
+
+    /// <summary>Every position/slot of the call must lie in [0, limit).</summary>
+    private static void CheckPositions(int[] positions, int rows, int limit, string name)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)positions[r] >= (uint)limit)
+                throw new ArgumentOutOfRangeException(name, positions[r], $"row {r}: must be in [0, {limit})");
+        }
+    }
+
+    private static string ReadCpuModel()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                foreach (string line in File.ReadLines("/proc/cpuinfo"))
+                {
+                    if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is int colon and >= 0)
+                        return line[(colon + 1)..].Trim();
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return $"{RuntimeInformation.ProcessArchitecture} CPU ({RuntimeInformation.OSDescription})";
+    }
 }

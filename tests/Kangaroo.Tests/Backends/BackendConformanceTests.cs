@@ -1,0 +1,593 @@
+using Kangaroo.Backends;
+using Kangaroo.Weights;
+using Xunit;
+
+namespace Kangaroo.Tests.Backends;
+
+/// <summary>
+/// The contract of <see cref="IComputeBackend"/>, run by every backend: each op against <see cref="ScalarOps"/>
+/// on fresh random inputs, and exact row invariance for the ops a forward pass batches.
+/// <para>
+/// Outputs are poisoned with NaN before each op, so an element the op fails to write fails the comparison.
+/// </para>
+/// <para>
+/// Tolerance: element i passes when |actual − expected| ≤ 1e-5 · max(|expected|, rms(expected)). The
+/// relative part is the F32 budget (eps ≈ 6e-8; a blocked F32 sum of n products of random sign errs by about
+/// eps·√n relative to the output's scale, ~4e-6 at n = 4096 in the worst realistic case). The floor at the
+/// output's RMS is what makes the per-element check fair near zero: a dot product that cancels to ~0 carries
+/// an absolute error on the scale of its terms, not of its result. Unlike a norm-wide relative error it still
+/// catches a single wrong element. F16/BF16 weights widen exactly to F32, and the reference is fed the
+/// same widened values, so the same tolerance applies to them.
+/// </para>
+/// </summary>
+public abstract class BackendConformanceTests : IDisposable
+{
+    protected const double Tolerance = 1e-5;
+
+    private readonly NativeTensors _tensors = new();
+    private readonly List<IDisposable> _resources = [];
+    private IComputeBackend? _backend;
+    private readonly Random _random;
+
+    protected BackendConformanceTests() => _random = new Random(12345);
+
+    protected abstract IComputeBackend CreateBackend();
+
+    /// <summary>Why the backend cannot run on this machine (no GPU, no driver), or null; non-null skips every test.</summary>
+    protected virtual string? UnavailableReason => null;
+
+    protected IComputeBackend Backend
+    {
+        get
+        {
+            if (UnavailableReason is { } reason)
+                Assert.Skip(reason);
+            return _backend ??= CreateBackend();
+        }
+    }
+
+    public void Dispose()
+    {
+        // Weights, buffers and caches first, then the backend, then the memory the weight views point into.
+        for (int i = _resources.Count - 1; i >= 0; i--)
+            _resources[i].Dispose();
+        _backend?.Dispose();
+        _tensors.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    public static TheoryData<DType> WeightTypes => [DType.F32, DType.F16, DType.BF16];
+
+    // ---------------------------------------------------------------- Embed
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void Embed_GathersRowsConvertedToF32(DType dtype)
+    {
+        const int vocab = 50, width = 37;
+        var (table, exact) = Weight(dtype, vocab, width);
+        int[] ids = [3, 0, 49, 3, 17];
+        ComputeBuffer output = Poisoned(ids.Length * width);
+
+        Backend.Embed(table, Indices(ids), output, ids.Length);
+
+        float[] actual = Download(output, ids.Length * width);
+        for (int r = 0; r < ids.Length; r++)
+            AssertBitwiseEqual(exact.AsSpan(ids[r] * width, width), actual.AsSpan(r * width, width), $"embedding row {r}");
+    }
+
+    [Theory]
+    [InlineData(50)]
+    [InlineData(-1)]
+    [InlineData(int.MaxValue)]
+    public void Embed_TokenOutsideTable_Throws(int badId)
+    {
+        var (table, _) = Weight(DType.F16, 50, 8);
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Embed(table, Indices([1, badId]), Poisoned(16), 2));
+    }
+
+    // ---------------------------------------------------------------- RmsNorm
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void RmsNorm_MatchesReference(DType dtype)
+    {
+        const int rows = 5, width = 133;
+        const float eps = 1e-5f;
+        var (gamma, exactGamma) = Weight(dtype, 1, width);
+        float[] x = RandomValues(rows * width, 3f);
+        ComputeBuffer output = Poisoned(rows * width);
+
+        Backend.RmsNorm(Upload(x), gamma, eps, output, rows, width);
+
+        AssertClose(ScalarOps.RmsNorm(x, exactGamma, eps, rows, width), Download(output, rows * width));
+    }
+
+    [Fact]
+    public void RmsNorm_InPlace_MatchesReference()
+    {
+        const int rows = 3, width = 64;
+        var (gamma, exactGamma) = Weight(DType.F32, 1, width);
+        float[] x = RandomValues(rows * width);
+        ComputeBuffer buffer = Upload(x);
+
+        Backend.RmsNorm(buffer, gamma, 1e-6f, buffer, rows, width);
+
+        AssertClose(ScalarOps.RmsNorm(x, exactGamma, 1e-6f, rows, width), Download(buffer, rows * width));
+    }
+
+    [Fact]
+    public void AddRmsNorm_MatchesAddThenRmsNormBitForBit()
+    {
+        const int rows = 4, width = 200;
+        const float eps = 1e-6f;
+        var (gamma, exactGamma) = Weight(DType.BF16, 1, width);
+        float[] residual = RandomValues(rows * width, 2f);
+        float[] delta = RandomValues(rows * width);
+        ComputeBuffer residualBuffer = Upload(residual);
+        ComputeBuffer normed = Poisoned(rows * width);
+
+        Backend.AddRmsNorm(residualBuffer, Upload(delta), gamma, eps, normed, rows, width);
+
+        float[] sum = Download(residualBuffer, rows * width);
+        for (int i = 0; i < sum.Length; i++)
+            Assert.Equal(residual[i] + delta[i], sum[i]);
+        float[] fused = Download(normed, rows * width);
+        AssertClose(ScalarOps.RmsNorm(sum, exactGamma, eps, rows, width), fused);
+
+        ComputeBuffer unfused = Poisoned(rows * width);
+        Backend.RmsNorm(Upload(sum), gamma, eps, unfused, rows, width);
+        AssertBitwiseEqual(Download(unfused, rows * width), fused, "AddRmsNorm vs Add + RmsNorm");
+    }
+
+    // ---------------------------------------------------------------- MatMul
+
+    public static TheoryData<DType, int, int, int> MatMulShapes => new()
+    {
+        { DType.F32, 1, 64, 48 },
+        { DType.F32, 3, 67, 29 },
+        { DType.F32, 9, 300, 130 },
+        { DType.F16, 1, 64, 48 },
+        { DType.F16, 3, 67, 29 },
+        { DType.F16, 9, 1000, 257 },
+        { DType.BF16, 1, 64, 48 },
+        { DType.BF16, 3, 67, 29 },
+        { DType.BF16, 9, 1000, 257 },
+        { DType.F16, 2, 4096, 40 },
+    };
+
+    [Theory]
+    [MemberData(nameof(MatMulShapes))]
+    public void MatMul_MatchesReference(DType dtype, int rows, int columns, int outFeatures)
+    {
+        var (weight, exact) = Weight(dtype, outFeatures, columns);
+        float[] x = RandomValues(rows * columns);
+        ComputeBuffer output = Poisoned(rows * outFeatures);
+
+        Backend.MatMul(Upload(x), weight, output, rows);
+
+        AssertClose(ScalarOps.MatMul(x, exact, rows, columns, outFeatures), Download(output, rows * outFeatures));
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void MatMul_IsRowInvariant(DType dtype)
+    {
+        const int maxRows = 64, columns = 200, outFeatures = 72;
+        var (weight, _) = Weight(dtype, outFeatures, columns);
+        float[] x = RandomValues(maxRows * columns);
+        float[][] alone = new float[maxRows][];
+        for (int r = 0; r < maxRows; r++)
+        {
+            ComputeBuffer single = Poisoned(outFeatures);
+            Backend.MatMul(Upload(x.AsSpan(r * columns, columns).ToArray()), weight, single, 1);
+            alone[r] = Download(single, outFeatures);
+        }
+
+        ComputeBuffer input = Upload(x);
+        ComputeBuffer batch = Allocate(maxRows * outFeatures);
+        for (int rows = 1; rows <= maxRows; rows++)
+        {
+            Poison(batch, maxRows * outFeatures);
+            Backend.MatMul(input, weight, batch, rows);
+            float[] result = Download(batch, rows * outFeatures);
+            for (int r = 0; r < rows; r++)
+                AssertBitwiseEqual(alone[r], result.AsSpan(r * outFeatures, outFeatures), $"MatMul row {r} of {rows}");
+        }
+
+        // Same rows among other neighbours (larger values, in reverse order): still the same bits.
+        float[] shuffled = RandomValues(maxRows * columns, 100f);
+        for (int r = 0; r < maxRows; r += 3)
+            x.AsSpan(r * columns, columns).CopyTo(shuffled.AsSpan((maxRows - 1 - r) * columns));
+        Backend.MatMul(Upload(shuffled), weight, batch, maxRows);
+        float[] mixed = Download(batch, maxRows * outFeatures);
+        for (int r = 0; r < maxRows; r += 3)
+            AssertBitwiseEqual(alone[r], mixed.AsSpan((maxRows - 1 - r) * outFeatures, outFeatures), $"MatMul row {r} among others");
+    }
+
+    [Fact]
+    public void MatMul_ConcurrentCallsOnSharedWeight_MatchSequential()
+    {
+        const int rows = 4, columns = 512, outFeatures = 256, callers = 4;
+        var (weight, _) = Weight(DType.F16, outFeatures, columns);
+        float[][] inputs = Enumerable.Range(0, callers).Select(_ => RandomValues(rows * columns)).ToArray();
+        var sequential = new float[callers][];
+        var inputBuffers = inputs.Select(Upload).ToArray();
+        var outputBuffers = inputs.Select(_ => Allocate(rows * outFeatures)).ToArray();
+        for (int c = 0; c < callers; c++)
+        {
+            Backend.MatMul(inputBuffers[c], weight, outputBuffers[c], rows);
+            sequential[c] = Download(outputBuffers[c], rows * outFeatures);
+        }
+
+        IComputeBackend backend = Backend;
+        Parallel.For(0, callers, new ParallelOptions { MaxDegreeOfParallelism = callers }, c =>
+        {
+            for (int repeat = 0; repeat < 20; repeat++)
+                backend.MatMul(inputBuffers[c], weight, outputBuffers[c], rows);
+        });
+
+        for (int c = 0; c < callers; c++)
+            AssertBitwiseEqual(sequential[c], Download(outputBuffers[c], rows * outFeatures), $"caller {c}");
+    }
+
+    [Fact]
+    public void MatMul_BufferTooSmall_Throws()
+    {
+        var (weight, _) = Weight(DType.F32, 8, 16);
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MatMul(Allocate(2 * 16 - 1), weight, Allocate(2 * 8), 2));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MatMul(Allocate(2 * 16), weight, Allocate(2 * 8 - 1), 2));
+    }
+
+    [Fact]
+    public void LoadWeight_ElementCountMismatch_Throws()
+    {
+        TensorView view = _tensors.Create("w", DType.F16, [4, 6], new byte[4 * 6 * 2]);
+        Assert.Throws<ArgumentException>(() => Backend.LoadWeight(view, 4, 5));
+        Assert.Throws<ArgumentException>(() => Backend.LoadWeight(view, 5, 6));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.LoadWeight("v", new float[5], 2, 3));
+    }
+
+    // ---------------------------------------------------------------- Rope
+
+    [Fact]
+    public void Rope_MatchesReference()
+    {
+        const int heads = 3, headDim = 16;
+        int[] positions = [0, 5, 1000, 31999];
+        int rows = positions.Length;
+        float[] inverseFrequencies = InverseFrequencies(headDim, 10000f);
+        float[] x = RandomValues(rows * heads * headDim);
+        ComputeBuffer buffer = Upload(x);
+
+        Backend.Rope(buffer, Indices(positions), FloatWeight(inverseFrequencies), rows, heads, headDim);
+
+        AssertClose(ScalarOps.Rope(x, positions, inverseFrequencies, rows, heads, headDim), Download(buffer, x.Length));
+    }
+
+    [Fact]
+    public void Rope_IsRowInvariant()
+    {
+        const int heads = 4, headDim = 64, rows = 12, width = heads * headDim;
+        WeightTensor frequencies = FloatWeight(InverseFrequencies(headDim, 500000f));
+        float[] x = RandomValues(rows * width);
+        int[] positions = Enumerable.Range(0, rows).Select(r => 37 * r * r).ToArray();
+
+        ComputeBuffer batch = Upload(x);
+        Backend.Rope(batch, Indices(positions), frequencies, rows, heads, headDim);
+        float[] batched = Download(batch, rows * width);
+
+        for (int r = 0; r < rows; r++)
+        {
+            ComputeBuffer single = Upload(x.AsSpan(r * width, width).ToArray());
+            Backend.Rope(single, Indices([positions[r]]), frequencies, 1, heads, headDim);
+            AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"Rope row {r}");
+        }
+    }
+
+    // ---------------------------------------------------------------- StoreKv + Attention
+
+    public static TheoryData<int, int, int> AttentionShapes => new()
+    {
+        { 4, 4, 16 },   // multi-head
+        { 6, 2, 16 },   // grouped: three query heads per KV head
+        { 8, 1, 24 },   // multi-query
+        { 4, 2, 128 },  // Llama head size
+    };
+
+    [Theory]
+    [MemberData(nameof(AttentionShapes))]
+    public void Attention_MatchesReference(int heads, int kvHeads, int headDim)
+    {
+        const int layers = 2, capacity = 40, layer = 1;
+        int kvWidth = kvHeads * headDim;
+        KvCacheStorage cache = Cache(layers, capacity, kvWidth);
+        // Another layer holding other values must not leak into this one.
+        var (otherKeys, otherValues) = StoreRandomPrefix(cache, 0, capacity, kvWidth);
+        Assert.NotNull(otherKeys);
+        Assert.NotNull(otherValues);
+        var (keys, values) = StoreRandomPrefix(cache, layer, 30, kvWidth);
+
+        int[] positions = [0, 7, 29, 12, 29];
+        int rows = positions.Length;
+        float[] queries = RandomValues(rows * heads * headDim, 3f);
+        ComputeBuffer output = Poisoned(queries.Length);
+
+        Backend.Attention(Upload(queries), cache, layer, Indices(positions), output, rows, heads, kvHeads, headDim);
+
+        AssertClose(ScalarOps.Attention(queries, keys, values, positions, rows, heads, kvHeads, headDim), Download(output, queries.Length));
+    }
+
+    [Fact]
+    public void Attention_SeesKeysStoredEarlierInTheSameCall()
+    {
+        const int heads = 4, kvHeads = 2, headDim = 32, prefix = 9, rows = 5;
+        int kvWidth = kvHeads * headDim;
+        KvCacheStorage cache = Cache(1, 32, kvWidth);
+        var (prefixKeys, prefixValues) = StoreRandomPrefix(cache, 0, prefix, kvWidth);
+
+        float[] newKeys = RandomValues(rows * kvWidth), newValues = RandomValues(rows * kvWidth);
+        int[] positions = Enumerable.Range(prefix, rows).ToArray();
+        Backend.StoreKv(cache, 0, Upload(newKeys), Upload(newValues), Indices(positions), rows);
+        float[] queries = RandomValues(rows * heads * headDim, 3f);
+        ComputeBuffer output = Poisoned(queries.Length);
+
+        Backend.Attention(Upload(queries), cache, 0, Indices(positions), output, rows, heads, kvHeads, headDim);
+
+        float[] keys = [.. prefixKeys, .. newKeys], values = [.. prefixValues, .. newValues];
+        AssertClose(ScalarOps.Attention(queries, keys, values, positions, rows, heads, kvHeads, headDim), Download(output, queries.Length));
+    }
+
+    [Fact]
+    public void Attention_LongContext_MatchesReference()
+    {
+        const int capacity = 32768, heads = 2, kvHeads = 1, headDim = 8;
+        KvCacheStorage cache = Cache(1, capacity, kvHeads * headDim);
+        var (keys, values) = StoreRandomPrefix(cache, 0, capacity, kvHeads * headDim);
+        int[] positions = [capacity - 1, 20000];
+        float[] queries = RandomValues(positions.Length * heads * headDim, 4f);
+        ComputeBuffer output = Poisoned(queries.Length);
+
+        Backend.Attention(Upload(queries), cache, 0, Indices(positions), output, positions.Length, heads, kvHeads, headDim);
+
+        AssertClose(ScalarOps.Attention(queries, keys, values, positions, positions.Length, heads, kvHeads, headDim), Download(output, queries.Length));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(8)]
+    public void Attention_IsRowInvariant(int rows)
+    {
+        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 13, capacity = 32;
+        int kvWidth = kvHeads * headDim, width = heads * headDim;
+        float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
+        float[] newKeys = RandomValues(rows * kvWidth), newValues = RandomValues(rows * kvWidth);
+        float[] queries = RandomValues(rows * width, 3f);
+        int[] positions = Enumerable.Range(prefix, rows).ToArray();
+        int[] prefixSlots = Enumerable.Range(0, prefix).ToArray();
+
+        // k queries verified together, their keys stored by one StoreKv of the same rows.
+        KvCacheStorage batchCache = Cache(1, capacity, kvWidth);
+        Backend.StoreKv(batchCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
+        Backend.StoreKv(batchCache, 0, Upload(newKeys), Upload(newValues), Indices(positions), rows);
+        ComputeBuffer batch = Poisoned(rows * width);
+        Backend.Attention(Upload(queries), batchCache, 0, Indices(positions), batch, rows, heads, kvHeads, headDim);
+        float[] batched = Download(batch, rows * width);
+
+        // The same tokens decoded one at a time.
+        KvCacheStorage stepCache = Cache(1, capacity, kvWidth);
+        Backend.StoreKv(stepCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
+        for (int r = 0; r < rows; r++)
+        {
+            Backend.StoreKv(stepCache, 0, Upload(newKeys.AsSpan(r * kvWidth, kvWidth).ToArray()),
+                Upload(newValues.AsSpan(r * kvWidth, kvWidth).ToArray()), Indices([positions[r]]), 1);
+            ComputeBuffer single = Poisoned(width);
+            Backend.Attention(Upload(queries.AsSpan(r * width, width).ToArray()), stepCache, 0, Indices([positions[r]]), single, 1, heads, kvHeads, headDim);
+            AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"Attention row {r} of {rows}");
+        }
+    }
+
+    [Fact]
+    public void StoreKvAndAttention_OutOfRange_Throw()
+    {
+        KvCacheStorage cache = Cache(2, 8, 16);
+        ComputeBuffer kv = Allocate(16);
+        Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 0, kv, kv, Indices([8]), 1));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 0, kv, kv, Indices([-1]), 1));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 2, kv, kv, Indices([0]), 1));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(32), cache, 0, Indices([8]), Allocate(32), 1, 2, 1, 16));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(32), cache, 0, Indices([0]), Allocate(31), 1, 2, 1, 16));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(64), cache, 0, Indices([0]), Allocate(64), 1, 4, 2, 16));
+    }
+
+    // ---------------------------------------------------------------- SiluMul, Argmax, buffers
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(1003)]
+    [InlineData(70001)]
+    public void SiluMul_MatchesReference(int count)
+    {
+        float[] gate = RandomValues(count, 12f), up = RandomValues(count, 2f);
+        ComputeBuffer output = Poisoned(count);
+
+        Backend.SiluMul(Upload(gate), Upload(up), output, count);
+
+        float[] actual = Download(output, count);
+        AssertClose(ScalarOps.SiluMul(gate, up, count), actual);
+
+        // Elementwise, so a prefix of the call gives the same bits (row invariance of [rows, width] calls).
+        int prefix = Math.Max(1, count / 3);
+        ComputeBuffer partial = Poisoned(prefix);
+        Backend.SiluMul(Upload(gate[..prefix]), Upload(up[..prefix]), partial, prefix);
+        AssertBitwiseEqual(actual.AsSpan(0, prefix).ToArray(), Download(partial, prefix), "SiluMul prefix");
+    }
+
+    [Fact]
+    public void SiluMul_InPlaceOverGate_MatchesReference()
+    {
+        const int count = 301;
+        float[] gate = RandomValues(count, 8f), up = RandomValues(count);
+        ComputeBuffer gateBuffer = Upload(gate);
+
+        Backend.SiluMul(gateBuffer, Upload(up), gateBuffer, count);
+
+        AssertClose(ScalarOps.SiluMul(gate, up, count), Download(gateBuffer, count));
+    }
+
+    [Fact]
+    public void ArgmaxWithProbability_MatchesReference()
+    {
+        const int rows = 4, vocab = 5000;
+        float[] logits = RandomValues(rows * vocab, 8f);
+        logits[vocab + 4321] = 30f;             // row 1: one confident token
+        logits[2 * vocab + 17] = 9f;            // row 2: a tie, lowest index wins
+        logits[2 * vocab + 4000] = 9f;
+        logits.AsSpan(3 * vocab, vocab).Fill(-2f); // row 3: all equal, index 0 at probability 1/vocab
+        var tokens = new int[rows];
+        var probabilities = new float[rows];
+
+        Backend.ArgmaxWithProbability(Upload(logits), rows, vocab, tokens, probabilities);
+
+        var expected = ScalarOps.ArgmaxWithProbability(logits, rows, vocab);
+        Assert.Equal(17, expected[2].Index);
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.Equal(expected[r].Index, tokens[r]);
+            Assert.True(Math.Abs(probabilities[r] - expected[r].Probability) <= Tolerance * expected[r].Probability,
+                $"row {r}: probability {probabilities[r]}, expected {expected[r].Probability}");
+        }
+    }
+
+    [Fact]
+    public void UploadCopyDownload_RoundTrip()
+    {
+        float[] values = RandomValues(100);
+        ComputeBuffer a = Allocate(100), b = Poisoned(120);
+        Backend.Upload(values, a);
+        Backend.Copy(a, 10, b, 50, 60);
+        Backend.Synchronize();
+
+        float[] copied = new float[60];
+        Backend.Download(b, 50, copied);
+        AssertBitwiseEqual(values.AsSpan(10, 60), copied, "copied range");
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Copy(a, 50, b, 0, 51));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Copy(a, 0, b, 61, 60));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Upload(values, a, 1));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.Download(a, 1, new float[100]));
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    protected float[] RandomValues(int count, float scale = 1f)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+            values[i] = (float)(_random.NextDouble() * 2 - 1) * scale;
+        return values;
+    }
+
+    protected static float[] InverseFrequencies(int headDim, float theta)
+    {
+        var frequencies = new float[headDim / 2];
+        for (int i = 0; i < frequencies.Length; i++)
+            frequencies[i] = 1f / MathF.Pow(theta, 2f * i / headDim);
+        return frequencies;
+    }
+
+    protected T Track<T>(T resource) where T : IDisposable
+    {
+        _resources.Add(resource);
+        return resource;
+    }
+
+    protected ComputeBuffer Allocate(int length) => Track(Backend.Allocate(length));
+
+    protected ComputeBuffer Upload(float[] values)
+    {
+        ComputeBuffer buffer = Allocate(values.Length);
+        Backend.Upload(values, buffer);
+        return buffer;
+    }
+
+    protected ComputeBuffer Poisoned(int length)
+    {
+        ComputeBuffer buffer = Allocate(length);
+        Poison(buffer, length);
+        return buffer;
+    }
+
+    protected void Poison(ComputeBuffer buffer, int length)
+    {
+        var nan = new float[length];
+        nan.AsSpan().Fill(float.NaN);
+        Backend.Upload(nan, buffer);
+    }
+
+    protected float[] Download(ComputeBuffer buffer, int length)
+    {
+        var values = new float[length];
+        Backend.Download(buffer, 0, values);
+        return values;
+    }
+
+    protected IndexBuffer Indices(int[] values)
+    {
+        IndexBuffer buffer = Track(Backend.AllocateIndices(values.Length));
+        Backend.Upload(values, buffer);
+        return buffer;
+    }
+
+    protected KvCacheStorage Cache(int layers, int capacity, int kvWidth) =>
+        Track(Backend.AllocateKvCache(layers, capacity, kvWidth));
+
+    /// <summary>Random keys and values in slots [0, count) of a layer, returned as <c>[slot][kvWidth]</c>.</summary>
+    protected (float[] Keys, float[] Values) StoreRandomPrefix(KvCacheStorage cache, int layer, int count, int kvWidth)
+    {
+        float[] keys = RandomValues(count * kvWidth), values = RandomValues(count * kvWidth);
+        Backend.StoreKv(cache, layer, Upload(keys), Upload(values), Indices(Enumerable.Range(0, count).ToArray()), count);
+        return (keys, values);
+    }
+
+    /// <summary>A random <c>[rows, columns]</c> weight stored as <paramref name="dtype"/>, viewed in place, and its exact F32 values.</summary>
+    protected (WeightTensor Weight, float[] Exact) Weight(DType dtype, int rows, int columns)
+    {
+        byte[] bytes = DTypeConversion.FromFloat32(dtype, RandomValues(rows * columns));
+        var exact = new float[rows * columns];
+        DTypeConversion.ToFloat32(dtype, bytes, exact);
+        TensorView view = _tensors.Create($"w{_resources.Count}", dtype, [rows, columns], bytes);
+        return (Track(Backend.LoadWeight(view, rows, columns)), exact);
+    }
+
+    protected WeightTensor FloatWeight(float[] values) =>
+        Track(Backend.LoadWeight("computed", values, 1, values.Length));
+
+    protected static void AssertClose(double[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double sumOfSquares = 0;
+        foreach (double e in expected)
+            sumOfSquares += e * e;
+        double floor = Math.Sqrt(sumOfSquares / Math.Max(expected.Length, 1));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Math.Abs(actual[i] - expected[i]);
+            // Written as !(≤) so that NaN (an unwritten, poisoned element) fails.
+            if (!(error <= Tolerance * Math.Max(Math.Abs(expected[i]), floor)))
+                Assert.Fail($"element {i}: {actual[i]:R}, expected {expected[i]:R} (error {error:E2}, scale {Math.Max(Math.Abs(expected[i]), floor):E2})");
+        }
+    }
+
+    protected static void AssertBitwiseEqual(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (BitConverter.SingleToUInt32Bits(expected[i]) != BitConverter.SingleToUInt32Bits(actual[i]))
+                Assert.Fail($"{what}, element {i}: {actual[i]:R} differs from {expected[i]:R}");
+        }
+    }
+}
