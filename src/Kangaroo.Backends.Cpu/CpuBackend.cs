@@ -225,7 +225,8 @@ public sealed class CpuBackend : IComputeBackend
         int tile = rows == 1 ? 1 : Math.Clamp(MatMulTileBytes / (w.Columns * sizeof(float)), 1, 16);
         int tiles = (w.Rows + tile - 1) / tile;
         int chunks = Math.Min(tiles, _threads * ChunksPerThread);
-        if (_threads == 1 || chunks == 1)
+        // Tiny matrices cost less than waking the thread pool.
+        if (_threads == 1 || chunks == 1 || (long)rows * w.Rows * w.Columns < ParallelElementThreshold * 2L)
             MatMulRange(x, w, y, rows, tile, 0, w.Rows);
         else
             MatMulParallel(x, w, y, rows, tile, tiles, chunks);
@@ -364,7 +365,7 @@ public sealed class CpuBackend : IComputeBackend
 
         float scale = 1f / MathF.Sqrt(headDim);
         int items = rows * heads;
-        if (_threads == 1 || items == 1)
+        if (_threads == 1 || items == 1 || (long)items * ((long)TensorPrimitives.Max<int>(at.AsSpan(0, rows)) + 1) * headDim < ParallelElementThreshold)
         {
             for (int item = 0; item < items; item++)
                 AttentionHead(q, kv, layer, at, o, item, heads, kvHeads, headDim, scale);

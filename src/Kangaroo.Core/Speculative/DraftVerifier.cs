@@ -14,6 +14,12 @@ public sealed class DraftVerifier
     private readonly float[] _target;
     private readonly float[] _residual;
 
+    /// <summary>
+    /// The probability of accepting a draft given p(x) (target) and q(x) (draft): min(1, p/q). Replaceable only so that
+    /// tests can prove the distribution test catches a wrong rule.
+    /// </summary>
+    internal Func<double, double, double> AcceptanceProbability { get; set; } = static (p, q) => q > 0 ? Math.Min(1.0, p / q) : 0;
+
     public DraftVerifier(int vocabSize)
     {
         _sampler = new TokenSampler(vocabSize);
@@ -52,7 +58,7 @@ public sealed class DraftVerifier
             _sampler.ComputeDistribution(targetLogits.Slice(i * vocab, vocab), options, _target);
             var q = draftDistributions.Slice(i * vocab, vocab);
             int x = drafts[i];
-            double acceptance = q[x] > 0 ? Math.Min(1.0, _target[x] / (double)q[x]) : 0;
+            double acceptance = AcceptanceProbability(_target[x], q[x]);
             if (random.NextDouble() < acceptance)
             {
                 output[i] = x;

@@ -58,6 +58,8 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
     }
 
     public int ContextLength => _cache.Capacity;
+
+    internal DraftVerifier Verifier => _verifier;
     public int ExitLayer => _exitLayer;
 
     /// <summary>Most tokens one round can emit: γ drafts plus the target's token.</summary>
