@@ -35,7 +35,8 @@ Task("Test").IsDependentOn("Build").Does(() =>
         else if (t.StartsWith("succeeded:")) passed = int.Parse(t.Substring(10).Trim());
         else if (t.StartsWith("skipped:")) skipped = int.Parse(t.Substring(8).Trim());
     }
-    Information($"Tests: {passed} passed, {failed} failed, {skipped} skipped");
+    // Plain text (no console colouring) so CI can read the line as it is.
+    Console.WriteLine($"Tests: {passed} passed, {failed} failed, {skipped} skipped");
     if (exitCode != 0 || failed > 0 || total == 0)
         throw new Exception($"tests failed (exit code {exitCode}, {failed} failed, {total} run)");
 });
