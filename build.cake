@@ -1,5 +1,5 @@
 // Build script: `dotnet tool restore && dotnet cake` restores, builds and runs every test.
-// Targets: Clean, Build, Test (default), Publish (the kangaroo CLI into artifacts/kangaroo).
+// Targets: Clean, Build, CheckKernels, Test (default), Publish (the kangaroo CLI into artifacts/kangaroo).
 var target = Argument("target", "Test");
 var configuration = Argument("configuration", "Release");
 var solution = "./Kangaroo.Native.sln";
@@ -16,9 +16,16 @@ Task("Build").Does(() =>
     DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration });
 });
 
+// Every CUDA kernel compiled to PTX by clang: a broken kernel fails here, on machines without a GPU.
+Task("CheckKernels").Does(() =>
+{
+    var exitCode = StartProcess("bash", new ProcessSettings { Arguments = "kernels/check.sh" });
+    if (exitCode != 0) throw new Exception("kernels/check.sh: a CUDA kernel does not compile");
+});
+
 // Runs the test executable (xunit.v3 on Microsoft Testing Platform) and ends with the plain summary line
 // `Tests: N passed, N failed, N skipped` that CI reads. GPU tests report skipped on machines without a GPU.
-Task("Test").IsDependentOn("Build").Does(() =>
+Task("Test").IsDependentOn("Build").IsDependentOn("CheckKernels").Does(() =>
 {
     var exitCode = StartProcess("dotnet", new ProcessSettings
     {

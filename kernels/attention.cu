@@ -1,0 +1,112 @@
+// Causal attention over the F16 KV cache with grouped KV heads, split along the keys (flash-decoding style).
+//
+// Keys are cut into blocks of ATTENTION_BLOCK_KEYS by ABSOLUTE (logical) key position. attention_partial computes, for one
+// (query row, head, key block), the block's max score, exp-sum and unnormalized value sum; attention_combine merges the
+// blocks in block order. Both orders depend only on the key positions, so a query gets the same bits whether it is
+// verified alone or with other rows.
+//
+// Token trees: keys at logical positions ≥ tree_start are read through ancestor_slots (one list per query row, the slots of
+// its ancestors by depth), so a tree node sees exactly the keys of its own path, in the same order and blocking as a
+// plain decode of that path. With tree_start ≥ every position, slot = position.
+#include "common.cuh"
+
+#define ATTENTION_BLOCK_KEYS 256
+#define ATTENTION_THREADS 128
+#define ATTENTION_MAX_HEAD_DIM 256
+
+__device__ __forceinline__ int key_slot(int key, int tree_start, const int* ancestor_slots, int row, int max_depth)
+{
+    return key < tree_start ? key : ancestor_slots[row * max_depth + (key - tree_start)];
+}
+
+// grid: x = rows · heads, y = key blocks (of the longest row); partials: [rows·heads][blocks][head_dim + 2].
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial(
+    const float* queries, const half_bits* key_cache, const half_bits* value_cache, const int* positions,
+    int tree_start, const int* ancestor_slots, int max_depth, float* partials,
+    int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
+{
+    __shared__ float q[ATTENTION_MAX_HEAD_DIM];
+    __shared__ float scores[ATTENTION_BLOCK_KEYS];
+    __shared__ float scratch[32];
+
+    int item = blockIdx.x, block = blockIdx.y;
+    int row = item / heads, head = item % heads, kv_head = head / (heads / kv_heads);
+    int position = positions[row];
+    if (block > position / ATTENTION_BLOCK_KEYS) return;   // whole block leaves: this row has fewer keys
+    int first = block * ATTENTION_BLOCK_KEYS;
+    int count = min(ATTENTION_BLOCK_KEYS, position + 1 - first);
+
+    const float* query = queries + (long long)item * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) q[d] = query[d];
+    __syncthreads();
+
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    for (int j = warp; j < count; j += warps)
+    {
+        int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
+        const half_bits* key = key_cache + layer_offset + (long long)slot * kv_width + kv_head * head_dim;
+        float dot = 0.0f;
+        for (int d = lane; d < head_dim; d += WARP_SIZE) dot = fmaf(q[d], f16_to_f32(key[d]), dot);
+        dot = warp_sum(dot);
+        if (lane == 0) scores[j] = dot * scale;
+    }
+    __syncthreads();
+
+    float local_max = -INFINITY;
+    for (int j = threadIdx.x; j < count; j += blockDim.x) local_max = fmaxf(local_max, scores[j]);
+    float block_maximum = block_max(local_max, scratch);
+    __syncthreads();
+    float local_sum = 0.0f;
+    for (int j = threadIdx.x; j < count; j += blockDim.x)
+    {
+        float p = expf(scores[j] - block_maximum);
+        scores[j] = p;
+        local_sum += p;
+    }
+    float block_total = block_sum(local_sum, scratch);
+    __syncthreads();
+
+    float* out = partials + ((long long)item * max_blocks + block) * (head_dim + 2);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+    {
+        float acc = 0.0f;
+        for (int j = 0; j < count; j++)
+        {
+            int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
+            acc = fmaf(scores[j], f16_to_f32(value_cache[layer_offset + (long long)slot * kv_width + kv_head * head_dim + d]), acc);
+        }
+        out[d] = acc;
+    }
+    if (threadIdx.x == 0)
+    {
+        out[head_dim] = block_maximum;
+        out[head_dim + 1] = block_total;
+    }
+}
+
+// grid: x = rows · heads. Merges the key blocks of one (row, head) in block order.
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_combine(
+    const float* partials, const int* positions, float* output, int heads, int head_dim, int max_blocks)
+{
+    int item = blockIdx.x, row = item / heads;
+    int blocks = positions[row] / ATTENTION_BLOCK_KEYS + 1;
+    const float* base = partials + (long long)item * max_blocks * (head_dim + 2);
+    float maximum = -INFINITY;
+    for (int b = 0; b < blocks; b++) maximum = fmaxf(maximum, base[b * (head_dim + 2) + head_dim]);
+    float total = 0.0f;
+    for (int b = 0; b < blocks; b++)
+    {
+        const float* block = base + b * (head_dim + 2);
+        total = fmaf(expf(block[head_dim] - maximum), block[head_dim + 1], total);
+    }
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+    {
+        float acc = 0.0f;
+        for (int b = 0; b < blocks; b++)
+        {
+            const float* block = base + b * (head_dim + 2);
+            acc = fmaf(expf(block[head_dim] - maximum), block[d], acc);
+        }
+        output[(long long)item * head_dim + d] = acc / total;
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Compiles every kernel to PTX with clang (no GPU, no CUDA toolkit needed), so a broken kernel fails CI, not a GPU run.
+# NVRTC compiles the same files at run time; clang_prelude.h declares what NVRTC provides built in.
+set -euo pipefail
+cd "$(dirname "$0")"
+clang=$(command -v clang-19 || command -v clang-14 || command -v clang || true)
+if [ -z "$clang" ]; then echo "kernels/check.sh: no clang found (apt-get install clang-14)" >&2; exit 1; fi
+status=0
+for f in *.cu; do
+  if "$clang" -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_80 -Xclang -target-feature -Xclang +ptx70 -std=c++17 -O2 \
+       -include clang_prelude.h -Werror -Wno-unknown-cuda-version -S -o /dev/null "$f"; then
+    echo "ok      $f"
+  else
+    echo "FAILED  $f"; status=1
+  fi
+done
+exit $status

@@ -1,0 +1,74 @@
+// Shared by every kernel: element conversions and fixed-order reductions.
+// Self-contained (no cuda_fp16.h): NVRTC compiles it as is, and CI compiles it with clang through clang_prelude.h.
+#pragma once
+
+typedef unsigned short half_bits;            // IEEE binary16, stored as raw bits
+struct bf16_bits { unsigned short bits; };   // bfloat16 raw bits: a type of its own so overloads tell it from F16
+
+#define WARP_SIZE 32
+#define FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ float bits_to_float(unsigned int u)
+{
+    float f;
+    asm("mov.b32 %0, %1;" : "=f"(f) : "r"(u));
+    return f;
+}
+
+__device__ __forceinline__ float f16_to_f32(half_bits h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ half_bits f32_to_f16(float f)
+{
+    half_bits h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float bf16_to_f32(unsigned short b) { return bits_to_float(((unsigned int)b) << 16); }
+
+__device__ __forceinline__ float load_f32(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ float load_f32(const half_bits* p, long long i) { return f16_to_f32(p[i]); }
+__device__ __forceinline__ float load_f32(const bf16_bits* p, long long i) { return bf16_to_f32(p[i].bits); }
+
+// Butterfly sum over a warp: a fixed tree, so the result does not depend on anything but the 32 inputs.
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+// Block-wide sum in a fixed order: warp sums, then warp 0 sums the warp totals. Every thread gets the result.
+// `scratch` holds at least blockDim.x / 32 floats; the block size must be a multiple of 32.
+__device__ __forceinline__ float block_sum(float v, float* scratch)
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float total = lane < warps ? scratch[lane] : 0.0f;
+    total = warp_sum(total);
+    return total;
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch)
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float m = lane < warps ? scratch[lane] : -INFINITY;
+    return warp_max(m);
+}

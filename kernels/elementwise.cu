@@ -1,0 +1,57 @@
+// Embedding gather, SiLU·mul, rotary embedding and KV-cache stores. Each output element is computed by one thread from
+// its own inputs only, so every row's bits are independent of the number of rows in the call.
+#include "common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void embed_impl(const T* table, const int* tokens, float* out, int rows, int width)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * width) return;
+    int r = (int)(i / width), c = (int)(i % width);
+    out[i] = load_f32(table, (long long)tokens[r] * width + c);
+}
+
+extern "C" __global__ void embed_f32(const float* table, const int* tokens, float* out, int rows, int width) { embed_impl(table, tokens, out, rows, width); }
+extern "C" __global__ void embed_f16(const half_bits* table, const int* tokens, float* out, int rows, int width) { embed_impl(table, tokens, out, rows, width); }
+extern "C" __global__ void embed_bf16(const bf16_bits* table, const int* tokens, float* out, int rows, int width) { embed_impl(table, tokens, out, rows, width); }
+
+// silu(g) · u = g / (1 + e^−g) · u, as the CPU backend computes it.
+extern "C" __global__ void silu_mul(const float* gate, const float* up, float* out, int count)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+// Hugging Face rotate_half convention: element i pairs with i + headDim/2; angle = position · inv_freq[i] in F32.
+// One thread per (row, head, pair).
+extern "C" __global__ void rope(float* x, const int* positions, const float* inverse_frequencies, int rows, int heads, int head_dim)
+{
+    int half = head_dim / 2;
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * heads * half) return;
+    int pair = (int)(i % half);
+    long long row_head = i / half;
+    int r = (int)(row_head / heads);
+    float angle = (float)positions[r] * inverse_frequencies[pair];
+    float s, c;
+    sincosf(angle, &s, &c);
+    float* v = x + row_head * head_dim;
+    float a = v[pair], b = v[pair + half];
+    v[pair] = a * c - b * s;
+    v[pair + half] = b * c + a * s;
+}
+
+// Writes row r of keys/values ([rows, kv_width] F32) into slot slots[r] of one layer of the F16 cache
+// ([layers][capacity][kv_width] for keys and for values).
+extern "C" __global__ void store_kv(half_bits* key_cache, half_bits* value_cache, const float* keys, const float* values,
+                                    const int* slots, int rows, int kv_width, long long layer_offset)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * kv_width) return;
+    int r = (int)(i / kv_width), c = (int)(i % kv_width);
+    long long at = layer_offset + (long long)slots[r] * kv_width + c;
+    key_cache[at] = f32_to_f16(keys[i]);
+    value_cache[at] = f32_to_f16(values[i]);
+}
