@@ -18,8 +18,9 @@ public static class Cli
         Usage: kangaroo <command> [options]
 
         Commands:
-          generate   Generate text from a prompt (argument or standard input)
-          inspect    Show a model's configuration, parameters, dtypes and memory
+          generate       Generate text from a prompt (argument or standard input)
+          inspect        Show a model's configuration, parameters, dtypes and memory
+          random-model   Write a model directory with random weights (benchmark and test shapes)
 
         Run 'kangaroo <command> --help' for a command's options.
         Options: --help, --version
@@ -45,7 +46,8 @@ public static class Cli
             {
                 "generate" => GenerateCommand.Run(rest, stdout, stderr, stdin),
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect)"),
+                "random-model" => RandomModelCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model)"),
             };
         }
         catch (UsageException e)

@@ -55,21 +55,39 @@ public static class DTypeConversion
     public static byte[] FromFloat32(DType dtype, ReadOnlySpan<float> source)
     {
         var bytes = new byte[source.Length * dtype.SizeInBytes()];
+        FromFloat32(dtype, source, bytes);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Converts F32 values into <paramref name="destination"/> as <paramref name="dtype"/> (F16/BF16 round to nearest
+    /// even), without allocating: streaming writers convert chunk by chunk into their output buffer.
+    /// </summary>
+    public static void FromFloat32(DType dtype, ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        int needed = source.Length * dtype.SizeInBytes();
+        if (destination.Length < needed)
+            throw new ArgumentException($"destination holds {destination.Length} bytes, {needed} needed", nameof(destination));
         switch (dtype)
         {
             case DType.F32:
-                MemoryMarshal.AsBytes(source).CopyTo(bytes);
+                MemoryMarshal.AsBytes(source).CopyTo(destination);
                 break;
             case DType.F16:
-                TensorPrimitives.ConvertToHalf(source, MemoryMarshal.Cast<byte, Half>(bytes.AsSpan()));
+                TensorPrimitives.ConvertToHalf(source, MemoryMarshal.Cast<byte, Half>(destination[..needed]));
                 break;
             case DType.BF16:
-                var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
-                for (int i = 0; i < source.Length; i++) halves[i] = Float32ToBFloat16(source[i]);
+                Float32ToBFloat16(source, MemoryMarshal.Cast<byte, ushort>(destination[..needed]));
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null);
         }
-        return bytes;
+    }
+
+    /// <summary>Round-to-nearest-even F32 → BF16 for a span (<paramref name="destination"/> at least as long as <paramref name="source"/>).</summary>
+    public static void Float32ToBFloat16(ReadOnlySpan<float> source, Span<ushort> destination)
+    {
+        destination = destination[..source.Length];
+        for (int i = 0; i < source.Length; i++) destination[i] = Float32ToBFloat16(source[i]);
     }
 }

@@ -8,15 +8,58 @@ namespace Kangaroo.Weights;
 /// Writes .safetensors files (tests build tiny models with it; tools convert with it). Tensors are written
 /// in the order added; the header is padded with spaces to a multiple of 8 bytes, as the format recommends.
 /// </summary>
+/// <remarks>
+/// Two modes. Buffered: <see cref="Add(string, DType, int[], ReadOnlySpan{byte})"/> copies each tensor's bytes and
+/// <see cref="WriteTo(Stream)"/> writes everything. Streaming, for files larger than memory:
+/// <see cref="Declare"/> records only names, dtypes and shapes, <see cref="WriteHeader"/> writes the header, and the
+/// caller then writes each tensor's bytes itself, in declaration order, <see cref="DataByteLength"/> bytes in all.
+/// </remarks>
 public sealed class SafeTensorsWriter
 {
-    private readonly List<(string Name, DType DType, int[] Shape, byte[] Data)> _tensors = [];
+    /// <summary>A tensor of the file; <see cref="Data"/> is null for a declared (streamed) one.</summary>
+    private sealed record Entry(string Name, DType DType, int[] Shape, long ByteLength, byte[]? Data);
+
+    private readonly List<Entry> _tensors = [];
     private readonly SortedDictionary<string, string> _metadata = new(StringComparer.Ordinal);
 
     /// <summary>Adds a tensor from raw little-endian bytes; the length must equal product(shape) × dtype size.</summary>
     public SafeTensorsWriter Add(string name, DType dtype, int[] shape, ReadOnlySpan<byte> data)
     {
+        long byteLength = CheckNewTensor(name, dtype, shape);
+        if (byteLength != data.Length)
+            throw new ArgumentException($"tensor \"{name}\": {data.Length} bytes given, shape [{string.Join(", ", shape)}] × {dtype} needs {byteLength}");
+        _tensors.Add(new Entry(name, dtype, (int[])shape.Clone(), byteLength, data.ToArray()));
+        return this;
+    }
+
+    /// <summary>
+    /// Declares a tensor whose bytes the caller will stream after <see cref="WriteHeader"/> (product(shape) × dtype
+    /// size of them, after those of the tensors declared before it). A writer with declared tensors cannot
+    /// <see cref="WriteTo(Stream)"/>.
+    /// </summary>
+    public SafeTensorsWriter Declare(string name, DType dtype, int[] shape)
+    {
+        long byteLength = CheckNewTensor(name, dtype, shape);
+        _tensors.Add(new Entry(name, dtype, (int[])shape.Clone(), byteLength, Data: null));
+        return this;
+    }
+
+    /// <summary>Bytes of tensor data the file holds after its header (all tensors, added or declared).</summary>
+    public long DataByteLength
+    {
+        get
+        {
+            long total = 0;
+            foreach (var tensor in _tensors) total += tensor.ByteLength;
+            return total;
+        }
+    }
+
+    /// <summary>Checks name and shape; returns the tensor's byte length.</summary>
+    private long CheckNewTensor(string name, DType dtype, int[] shape)
+    {
         ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(shape);
         if (_tensors.Exists(t => t.Name == name))
             throw new ArgumentException($"tensor \"{name}\" was already added", nameof(name));
         long elements = 1;
@@ -25,10 +68,7 @@ public sealed class SafeTensorsWriter
             if (d < 0) throw new ArgumentException($"tensor \"{name}\": negative dimension in shape", nameof(shape));
             elements *= d;
         }
-        if (elements * dtype.SizeInBytes() != data.Length)
-            throw new ArgumentException($"tensor \"{name}\": {data.Length} bytes given, shape [{string.Join(", ", shape)}] × {dtype} needs {elements * dtype.SizeInBytes()}");
-        _tensors.Add((name, dtype, (int[])shape.Clone(), data.ToArray()));
-        return this;
+        return elements * dtype.SizeInBytes();
     }
 
     /// <summary>Adds a tensor from F32 values, converted to <paramref name="dtype"/> (round to nearest even).</summary>
@@ -49,12 +89,23 @@ public sealed class SafeTensorsWriter
 
     public void WriteTo(Stream stream)
     {
+        if (_tensors.Find(t => t.Data is null) is { } declared)
+            throw new InvalidOperationException($"tensor \"{declared.Name}\" was declared for streaming: write the header with WriteHeader and stream the data");
+        WriteHeader(stream);
+        foreach (var tensor in _tensors) stream.Write(tensor.Data!);
+    }
+
+    /// <summary>
+    /// Writes the 8-byte header length and the header only. In streaming mode the caller then writes every tensor's
+    /// bytes in order; with added tensors, use <see cref="WriteTo(Stream)"/> instead.
+    /// </summary>
+    public void WriteHeader(Stream stream)
+    {
         byte[] header = BuildHeader();
         Span<byte> length = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         stream.Write(length);
         stream.Write(header);
-        foreach (var tensor in _tensors) stream.Write(tensor.Data);
     }
 
     private byte[] BuildHeader()
@@ -70,7 +121,7 @@ public sealed class SafeTensorsWriter
                 json.WriteEndObject();
             }
             long offset = 0;
-            foreach (var (name, dtype, shape, data) in _tensors)
+            foreach (var (name, dtype, shape, byteLength, _) in _tensors)
             {
                 json.WriteStartObject(name);
                 json.WriteString("dtype", dtype.SafeTensorsName());
@@ -79,10 +130,10 @@ public sealed class SafeTensorsWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + data.Length);
+                json.WriteNumberValue(offset + byteLength);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += data.Length;
+                offset += byteLength;
             }
             json.WriteEndObject();
         }
