@@ -60,6 +60,12 @@ public static class Cli
             if (verbose) stderr.WriteLine(e);
             return BadInput;
         }
+        catch (OutOfMemoryException e)
+        {
+            stderr.WriteLine("kangaroo: error: out of memory while loading the model or allocating its caches (a smaller --context needs less)");
+            if (verbose) stderr.WriteLine(e);
+            return InternalError;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"kangaroo: internal error: {e.GetType().Name}: {e.Message}");
@@ -76,6 +82,8 @@ public static class Cli
     {
         if (option is not null)
         {
+            if (File.Exists(option))
+                throw new ModelFormatException(option, "is a file; --model expects the model directory (the folder holding config.json)");
             if (!Directory.Exists(option)) throw new ModelFormatException(option, "model directory not found");
             return option;
         }
