@@ -32,7 +32,8 @@ public static class Cli
         {
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
-                stdout.WriteLine(Usage);
+                // Asked-for help goes to stdout; usage printed because no command was given is an error: stderr.
+                (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
                 return args.Length == 0 ? BadInput : Success;
             }
             if (args[0] == "--version")
