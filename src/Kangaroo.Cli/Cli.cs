@@ -33,7 +33,8 @@ public static class Cli
         {
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
-                stdout.WriteLine(Usage);
+                // Asked-for help goes to stdout; usage printed because no command was given is an error: stderr.
+                (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
                 return args.Length == 0 ? BadInput : Success;
             }
             if (args[0] == "--version")
@@ -62,6 +63,12 @@ public static class Cli
             if (verbose) stderr.WriteLine(e);
             return BadInput;
         }
+        catch (OutOfMemoryException e)
+        {
+            stderr.WriteLine("kangaroo: error: out of memory while loading the model or allocating its caches (a smaller --context needs less)");
+            if (verbose) stderr.WriteLine(e);
+            return InternalError;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"kangaroo: internal error: {e.GetType().Name}: {e.Message}");
@@ -78,6 +85,8 @@ public static class Cli
     {
         if (option is not null)
         {
+            if (File.Exists(option))
+                throw new ModelFormatException(option, "is a file; --model expects the model directory (the folder holding config.json)");
             if (!Directory.Exists(option)) throw new ModelFormatException(option, "model directory not found");
             return option;
         }

@@ -55,7 +55,11 @@ internal static class GenerateCommand
         }
         if (a.Positionals.Count > 1)
             throw new UsageException($"expected one PROMPT argument, got {a.Positionals.Count} (quote the prompt)");
-        string prompt = a.Positionals.Count == 1 && a.Positionals[0] != "-" ? a.Positionals[0] : stdin.ReadToEnd();
+        bool promptFromStdin = a.Positionals.Count == 0 || a.Positionals[0] == "-";
+        // Reading an interactive terminal would wait silently for input that the user does not know is expected.
+        if (promptFromStdin && stdin == Console.In && !Console.IsInputRedirected)
+            throw new UsageException("no prompt: give it as an argument (kangaroo generate \"...\") or pipe it on standard input");
+        string prompt = promptFromStdin ? stdin.ReadToEnd() : a.Positionals[0];
         if (prompt.Length == 0) throw new UsageException("the prompt is empty: give it as an argument or on standard input");
 
         bool kangaroo = a.Flag("kangaroo");
@@ -69,6 +73,7 @@ internal static class GenerateCommand
                 Threshold = a.Float("threshold") ?? 0.6f,
             }
             : null;
+        ValidateBeforeLoading(a, speculation);
 
         string modelDirectory = Cli.ResolveModelDirectory(a.String("model"));
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"));
@@ -120,6 +125,35 @@ internal static class GenerateCommand
         finally
         {
             Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>
+    /// Checks the values given on the command line before the (possibly long) model load, so a mistyped option fails at
+    /// once. The full options, with the model's generation_config.json defaults, are validated again after loading.
+    /// </summary>
+    private static void ValidateBeforeLoading(Arguments a, KangarooOptions? speculation)
+    {
+        try
+        {
+            new GenerationOptions
+            {
+                MaxNewTokens = a.Int("max-tokens") ?? 1,
+                Temperature = a.Float("temperature") ?? 0f,
+                TopK = a.Int("top-k") ?? 0,
+                TopP = a.Float("top-p") ?? 1f,
+                StopStrings = a.All("stop"),
+            }.Validate();
+            if (speculation is not null)
+            {
+                if (speculation.ExitLayer is < 1) throw new UsageException($"--exit-layer must be at least 1, got {speculation.ExitLayer}");
+                // The exit layer's upper bound needs the model's layer count: checked when decoding starts.
+                (speculation with { ExitLayer = null }).Validate(int.MaxValue);
+            }
+        }
+        catch (InvalidRequestException e)
+        {
+            throw new UsageException(e.Message);
         }
     }
 
@@ -176,6 +210,13 @@ internal static class ModelLoading
         bool loadAdapter = false, string? adapterDirectory = null)
     {
         if (context is < 2) throw new UsageException($"--context must be at least 2, got {context}");
+        if (context is int requested)
+        {
+            // Past the trained positions the output is silently degraded, and a huge KV cache exhausts memory.
+            int trained = Model.LlamaConfig.LoadFromDirectory(directory).MaxPositionEmbeddings;
+            if (requested > trained)
+                throw new UsageException($"--context {requested} is more than the model's max_position_embeddings ({trained})");
+        }
         var bar = stderr == Console.Error && !Console.IsErrorRedirected ? new ProgressBar(stderr, "loading") : null;
         try
         {
