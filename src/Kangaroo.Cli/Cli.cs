@@ -21,6 +21,7 @@ public static class Cli
           generate       Generate text from a prompt (argument or standard input)
           inspect        Show a model's configuration, parameters, dtypes and memory
           random-model   Write a model directory with random weights (benchmark and test shapes)
+          bench          Time decode, verification and draft steps of a model on a backend
 
         Run 'kangaroo <command> --help' for a command's options.
         Options: --help, --version
@@ -48,7 +49,8 @@ public static class Cli
                 "generate" => GenerateCommand.Run(rest, stdout, stderr, stdin),
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
                 "random-model" => RandomModelCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model)"),
+                "bench" => BenchCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model, bench)"),
             };
         }
         catch (UsageException e)

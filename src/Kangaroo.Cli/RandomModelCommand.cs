@@ -33,6 +33,7 @@ internal static class RandomModelCommand
           --seed S             Weight seed (default 1): same seed and shape, identical files
           --shard-size SIZE    Most tensor bytes per file, e.g. 2GB, 500MB, 1GiB (default: one file)
           --tokenizer-from DIR Copy DIR's tokenizer.model (+ tokenizer_config.json); BOS/EOS ids come from it
+          --adapter-exit-layer L  Also write a random Kangaroo adapter for exit layer L into OUTDIR/kangaroo-adapter
           --force              Replace a model already in OUTDIR
           --verbose            Stack traces with errors
           --help               This text
@@ -40,8 +41,9 @@ internal static class RandomModelCommand
 
     private static readonly string[] ValueOptions =
         ["preset", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
-         "shard-size", "tokenizer-from"];
+         "shard-size", "tokenizer-from", "adapter-exit-layer"];
     private static readonly string[] FlagOptions = ["help", "verbose", "tie-embeddings", "force"];
+    private const string KangarooAdapterFolder = Speculative.KangarooAdapter.DefaultSubdirectory;
 
     /// <summary>A preset's shape; a null vocabulary means "the tokenizer's, else the fallback".</summary>
     private sealed record Preset(int Hidden, int Layers, int Heads, int Ffn, int? Vocab, int FallbackVocab, int MaxPositions, DType DType);
@@ -63,6 +65,7 @@ internal static class RandomModelCommand
         if (a.Positionals.Count != 1)
             throw new UsageException(a.Positionals.Count == 0 ? "random-model needs an output directory" : $"unexpected argument '{a.Positionals[1]}'");
         string directory = a.Positionals[0];
+        int? adapterExitLayer = a.Int("adapter-exit-layer");
 
         Preset? preset = null;
         if (a.String("preset") is { } presetName && !Presets.TryGetValue(presetName, out preset))
@@ -74,6 +77,8 @@ internal static class RandomModelCommand
 
         int hidden = Positive(a, "hidden") ?? preset?.Hidden ?? throw Missing("hidden");
         int layers = Positive(a, "layers") ?? preset?.Layers ?? throw Missing("layers");
+        if (adapterExitLayer is int exit && (exit < 1 || exit >= layers))
+            throw new UsageException($"--adapter-exit-layer must be in [1, {layers - 1}], got {exit}");
         int heads = Positive(a, "heads") ?? preset?.Heads ?? throw Missing("heads");
         int kvHeads = Positive(a, "kv-heads") ?? heads;
         int? explicitHeadDim = Positive(a, "head-dim");
@@ -138,6 +143,8 @@ internal static class RandomModelCommand
             Console.CancelKeyPress -= onCancel;
         }
         progress.Complete();
+        if (adapterExitLayer is int exitLayer)
+            RandomModelWriter.WriteAdapter(Path.Combine(directory, Speculative.KangarooAdapter.DefaultSubdirectory), config, exitLayer, dtype, options.Seed + 1);
 
         var inv = CultureInfo.InvariantCulture;
         double seconds = summary.Elapsed.TotalSeconds;
@@ -145,6 +152,7 @@ internal static class RandomModelCommand
         stdout.WriteLine($"shape:       {layers} layers, hidden {hidden}, {heads} heads ({kvHeads} kv, head dim {headDim}), ffn {ffn}, vocab {vocab}{(config.TieWordEmbeddings ? ", tied embeddings" : "")}");
         stdout.WriteLine(string.Create(inv, $"parameters:  {summary.Parameters:N0} ({summary.Parameters / 1e6:F2} M)"));
         stdout.WriteLine(string.Create(inv, $"weights:     {InspectCommand.FormatBytes(summary.TensorBytes)} {dtype} in {summary.WeightFiles.Count} file{(summary.WeightFiles.Count == 1 ? "" : "s")}{(tokenizer is not null ? ", tokenizer copied" : "")}"));
+        if (adapterExitLayer is int l) stdout.WriteLine($"adapter:     random, exit layer {l}, in {KangarooAdapterFolder}/");
         stdout.WriteLine(string.Create(inv, $"time:        {seconds:F2} s ({summary.TensorBytes / (1 << 20) / Math.Max(seconds, 1e-9):F0} MiB/s)"));
         return Cli.Success;
     }

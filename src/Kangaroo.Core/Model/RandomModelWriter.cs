@@ -212,6 +212,43 @@ public static class RandomModelWriter
         return new Distribution(0f, (float)(gain * UniformToUnitStd / Math.Sqrt(shape[^1])));
     }
 
+    /// <summary>
+    /// Writes a random Kangaroo adapter for a base model of <paramref name="baseConfig"/> into <paramref name="directory"/>
+    /// (config.json with exit_layer, model.safetensors with the reference tensor names): for timing and plumbing, since a
+    /// random adapter drafts badly. Adapters are small (4·hidden² parameters), so this one is built in memory.
+    /// </summary>
+    public static void WriteAdapter(string directory, LlamaConfig baseConfig, int exitLayer, DType dtype = DType.F16, ulong seed = 2)
+    {
+        if (exitLayer < 1 || exitLayer >= baseConfig.NumLayers)
+            throw new ArgumentOutOfRangeException(nameof(exitLayer), exitLayer, $"must be in [1, {baseConfig.NumLayers - 1}]");
+        Directory.CreateDirectory(directory);
+        var adapterConfig = baseConfig with { NumLayers = 1 };
+        int h = baseConfig.HiddenSize, q = baseConfig.QueryWidth, kv = baseConfig.KvWidth;
+        (string Name, int[] Shape, Distribution Values)[] tensors =
+        [
+            ("layers.0.input_layernorm.weight", [h], new Distribution(1f, 0.2f)),
+            ("layers.0.self_attn.q_proj.weight", [q, h], Linear(1.6, h)),
+            ("layers.0.self_attn.k_proj.weight", [kv, h], Linear(1.6, h)),
+            ("layers.0.self_attn.v_proj.weight", [kv, h], Linear(1.0, h)),
+            ("layers.0.self_attn.o_proj.weight", [h, q], Linear(0.5, q)),
+            ("norm.weight", [h], new Distribution(1f, 0.2f)),
+        ];
+        var writer = new SafeTensorsWriter();
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            var (name, shape, distribution) = tensors[i];
+            var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
+            FillChunk(values, TensorSeed(seed, i), 0, distribution);
+            writer.Add(name, dtype, shape, values);
+        }
+        writer.WriteTo(Path.Combine(directory, "model.safetensors"));
+        string config = ConfigJson(adapterConfig, dtype).TrimEnd();
+        config = config[..config.LastIndexOf('}')].TrimEnd() + $",\n  \"exit_layer\": {exitLayer}\n}}\n";
+        File.WriteAllText(Path.Combine(directory, LlamaConfig.FileName), config);
+
+        static Distribution Linear(double gain, int inputs) => new(0f, (float)(gain * 1.7320508075688772 / Math.Sqrt(inputs)));
+    }
+
     /// <summary>The seed of a tensor's chunk streams: the tensor index is mixed in so tensors are independent.</summary>
     internal static ulong TensorSeed(ulong seed, int tensorIndex) => SplitMix64.Mix(seed ^ SplitMix64.Mix((ulong)tensorIndex + 1));
 

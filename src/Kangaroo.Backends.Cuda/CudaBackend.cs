@@ -1,0 +1,446 @@
+using System.Numerics.Tensors;
+using Kangaroo.Cuda;
+using Kangaroo.Weights;
+
+namespace Kangaroo.Backends.Cuda;
+
+/// <summary>
+/// The fast path: our own kernels (kernels/*.cu) through our own driver-API + NVRTC binding. Activations F32, weights in
+/// their stored dtype, KV cache F16. Row invariant like every backend (see the kernels' comments for how).
+/// <para>
+/// All work goes onto one stream in call order; calls from several sessions are serialized by a lock, so sessions may
+/// share the backend from many threads. Uploads and downloads wait for the stream first, so host buffers can be reused
+/// at once.
+/// </para>
+/// </summary>
+public sealed class CudaBackend : IComputeBackend
+{
+    private const int ElementwiseThreads = 256;
+    private const int NormThreads = 256;
+    private const int MatMulThreads = 256;
+    private const int MatMulWarpsPerBlock = MatMulThreads / 32;
+    private const int AttentionThreads = 128;
+    private const int AttentionBlockKeys = 256;
+    private const int AttentionMaxHeadDim = 256;
+    private const int ArgmaxThreads = 256;
+
+    private readonly object _gate = new();
+    private readonly CudaDevice _device;
+    private readonly CudaContext _context;
+    private readonly CudaStream _stream;
+    private readonly CudaKernels _kernels;
+    private DeviceBuffer? _argmaxTokens, _argmaxProbabilities;
+
+    /// <summary>Whether this machine can run the backend; <paramref name="reason"/> says why not (no driver, no GPU, no NVRTC).</summary>
+    public static bool IsAvailable(out string? reason)
+    {
+        if (!CudaRuntime.TryInitialize(out reason)) return false;
+        var nvrtc = CudaRuntime.NvrtcAvailability;
+        if (!nvrtc.IsAvailable)
+        {
+            reason = nvrtc.Reason;
+            return false;
+        }
+        return true;
+    }
+
+    /// <param name="deviceOrdinal">Which GPU.</param>
+    /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
+    public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null)
+    {
+        if (!IsAvailable(out string? reason))
+            throw new KangarooException($"the CUDA backend is not available: {reason}");
+        _device = CudaDevice.Get(deviceOrdinal);
+        _context = CudaContext.Primary(_device);
+        try
+        {
+            _stream = CudaStream.Create(_context);
+            _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory));
+        }
+        catch
+        {
+            _stream?.Dispose();
+            _context.Dispose();
+            throw;
+        }
+        var (major, minor) = _device.ComputeCapability;
+        DeviceName = $"{_device.Name} (sm_{major}{minor}, {_device.MultiprocessorCount} SMs, {_device.TotalMemoryBytes / (1L << 30)} GiB, " +
+                     $"driver {CudaRuntime.Availability.DriverVersionText}, NVRTC {CudaRuntime.NvrtcAvailability.VersionText})";
+    }
+
+    public string Name => "cuda";
+    public string DeviceName { get; }
+
+    /// <summary>The device, for tools that report on it (bandwidth probes, benchmarks).</summary>
+    public CudaDevice Device => _device;
+
+    // ------------------------------------------------------------------ memory
+
+    public WeightTensor LoadWeight(TensorView source, int rows, int columns)
+    {
+        if (source.ElementCount != (long)rows * columns)
+            throw new ArgumentException($"{source.Name} has {source.ElementCount} elements, not {rows} × {columns}", nameof(source));
+        lock (_gate)
+        {
+            var memory = AllocateBytes(source.ByteLength, $"weight {source.Name}");
+            unsafe
+            {
+                // Chunks keep each span under 2 GiB; a single tensor may be larger.
+                const long chunk = 1L << 30;
+                for (long offset = 0; offset < source.ByteLength; offset += chunk)
+                {
+                    int length = (int)Math.Min(chunk, source.ByteLength - offset);
+                    memory.CopyFrom(new ReadOnlySpan<byte>(source.Pointer + offset, length), offset);
+                }
+            }
+            return new CudaWeight(source.Name, source.DType, rows, columns, memory);
+        }
+    }
+
+    public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns)
+    {
+        if (values.Length != (long)rows * columns)
+            throw new ArgumentException($"{name} has {values.Length} values, not {rows} × {columns}", nameof(values));
+        lock (_gate)
+        {
+            var memory = AllocateBytes((long)values.Length * sizeof(float), $"weight {name}");
+            memory.CopyFrom(values);
+            return new CudaWeight(name, DType.F32, rows, columns, memory);
+        }
+    }
+
+    public ComputeBuffer Allocate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        lock (_gate) return new CudaActivations(AllocateBytes((long)Math.Max(length, 1) * sizeof(float), "activations"), length);
+    }
+
+    public IndexBuffer AllocateIndices(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        lock (_gate) return new CudaIndices(AllocateBytes((long)Math.Max(length, 1) * sizeof(int), "indices"), length);
+    }
+
+    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        long bytes = (long)layers * capacity * kvWidth * sizeof(ushort);
+        lock (_gate)
+        {
+            var keys = AllocateBytes(bytes, $"KV cache keys ({layers} layers × {capacity} positions)");
+            try
+            {
+                return new CudaKvCache(layers, capacity, kvWidth, keys, AllocateBytes(bytes, "KV cache values"));
+            }
+            catch
+            {
+                keys.Dispose();
+                throw;
+            }
+        }
+    }
+
+    private DeviceBuffer AllocateBytes(long bytes, string what)
+    {
+        try
+        {
+            return DeviceBuffer.Allocate(_context, Math.Max(bytes, 4));
+        }
+        catch (CudaException e)
+        {
+            var (free, total) = _context.MemoryInfo();
+            throw new KangarooException($"out of GPU memory for {what}: asked {bytes:N0} bytes, {free:N0} of {total:N0} free ({e.Message})", e);
+        }
+    }
+
+    public void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0)
+    {
+        var d = AsCuda(destination);
+        if (destinationOffset < 0 || destinationOffset + source.Length > d.Length)
+            throw new ArgumentOutOfRangeException(nameof(destinationOffset), $"{source.Length} values at {destinationOffset} do not fit {d.Length}");
+        lock (_gate)
+        {
+            _stream.Synchronize();
+            d.Memory.CopyFrom(source, (long)destinationOffset * sizeof(float));
+        }
+    }
+
+    public void Upload(ReadOnlySpan<int> source, IndexBuffer destination)
+    {
+        var d = AsCuda(destination);
+        if (source.Length > d.Length) throw new ArgumentException($"{source.Length} indices do not fit {d.Length}", nameof(source));
+        lock (_gate)
+        {
+            _stream.Synchronize();
+            d.Memory.CopyFrom(source);
+            source.CopyTo(d.Host);
+        }
+    }
+
+    public void Download(ComputeBuffer source, int sourceOffset, Span<float> destination)
+    {
+        var s = AsCuda(source);
+        if (sourceOffset < 0 || sourceOffset + destination.Length > s.Length)
+            throw new ArgumentOutOfRangeException(nameof(sourceOffset), $"{destination.Length} values at {sourceOffset} are outside {s.Length}");
+        lock (_gate)
+        {
+            _stream.Synchronize();
+            s.Memory.CopyTo(destination, (long)sourceOffset * sizeof(float));
+        }
+    }
+
+    public void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count)
+    {
+        var s = AsCuda(source);
+        var d = AsCuda(destination);
+        if (count < 0 || sourceOffset < 0 || destinationOffset < 0 || sourceOffset + count > s.Length || destinationOffset + count > d.Length)
+            throw new ArgumentOutOfRangeException(nameof(count), $"copy of {count} from {sourceOffset} (of {s.Length}) to {destinationOffset} (of {d.Length})");
+        if (count == 0) return;
+        lock (_gate)
+            d.Memory.CopyFromDeviceAsync(s.Memory, _stream, (long)count * sizeof(float), (long)sourceOffset * sizeof(float), (long)destinationOffset * sizeof(float));
+    }
+
+    // ------------------------------------------------------------------ ops
+
+    public void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows)
+    {
+        var t = AsCuda(table);
+        var ids = AsCuda(tokens);
+        var o = AsCuda(output);
+        CheckRows(rows, ids.Length, nameof(tokens));
+        CheckExtent(o.Length, rows, t.Columns, nameof(output));
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)ids.Host[r] >= (uint)t.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), ids.Host[r], $"token id outside the table's {t.Rows} rows");
+        }
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(t.Memory); args.Add(ids.Memory); args.Add(o.Memory); args.Add(rows); args.Add(t.Columns);
+        Launch(_kernels.ForWeights("embed", t.DType), Blocks((long)rows * t.Columns, ElementwiseThreads), ElementwiseThreads, args);
+    }
+
+    public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width)
+    {
+        var x = AsCuda(input);
+        var w = AsCuda(weight);
+        var y = AsCuda(output);
+        CheckNorm(rows, width, x.Length, y.Length, w);
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        Launch(_kernels.ForWeights("rmsnorm", w.DType), (uint)rows, NormThreads, args);
+    }
+
+    public void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width)
+    {
+        var r = AsCuda(residual);
+        var d = AsCuda(delta);
+        var w = AsCuda(weight);
+        var y = AsCuda(normed);
+        CheckNorm(rows, width, r.Length, y.Length, w);
+        CheckExtent(d.Length, rows, width, nameof(delta));
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(r.Memory); args.Add(d.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        Launch(_kernels.ForWeights("add_rmsnorm", w.DType), (uint)rows, NormThreads, args);
+    }
+
+    public void MatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows)
+    {
+        var x = AsCuda(input);
+        var w = AsCuda(weight);
+        var y = AsCuda(output);
+        if (ReferenceEquals(x, y)) throw new ArgumentException("MatMul cannot write its output over its input", nameof(output));
+        CheckRows(rows, int.MaxValue, nameof(rows));
+        CheckExtent(x.Length, rows, w.Columns, nameof(input));
+        CheckExtent(y.Length, rows, w.Rows, nameof(output));
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(w.Memory); args.Add(y.Memory); args.Add(rows); args.Add(w.Columns); args.Add(w.Rows);
+        Launch(_kernels.ForWeights("matmul", w.DType), (uint)((w.Rows + MatMulWarpsPerBlock - 1) / MatMulWarpsPerBlock), MatMulThreads, args);
+    }
+
+    public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)
+    {
+        var v = AsCuda(x);
+        var p = AsCuda(positions);
+        var f = AsCuda(inverseFrequencies);
+        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
+        if (f.DType != DType.F32 || (long)f.Rows * f.Columns < headDim / 2)
+            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", nameof(inverseFrequencies));
+        CheckRows(rows, p.Length, nameof(positions));
+        CheckExtent(v.Length, rows, (long)heads * headDim, nameof(x));
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(v.Memory); args.Add(p.Memory); args.Add(f.Memory); args.Add(rows); args.Add(heads); args.Add(headDim);
+        Launch(_kernels["rope"], Blocks((long)rows * heads * (headDim / 2), ElementwiseThreads), ElementwiseThreads, args);
+    }
+
+    public void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows)
+    {
+        var kv = AsCuda(cache);
+        var k = AsCuda(keys);
+        var v = AsCuda(values);
+        var s = AsCuda(slots);
+        CheckLayer(kv, layer);
+        CheckRows(rows, s.Length, nameof(slots));
+        CheckExtent(k.Length, rows, kv.KvWidth, nameof(keys));
+        CheckExtent(v.Length, rows, kv.KvWidth, nameof(values));
+        CheckPositions(s.Host, rows, kv.Capacity, nameof(slots));
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(kv.Keys); args.Add(kv.Values); args.Add(k.Memory); args.Add(v.Memory); args.Add(s.Memory);
+        args.Add(rows); args.Add(kv.KvWidth); args.Add(kv.LayerOffset(layer));
+        Launch(_kernels["store_kv"], Blocks((long)rows * kv.KvWidth, ElementwiseThreads), ElementwiseThreads, args);
+    }
+
+    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
+        int rows, int heads, int kvHeads, int headDim)
+    {
+        var q = AsCuda(queries);
+        var kv = AsCuda(cache);
+        var p = AsCuda(positions);
+        var o = AsCuda(output);
+        CheckLayer(kv, layer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (headDim > AttentionMaxHeadDim) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"head dimensions up to {AttentionMaxHeadDim} are supported");
+        if (heads % kvHeads != 0) throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
+        if ((long)kvHeads * headDim != kv.KvWidth)
+            throw new ArgumentException($"{kvHeads} KV heads × {headDim} does not match the cache's KV width {kv.KvWidth}", nameof(kvHeads));
+        if (ReferenceEquals(q, o)) throw new ArgumentException("attention cannot write its output over its queries", nameof(output));
+        CheckRows(rows, p.Length, nameof(positions));
+        CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
+        CheckExtent(o.Length, rows, (long)heads * headDim, nameof(output));
+        CheckPositions(p.Host, rows, kv.Capacity, nameof(positions));
+        if (rows == 0) return;
+
+        int maxBlocks = TensorPrimitives.Max<int>(p.Host.AsSpan(0, rows)) / AttentionBlockKeys + 1;
+        long partialBytes = (long)rows * heads * maxBlocks * (headDim + 2) * sizeof(float);
+        lock (_gate)
+        {
+            if (kv.Partials is null || kv.Partials.ByteLength < partialBytes)
+            {
+                kv.Partials?.Dispose();
+                kv.Partials = AllocateBytes(Math.Max(partialBytes, kv.Partials?.ByteLength * 2 ?? 0), "attention partials");
+            }
+        }
+        float scale = 1f / MathF.Sqrt(headDim);
+        var partialArgs = new KernelArguments();
+        partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
+        partialArgs.Add(int.MaxValue); partialArgs.Add(0UL); partialArgs.Add(0);   // no token tree: slot = position
+        partialArgs.Add(kv.Partials!); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
+        partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
+        Launch(_kernels["attention_partial"], new Dim3((uint)(rows * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
+
+        var combineArgs = new KernelArguments();
+        combineArgs.Add(kv.Partials!); combineArgs.Add(p.Memory); combineArgs.Add(o.Memory); combineArgs.Add(heads); combineArgs.Add(headDim); combineArgs.Add(maxBlocks);
+        Launch(_kernels["attention_combine"], (uint)(rows * heads), AttentionThreads, combineArgs);
+    }
+
+    public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)
+    {
+        var g = AsCuda(gate);
+        var u = AsCuda(up);
+        var o = AsCuda(output);
+        if (count < 0 || count > g.Length || count > u.Length || count > o.Length)
+            throw new ArgumentOutOfRangeException(nameof(count), count, "larger than a buffer");
+        if (count == 0) return;
+        var args = new KernelArguments();
+        args.Add(g.Memory); args.Add(u.Memory); args.Add(o.Memory); args.Add(count);
+        Launch(_kernels["silu_mul"], Blocks(count, ElementwiseThreads), ElementwiseThreads, args);
+    }
+
+    public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
+    {
+        var l = AsCuda(logits);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        CheckRows(rows, Math.Min(tokens.Length, probabilities.Length), nameof(tokens));
+        CheckExtent(l.Length, rows, vocab, nameof(logits));
+        if (rows == 0) return;
+        lock (_gate)
+        {
+            if (_argmaxTokens is null || _argmaxTokens.ByteLength < rows * sizeof(int))
+            {
+                _argmaxTokens?.Dispose();
+                _argmaxProbabilities?.Dispose();
+                int capacity = Math.Max(rows, 64);
+                _argmaxTokens = AllocateBytes(capacity * sizeof(int), "argmax results");
+                _argmaxProbabilities = AllocateBytes(capacity * sizeof(float), "argmax results");
+            }
+            var args = new KernelArguments();
+            args.Add(l.Memory); args.Add(vocab); args.Add(_argmaxTokens); args.Add(_argmaxProbabilities!);
+            _kernels["argmax_probability"].Launch(_stream, (uint)rows, ArgmaxThreads, 0, in args);
+            _stream.Synchronize();
+            _argmaxTokens.CopyTo(tokens[..rows]);
+            _argmaxProbabilities!.CopyTo(probabilities[..rows]);
+        }
+    }
+
+    public void Synchronize()
+    {
+        lock (_gate) _stream.Synchronize();
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _argmaxTokens?.Dispose();
+            _argmaxProbabilities?.Dispose();
+            _kernels.Dispose();
+            _stream.Dispose();
+            _context.Dispose();
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private void Launch(CudaFunction function, Dim3 grid, Dim3 block, in KernelArguments args)
+    {
+        lock (_gate) function.Launch(_stream, grid, block, 0, in args);
+    }
+
+    private static uint Blocks(long elements, int threads) => (uint)((elements + threads - 1) / threads);
+
+    private static CudaActivations AsCuda(ComputeBuffer b) => b as CudaActivations ?? throw new ArgumentException("not a CUDA buffer of this backend");
+    private static CudaIndices AsCuda(IndexBuffer b) => b as CudaIndices ?? throw new ArgumentException("not a CUDA index buffer of this backend");
+    private static CudaWeight AsCuda(WeightTensor w) => w as CudaWeight ?? throw new ArgumentException("not a CUDA weight of this backend");
+    private static CudaKvCache AsCuda(KvCacheStorage c) => c as CudaKvCache ?? throw new ArgumentException("not a CUDA KV cache of this backend");
+
+    private static void CheckRows(int rows, int available, string name)
+    {
+        if (rows < 0 || rows > available) throw new ArgumentOutOfRangeException(name, rows, $"{rows} rows, {available} available");
+    }
+
+    private static void CheckExtent(long length, long rows, long width, string name)
+    {
+        if (rows * width > length) throw new ArgumentException($"{name} holds {length} values, {rows} × {width} needed", name);
+    }
+
+    private static void CheckNorm(int rows, int width, long inputLength, long outputLength, CudaWeight weight)
+    {
+        CheckRows(rows, int.MaxValue, nameof(rows));
+        if ((long)weight.Rows * weight.Columns != width) throw new ArgumentException($"norm weight has {weight.Rows * weight.Columns} values, width is {width}");
+        CheckExtent(inputLength, rows, width, "input");
+        CheckExtent(outputLength, rows, width, "output");
+    }
+
+    private static void CheckLayer(CudaKvCache cache, int layer)
+    {
+        if ((uint)layer >= (uint)cache.Layers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the cache has {cache.Layers} layers");
+    }
+
+    private static void CheckPositions(int[] host, int rows, int capacity, string name)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)host[r] >= (uint)capacity)
+                throw new ArgumentOutOfRangeException(name, host[r], $"position outside the cache's {capacity} slots");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Kangaroo.Model;
+using Kangaroo.Speculative;
+
+namespace Kangaroo.Diagnostics;
+
+/// <summary>Median times of the forward steps decoding is made of, at a given context length.</summary>
+public sealed record StepTimings
+{
+    public required int Context { get; init; }
+    /// <summary>One vanilla decode step: embed, all layers, final norm + LM head, argmax.</summary>
+    public required double FullStepMs { get; init; }
+    /// <summary>Verification of k tokens: layers [ℓ, L) over k rows + LM head + argmax, by k.</summary>
+    public required IReadOnlyDictionary<int, double> VerifyMs { get; init; }
+    /// <summary>One draft step: layers [0, ℓ) for one token, the adapter and the LM head, argmax; null without an adapter.</summary>
+    public double? DraftStepMs { get; init; }
+    public required int ExitLayer { get; init; }
+}
+
+/// <summary>
+/// Times the building blocks of vanilla and Kangaroo decoding on any backend: the KV cache is filled to the context
+/// length with a real prefill, then each step is repeated (writing the same positions again) and the median taken.
+/// Every step ends with a device→host copy of its argmax, so the times include the work the host waits for.
+/// </summary>
+public static class StepBenchmark
+{
+    public static StepTimings Run(LlamaModel model, KangarooAdapter? adapter, int context, int exitLayer, int repetitions = 20,
+        IReadOnlyList<int>? verifyRows = null)
+    {
+        verifyRows ??= [1, 2, 4, 8];
+        int maxRows = Math.Max(64, verifyRows.Max());
+        var config = model.Config;
+        using var cache = model.CreateCache(context + maxRows + 1);
+        using var ws = model.CreateWorkspace(maxRows);
+        var random = new Random(1);
+        int[] prompt = Enumerable.Range(0, context).Select(_ => random.Next(config.VocabSize)).ToArray();
+        model.Prefill(prompt, cache, ws);
+        var token = new int[maxRows];
+        var probability = new float[maxRows];
+
+        double full = Median(repetitions, () =>
+        {
+            model.Embed(ws, [prompt[^1]], context);
+            model.RunLayers(ws, cache, 0, config.NumLayers, 1);
+            model.ComputeLogits(ws, 0, 1);
+            model.Backend.ArgmaxWithProbability(ws.Logits, 1, config.VocabSize, token, probability);
+        });
+
+        var verify = new SortedDictionary<int, double>();
+        foreach (int rows in verifyRows)
+        {
+            verify[rows] = Median(repetitions, () =>
+            {
+                model.SetPositions(ws, context, rows);
+                model.RunLayers(ws, cache, exitLayer, config.NumLayers, rows);
+                model.ComputeLogits(ws, 0, rows);
+                model.Backend.ArgmaxWithProbability(ws.Logits, rows, config.VocabSize, token, probability);
+            });
+        }
+
+        double? draft = null;
+        if (adapter is not null)
+        {
+            using var adapterCache = adapter.CreateCache(context + 2);
+            using var adapterWs = adapter.CreateWorkspace(2);
+            draft = Median(repetitions, () =>
+            {
+                model.Embed(ws, [prompt[^1]], context);
+                model.RunLayers(ws, cache, 0, exitLayer, 1);
+                model.Backend.Copy(ws.Hidden, 0, adapterWs.Hidden, 0, config.HiddenSize);
+                adapter.Forward(adapterWs, adapterCache, context, 1, computeLogits: true);
+                model.Backend.ArgmaxWithProbability(adapterWs.Logits, 1, config.VocabSize, token, probability);
+            });
+        }
+        return new StepTimings { Context = context, FullStepMs = full, VerifyMs = verify, DraftStepMs = draft, ExitLayer = exitLayer };
+    }
+
+    private static double Median(int repetitions, Action step)
+    {
+        for (int i = 0; i < 3; i++) step();   // warm-up: first launches, caches, JIT
+        var times = new double[repetitions];
+        for (int i = 0; i < repetitions; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            step();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[repetitions / 2];
+    }
+}
