@@ -10,8 +10,11 @@ namespace Kangaroo.Cuda;
 /// <see cref="DevicePointer"/>. Offsets and lengths are in bytes and checked against <see cref="ByteLength"/>.
 /// </summary>
 /// <remarks>
-/// Synchronous copies are ordered after all prior work in the context (they use the legacy stream semantics
-/// of cuMemcpy) and return when done. Asynchronous copies take a <see cref="PinnedHostBuffer{T}"/> rather than
+/// The synchronous methods run on the legacy default stream and return when the operation has completed
+/// (the driver makes DtoD copies and memsets asynchronous to the host, and HtoD from pageable memory may return
+/// before the DMA ends, so they wait for the legacy stream afterwards). They do not wait for work queued on
+/// <see cref="CudaStream"/>s, which are non-blocking: synchronize the stream that last wrote a buffer before a
+/// synchronous copy reads it, or use the asynchronous overloads on that stream. Asynchronous copies take a <see cref="PinnedHostBuffer{T}"/> rather than
 /// any span: the driver reads host memory after the call returns, so it must be memory the GC can neither move
 /// nor free, and page-locked memory is also what lets the copy actually overlap.
 /// </remarks>
@@ -64,6 +67,7 @@ public sealed class DeviceBuffer : IDisposable
             return;
         fixed (T* pointer = source)
             CudaErrors.Check(Driver.cuMemcpyHtoD_v2(destination, pointer, (nuint)bytes), "cuMemcpyHtoD_v2");
+        WaitForLegacyStream("cuMemcpyHtoD_v2");
     }
 
     /// <summary>Copies from the buffer at <paramref name="sourceOffsetBytes"/> into host memory; returns when done.</summary>
@@ -123,7 +127,10 @@ public sealed class DeviceBuffer : IDisposable
     {
         var (destination, from, bytes) = PrepareDeviceCopy(source, byteCount, sourceOffsetBytes, destinationOffsetBytes);
         if (bytes != 0)
+        {
             CudaErrors.Check(Driver.cuMemcpyDtoD_v2(destination, from, (nuint)bytes), "cuMemcpyDtoD_v2");
+            WaitForLegacyStream("cuMemcpyDtoD_v2");
+        }
     }
 
     /// <summary>Queues a device-to-device copy on <paramref name="stream"/>.</summary>
@@ -152,6 +159,8 @@ public sealed class DeviceBuffer : IDisposable
             ? Driver.cuMemsetD32_v2(destination, value, (nuint)count)
             : Driver.cuMemsetD32Async(destination, value, (nuint)count, stream.Prepare());
         CudaErrors.Check(result, stream is null ? "cuMemsetD32_v2" : "cuMemsetD32Async");
+        if (stream is null)
+            WaitForLegacyStream("cuMemsetD32_v2");
     }
 
     /// <summary>Sets every byte of the buffer to <paramref name="value"/>; on <paramref name="stream"/> if given, else synchronously.</summary>
@@ -167,6 +176,8 @@ public sealed class DeviceBuffer : IDisposable
             ? Driver.cuMemsetD8_v2(destination, value, (nuint)count)
             : Driver.cuMemsetD8Async(destination, value, (nuint)count, stream.Prepare());
         CudaErrors.Check(result, stream is null ? "cuMemsetD8_v2" : "cuMemsetD8Async");
+        if (stream is null)
+            WaitForLegacyStream("cuMemsetD8_v2");
     }
 
     public void Dispose() => Handle.Dispose();
@@ -192,6 +203,14 @@ public sealed class DeviceBuffer : IDisposable
         ulong from = source.Prepare(sourceOffset, byteCount);
         ulong destination = Prepare(destinationOffset, byteCount);
         return (destination, from, byteCount);
+    }
+
+    /// <summary>Makes a "synchronous" driver call really complete before returning (see the class remarks).</summary>
+    private static void WaitForLegacyStream(string call)
+    {
+        int result = Driver.cuStreamSynchronize(0); // 0 = the legacy default stream
+        if (result != CudaErrors.Success)
+            CudaErrors.Throw(result, $"cuStreamSynchronize(legacy stream) after {call}");
     }
 
     private void ThrowRange(long offset, long bytes) =>
