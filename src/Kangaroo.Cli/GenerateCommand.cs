@@ -33,7 +33,7 @@ internal static class GenerateCommand
           --draft-steps G      Most drafts per round, γ (default 6)
           --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
 
-          --backend NAME       cpu (default)
+          --backend NAME       cpu (default) or cuda
           --threads N          CPU threads (default: all cores)
           --quiet              No stats line
           --verbose            Stack traces with errors
@@ -198,7 +198,8 @@ internal static class BackendFactory
         return (name ?? "cpu") switch
         {
             "cpu" => new CpuBackend(threads),
-            _ => throw new UsageException($"unknown backend '{name}' (available: cpu)"),
+            "cuda" => new Kangaroo.Backends.Cuda.CudaBackend(),
+            _ => throw new UsageException($"unknown backend '{name}' (available: cpu, cuda)"),
         };
     }
 }

@@ -101,7 +101,11 @@ public sealed record LlamaConfig
             double eps = reader.OptionalDouble("rms_norm_eps") ?? 1e-6;
             if (!(eps > 0) || double.IsInfinity(eps))
                 throw new ModelFormatException(sourcePath, $"rms_norm_eps must be a positive number, got {eps}");
-            double theta = reader.OptionalDouble("rope_theta") ?? 10000.0;
+            // Transformers 5 writes rotary settings as "rope_parameters" {rope_type, rope_theta, ...}; earlier versions as
+            // top-level "rope_theta" plus "rope_scaling". Both are read; rope_parameters wins where both are present.
+            JsonElement? ropeParameters = root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object ? rp : null;
+            double theta = (ropeParameters is { } p ? new FieldReader(p, sourcePath, "rope_parameters.").OptionalDouble("rope_theta") : null)
+                           ?? reader.OptionalDouble("rope_theta") ?? 10000.0;
             if (!(theta > 0) || double.IsInfinity(theta))
                 throw new ModelFormatException(sourcePath, $"rope_theta must be a positive number, got {theta}");
             int maxPos = reader.OptionalPositiveInt("max_position_embeddings") ?? 2048;
@@ -118,7 +122,9 @@ public sealed record LlamaConfig
                 VocabSize = vocab,
                 RmsNormEps = eps,
                 RopeTheta = theta,
-                RopeScaling = ParseRopeScaling(root, sourcePath, maxPos),
+                RopeScaling = ropeParameters is { } parameters
+                    ? ParseRopeScaling(parameters, sourcePath, maxPos, "rope_parameters")
+                    : root.TryGetProperty("rope_scaling", out var scaling) ? ParseRopeScaling(scaling, sourcePath, maxPos, "rope_scaling") : null,
                 MaxPositionEmbeddings = maxPos,
                 TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
                 BosTokenId = reader.OptionalTokenId("bos_token_id", vocab),
@@ -128,29 +134,29 @@ public sealed record LlamaConfig
         }
     }
 
-    private static RopeScaling? ParseRopeScaling(JsonElement root, string path, int maxPos)
+    private static RopeScaling? ParseRopeScaling(JsonElement scaling, string path, int maxPos, string field)
     {
-        if (!root.TryGetProperty("rope_scaling", out var scaling) || scaling.ValueKind == JsonValueKind.Null)
+        if (scaling.ValueKind == JsonValueKind.Null)
             return null;
         if (scaling.ValueKind != JsonValueKind.Object)
-            throw new ModelFormatException(path, "rope_scaling must be an object or null");
-        var reader = new FieldReader(scaling, path, "rope_scaling.");
+            throw new ModelFormatException(path, $"{field} must be an object or null");
+        var reader = new FieldReader(scaling, path, field + ".");
         string type = reader.OptionalString("rope_type") ?? reader.OptionalString("type")
-            ?? throw new ModelFormatException(path, "rope_scaling has no rope_type");
+            ?? throw new ModelFormatException(path, $"{field} has no rope_type");
         switch (type)
         {
             case "default":
                 return null;
             case "llama3":
-                double factor = reader.OptionalDouble("factor") ?? throw new ModelFormatException(path, "rope_scaling.factor is required for llama3 scaling");
-                double low = reader.OptionalDouble("low_freq_factor") ?? throw new ModelFormatException(path, "rope_scaling.low_freq_factor is required for llama3 scaling");
-                double high = reader.OptionalDouble("high_freq_factor") ?? throw new ModelFormatException(path, "rope_scaling.high_freq_factor is required for llama3 scaling");
+                double factor = reader.OptionalDouble("factor") ?? throw new ModelFormatException(path, $"{field}.factor is required for llama3 scaling");
+                double low = reader.OptionalDouble("low_freq_factor") ?? throw new ModelFormatException(path, $"{field}.low_freq_factor is required for llama3 scaling");
+                double high = reader.OptionalDouble("high_freq_factor") ?? throw new ModelFormatException(path, $"{field}.high_freq_factor is required for llama3 scaling");
                 int original = reader.OptionalPositiveInt("original_max_position_embeddings") ?? maxPos;
                 if (!(factor > 0) || !(low > 0) || !(high > low))
-                    throw new ModelFormatException(path, $"rope_scaling: need factor > 0 and high_freq_factor > low_freq_factor > 0 (got factor {factor}, low {low}, high {high})");
+                    throw new ModelFormatException(path, $"{field}: need factor > 0 and high_freq_factor > low_freq_factor > 0 (got factor {factor}, low {low}, high {high})");
                 return new RopeScaling("llama3", factor, low, high, original);
             default:
-                throw new ModelFormatException(path, $"rope_scaling type \"{type}\" is not supported (supported: none, \"default\", \"llama3\")");
+                throw new ModelFormatException(path, $"{field} type \"{type}\" is not supported (supported: none, \"default\", \"llama3\")");
         }
     }
 

@@ -103,4 +103,21 @@ public class LlamaConfigTests
         }
         Assert.Contains(plain.Select((f, i) => (f, i)), p => 2 * Math.PI / p.f > 64);
     }
+
+    [Fact]
+    public void TransformersFiveRopeParametersAreRead()
+    {
+        var c = LlamaConfig.Parse(Minimal.Replace("\"vocab_size\": 100", """
+            "vocab_size": 100,
+            "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 1024}
+            """), "config.json");
+        Assert.Equal(500000.0, c.RopeTheta);
+        Assert.Equal(new RopeScaling("llama3", 8, 1, 4, 1024), c.RopeScaling);
+        var plain = LlamaConfig.Parse(Minimal.Replace("\"vocab_size\": 100", """
+            "vocab_size": 100, "rope_parameters": {"rope_type": "default", "rope_theta": 250000.0}
+            """), "config.json");
+        Assert.Equal(250000.0, plain.RopeTheta);
+        Assert.Null(plain.RopeScaling);
+    }
 }

@@ -1,3 +1,4 @@
+using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Generation;
 using Kangaroo.Model;
@@ -12,19 +13,19 @@ internal sealed class DecoderHarness : IDisposable
     private readonly TestDirectory _dir = new();
 
     public DecoderHarness(TinyModelSpec spec, Dictionary<string, float[]>? modelWeights, Dictionary<string, float[]> adapterWeights,
-        int? recordedExitLayer = null)
+        int? recordedExitLayer = null, IComputeBackend? backend = null)
     {
         Spec = spec;
         Tiny = TinyModelFactory.Write(spec, _dir.Combine("model"), modelWeights ?? TinyModelFactory.CreateWeights(spec));
         TinyAdapterFactory.Write(spec, _dir.Combine("adapter"), adapterWeights, recordedExitLayer);
-        Backend = new CpuBackend();
+        Backend = backend ?? new CpuBackend();
         Model = LlamaModel.Load(Tiny.Directory, Backend);
         Adapter = KangarooAdapter.Load(_dir.Combine("adapter"), Model);
     }
 
     public TinyModelSpec Spec { get; }
     public TinyModel Tiny { get; }
-    public CpuBackend Backend { get; }
+    public IComputeBackend Backend { get; }
     public LlamaModel Model { get; }
     public KangarooAdapter Adapter { get; }
 

@@ -1,3 +1,5 @@
+using Kangaroo.Backends;
+using Kangaroo.Backends.Cpu;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.Models;
@@ -6,9 +8,24 @@ using Xunit;
 
 namespace Kangaroo.Tests.Speculative;
 
-/// <summary>Kangaroo greedy decoding is bit-identical to vanilla greedy: random models and adapters, and pairs made to agree.</summary>
-public class KangarooGreedyTests
+/// <summary>
+/// Kangaroo greedy decoding is bit-identical to vanilla greedy: random models and adapters, and pairs made to agree.
+/// Every backend runs it (the GPU subclasses skip without a GPU).
+/// </summary>
+public abstract class KangarooGreedyConformance
 {
+    protected abstract IComputeBackend CreateBackend();
+
+    /// <summary>Why the backend cannot run here, or null; non-null skips every test.</summary>
+    protected virtual string? UnavailableReason => null;
+
+    private DecoderHarness Harness(TinyModelSpec spec, Dictionary<string, float[]>? modelWeights, Dictionary<string, float[]> adapterWeights,
+        int? recordedExitLayer = null)
+    {
+        if (UnavailableReason is { } reason) Assert.Skip(reason);
+        return new DecoderHarness(spec, modelWeights, adapterWeights, recordedExitLayer, CreateBackend());
+    }
+
     [Fact]
     public void RandomModelsAdaptersAndSettingsAlwaysReproduceVanillaGreedy()
     {
@@ -27,7 +44,7 @@ public class KangarooGreedyTests
             var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 8), threshold: thresholds[trial % thresholds.Length]);
             int[] prompt = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray();
 
-            using var h = new DecoderHarness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 7 + trial));
+            using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 7 + trial));
             int[] vanilla = h.Vanilla(prompt, 30);
             var (kangaroo, stats) = h.Kangaroo(prompt, 30, options);
             Assert.True(vanilla.SequenceEqual(kangaroo),
@@ -48,7 +65,7 @@ public class KangarooGreedyTests
         const int exitLayer = 2;
         var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
         var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
-        using var h = new DecoderHarness(spec, modelWeights, adapterWeights);
+        using var h = Harness(spec, modelWeights, adapterWeights);
         int[] prompt = [1, 50, 51, 52, 7];
         int[] vanilla = h.Vanilla(prompt, 60);
         var (kangaroo, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, threshold));
@@ -75,7 +92,7 @@ public class KangarooGreedyTests
     {
         var spec = TinyModelSpec.Deep with { Layers = 4, Seed = 78 };
         var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, 1, 0f);
-        using var h = new DecoderHarness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0));
+        using var h = Harness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0));
         int[] prompt = [1, 9, 8];
         // Exactly enough room: the cache must hold prompt + tokens − 1 positions and no more.
         var (tokens, _) = h.Kangaroo(prompt, 20, TinyAdapterFactory.Options(1, 6, 0f), contextLength: prompt.Length + 19);
@@ -86,9 +103,14 @@ public class KangarooGreedyTests
     public void RecordedExitLayerIsUsedWhenNoneIsAsked()
     {
         var spec = TinyModelSpec.Gqa with { Layers = 3 };
-        using var h = new DecoderHarness(spec, null, TinyAdapterFactory.RandomWeights(spec, 1), recordedExitLayer: 1);
+        using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, 1), recordedExitLayer: 1);
         Assert.Equal(1, h.Adapter.RecordedExitLayer);
         using var decoder = new KangarooDecoder(h.Model, h.Adapter, new KangarooOptions(), 32);
         Assert.Equal(1, decoder.ExitLayer);
     }
+}
+
+public sealed class KangarooGreedyTests : KangarooGreedyConformance
+{
+    protected override IComputeBackend CreateBackend() => new CpuBackend();
 }

@@ -1,3 +1,4 @@
+using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Model;
 using Kangaroo.Tests.Models;
@@ -6,9 +7,26 @@ using Xunit;
 
 namespace Kangaroo.Tests.Model;
 
-/// <summary>The CPU backend's full forward pass against the independent double-precision reference, and row invariance end to end.</summary>
-public class CpuModelTests
+/// <summary>
+/// A backend's full forward pass against the independent double-precision reference, and row invariance end to end.
+/// Every backend runs it: <see cref="CpuModelTests"/> here, the GPU backends where a GPU is present (skipped elsewhere).
+/// </summary>
+public abstract class ModelConformanceTests
 {
+    protected abstract IComputeBackend CreateBackend();
+
+    /// <summary>Why the backend cannot run here, or null; non-null skips every test.</summary>
+    protected virtual string? UnavailableReason => null;
+
+    /// <summary>Bound on max |logit error| / max |logit|: F32 arithmetic, plus F16 rounding where the KV cache is F16.</summary>
+    protected virtual double LogitTolerance => 1e-5;
+
+    private IComputeBackend Backend()
+    {
+        if (UnavailableReason is { } reason) Assert.Skip(reason);
+        return CreateBackend();
+    }
+
     private static readonly int[] Tokens = [1, 17, 42, 5, 88, 3, 60, 17, 9, 71, 2, 33];
 
     [Theory]
@@ -18,7 +36,7 @@ public class CpuModelTests
         var spec = TinyModelSpec.Preset(preset);
         using var dir = new TestDirectory();
         var tiny = TinyModelFactory.Write(spec, dir.Path);
-        using var backend = new CpuBackend();
+        using var backend = Backend();
         using var model = LlamaModel.Load(dir.Path, backend);
 
         float[] logits = model.EvaluateLogits(Tokens);
@@ -34,7 +52,7 @@ public class CpuModelTests
             }
             // Weights are identical in both (the reference reads the stored, rounded values), so F16/BF16 models are held
             // to the F32 bound: only F32 accumulation and F32 rotary angles separate the two.
-            Assert.True(maxError <= 1e-5 * maxMagnitude, $"{preset} position {t}: max |error| {maxError:E3} vs max |logit| {maxMagnitude:F3}");
+            Assert.True(maxError <= LogitTolerance * maxMagnitude, $"{preset} position {t}: max |error| {maxError:E3} vs max |logit| {maxMagnitude:F3}");
         }
     }
 
@@ -47,7 +65,7 @@ public class CpuModelTests
         var spec = TinyModelSpec.Preset(preset);
         using var dir = new TestDirectory();
         TinyModelFactory.Write(spec, dir.Path);
-        using var backend = new CpuBackend();
+        using var backend = Backend();
         using var model = LlamaModel.Load(dir.Path, backend);
         int vocab = spec.Vocab;
         float[] allAtOnce = model.EvaluateLogits(Tokens);
@@ -80,7 +98,7 @@ public class CpuModelTests
         var spec = TinyModelSpec.Deep;
         using var dir = new TestDirectory();
         TinyModelFactory.Write(spec, dir.Path);
-        using var backend = new CpuBackend();
+        using var backend = Backend();
         using var model = LlamaModel.Load(dir.Path, backend);
         float[] whole = model.EvaluateLogits(Tokens);
         for (int split = 1; split < spec.Layers; split++)
@@ -107,10 +125,15 @@ public class CpuModelTests
         // Claim a larger FFN in config.json than the tensors have.
         string configPath = Path.Combine(dir.Path, "config.json");
         File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"intermediate_size\": 64", "\"intermediate_size\": 96"));
-        using var backend = new CpuBackend();
+        using var backend = Backend();
         var e = Assert.Throws<ModelFormatException>(() => LlamaModel.Load(dir.Path, backend));
         Assert.Contains("model.layers.0.mlp.gate_proj.weight", e.Message);
         Assert.Contains("[64, 32]", e.Message);
         Assert.Contains("[96, 32]", e.Message);
     }
+}
+
+public sealed class CpuModelTests : ModelConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new CpuBackend();
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything the GPU machine checks and times, in one command (from the repository root there, after
+# ../shared/device/prepare.sh src/Kangaroo.Cli/Kangaroo.Cli.csproj tests/Kangaroo.Tests/Kangaroo.Tests.csproj here):
+#
+#   . .device/env.sh && bash tests/gpu/run.sh [quick]
+#
+# 1. the GPU's memory ceilings (PyTorch), 2. reference models + logits from Hugging Face transformers, 3. the whole test
+# suite with the GPU tests active (CUDA conformance, full-model parity with HF, Kangaroo = vanilla on CUDA),
+# 4. Llama-2-7B-shape step timings (random F16 weights written by the engine itself). Results go to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/kangaroo-out}
+mkdir -p "$OUT"
+kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
+status=0
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 tests/gpu/bandwidth.py | tee "$OUT/bandwidth.json" || status=1
+
+rm -rf /tmp/hf_parity && python3 tests/gpu/hf_parity.py /tmp/hf_parity > "$OUT/hf_parity.log" 2>&1 || { status=1; tail -20 "$OUT/hf_parity.log"; }
+KANGAROO_HF_PARITY_DIR=/tmp/hf_parity dotnet .device/Kangaroo.Tests/Kangaroo.Tests.dll --no-progress \
+  > "$OUT/tests.log" 2>&1 || status=1
+grep -E "^failed |total:|failed:|succeeded:|skipped:" "$OUT/tests.log" | head -40
+
+if [ "${1:-}" != "quick" ]; then
+  rm -rf /tmp/l7b
+  kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 | tail -2
+  kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --json "$OUT/llama7b.json" | tee "$OUT/llama7b.txt" || status=1
+fi
+exit $status
