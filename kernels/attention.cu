@@ -52,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
     }
     __syncthreads();
 
-    float local_max = -INFINITY;
+    float local_max = negative_infinity();
     for (int j = threadIdx.x; j < count; j += blockDim.x) local_max = fmaxf(local_max, scores[j]);
     float block_maximum = block_max(local_max, scratch);
     __syncthreads();
@@ -91,7 +91,7 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_combin
     int item = blockIdx.x, row = item / heads;
     int blocks = positions[row] / ATTENTION_BLOCK_KEYS + 1;
     const float* base = partials + (long long)item * max_blocks * (head_dim + 2);
-    float maximum = -INFINITY;
+    float maximum = negative_infinity();
     for (int b = 0; b < blocks; b++) maximum = fmaxf(maximum, base[b * (head_dim + 2) + head_dim]);
     float total = 0.0f;
     for (int b = 0; b < blocks; b++)

@@ -9,7 +9,6 @@
 #define __constant__ __attribute__((constant))
 #define __forceinline__ __inline__ __attribute__((always_inline))
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
-#define INFINITY __builtin_inff()
 
 __device__ static inline int min(int a, int b) { return a < b ? a : b; }
 __device__ static inline float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }

@@ -15,6 +15,9 @@ __device__ __forceinline__ float bits_to_float(unsigned int u)
     return f;
 }
 
+// −∞ without relying on a math header's INFINITY (NVRTC has no standard headers).
+__device__ __forceinline__ float negative_infinity() { return bits_to_float(0xff800000u); }
+
 __device__ __forceinline__ float f16_to_f32(half_bits h)
 {
     float f;
@@ -69,6 +72,6 @@ __device__ __forceinline__ float block_max(float v, float* scratch)
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    float m = lane < warps ? scratch[lane] : -INFINITY;
+    float m = lane < warps ? scratch[lane] : negative_infinity();
     return warp_max(m);
 }

@@ -11,7 +11,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_probability(
     __shared__ float scratch[32];
     const float* row = logits + (long long)blockIdx.x * vocab;
 
-    float best = -INFINITY;
+    float best = negative_infinity();
     int index = 0x7fffffff;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
     {
@@ -27,7 +27,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_probability(
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
     if (lane == 0) { best_values[warp] = best; best_indices[warp] = index; }
     __syncthreads();
-    best = lane < warps ? best_values[lane] : -INFINITY;
+    best = lane < warps ? best_values[lane] : negative_infinity();
     index = lane < warps ? best_indices[lane] : 0x7fffffff;
     for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
     {
