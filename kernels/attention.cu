@@ -1,4 +1,4 @@
-// Causal attention over the F16 KV cache with grouped KV heads, split along the keys (flash-decoding style).
+// Causal attention over the KV cache (F16 or F32) with grouped KV heads, split along the keys (flash-decoding style).
 //
 // Keys are cut into blocks of ATTENTION_BLOCK_KEYS by ABSOLUTE (logical) key position. attention_partial computes, for one
 // (query row, head, key block), the block's max score, exp-sum and unnormalized value sum; attention_combine merges the
@@ -20,8 +20,9 @@ __device__ __forceinline__ int key_slot(int key, int tree_start, const int* ance
 }
 
 // grid: x = rows · heads, y = key blocks (of the longest row); partials: [rows·heads][blocks][head_dim + 2].
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial(
-    const float* queries, const half_bits* key_cache, const half_bits* value_cache, const int* positions,
+template <typename KV>
+__device__ __forceinline__ void attention_partial_impl(
+    const float* queries, const KV* key_cache, const KV* value_cache, const int* positions,
     int tree_start, const int* ancestor_slots, int max_depth, float* partials,
     int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
@@ -44,9 +45,9 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
     for (int j = warp; j < count; j += warps)
     {
         int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
-        const half_bits* key = key_cache + layer_offset + (long long)slot * kv_width + kv_head * head_dim;
+        const KV* key = key_cache + layer_offset + (long long)slot * kv_width + kv_head * head_dim;
         float dot = 0.0f;
-        for (int d = lane; d < head_dim; d += WARP_SIZE) dot = fmaf(q[d], f16_to_f32(key[d]), dot);
+        for (int d = lane; d < head_dim; d += WARP_SIZE) dot = fmaf(q[d], load_f32(key, d), dot);
         dot = warp_sum(dot);
         if (lane == 0) scores[j] = dot * scale;
     }
@@ -73,7 +74,7 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
         for (int j = 0; j < count; j++)
         {
             int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
-            acc = fmaf(scores[j], f16_to_f32(value_cache[layer_offset + (long long)slot * kv_width + kv_head * head_dim + d]), acc);
+            acc = fmaf(scores[j], load_f32(value_cache, layer_offset + (long long)slot * kv_width + kv_head * head_dim + d), acc);
         }
         out[d] = acc;
     }
@@ -82,6 +83,24 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
         out[head_dim] = block_maximum;
         out[head_dim + 1] = block_total;
     }
+}
+
+#define ATTENTION_PARTIAL_PARAMETERS(KV) \
+    const float* queries, const KV* key_cache, const KV* value_cache, const int* positions, int tree_start, \
+    const int* ancestor_slots, int max_depth, float* partials, int heads, int kv_heads, int head_dim, int kv_width, \
+    long long layer_offset, float scale, int max_blocks
+#define ATTENTION_PARTIAL_ARGUMENTS \
+    queries, key_cache, value_cache, positions, tree_start, ancestor_slots, max_depth, partials, heads, kv_heads, \
+    head_dim, kv_width, layer_offset, scale, max_blocks
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
 // grid: x = rows · heads. Merges the key blocks of one (row, head) in block order.

@@ -38,6 +38,9 @@ __device__ __forceinline__ float load_f32(const float* p, long long i) { return 
 __device__ __forceinline__ float load_f32(const half_bits* p, long long i) { return f16_to_f32(p[i]); }
 __device__ __forceinline__ float load_f32(const bf16_bits* p, long long i) { return bf16_to_f32(p[i].bits); }
 
+__device__ __forceinline__ void store_from_f32(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_from_f32(half_bits* p, long long i, float v) { p[i] = f32_to_f16(v); }
+
 // Butterfly sum over a warp: a fixed tree, so the result does not depend on anything but the 32 inputs.
 __device__ __forceinline__ float warp_sum(float v)
 {

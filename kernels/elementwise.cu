@@ -43,15 +43,26 @@ extern "C" __global__ void rope(float* x, const int* positions, const float* inv
     v[pair + half] = b * c + a * s;
 }
 
-// Writes row r of keys/values ([rows, kv_width] F32) into slot slots[r] of one layer of the F16 cache
-// ([layers][capacity][kv_width] for keys and for values).
-extern "C" __global__ void store_kv(half_bits* key_cache, half_bits* value_cache, const float* keys, const float* values,
-                                    const int* slots, int rows, int kv_width, long long layer_offset)
+// Writes row r of keys/values ([rows, kv_width] F32) into slot slots[r] of one layer of the cache
+// ([layers][capacity][kv_width] for keys and for values), stored as F16 or F32.
+template <typename KV>
+__device__ __forceinline__ void store_kv_impl(KV* key_cache, KV* value_cache, const float* keys, const float* values,
+                                              const int* slots, int rows, int kv_width, long long layer_offset)
 {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)rows * kv_width) return;
     int r = (int)(i / kv_width), c = (int)(i % kv_width);
     long long at = layer_offset + (long long)slots[r] * kv_width + c;
-    key_cache[at] = f32_to_f16(keys[i]);
-    value_cache[at] = f32_to_f16(values[i]);
+    store_from_f32(key_cache, at, keys[i]);
+    store_from_f32(value_cache, at, values[i]);
+}
+
+extern "C" __global__ void store_kv_f16(half_bits* kc, half_bits* vc, const float* k, const float* v, const int* slots, int rows, int kv_width, long long layer_offset)
+{
+    store_kv_impl(kc, vc, k, v, slots, rows, kv_width, layer_offset);
+}
+
+extern "C" __global__ void store_kv_f32(float* kc, float* vc, const float* k, const float* v, const int* slots, int rows, int kv_width, long long layer_offset)
+{
+    store_kv_impl(kc, vc, k, v, slots, rows, kv_width, layer_offset);
 }

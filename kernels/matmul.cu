@@ -48,14 +48,38 @@ template <> struct WeightVector<bf16_bits>
     static __device__ __forceinline__ void load(const bf16_bits* p, float* out) { unpack_halves(*(const u32x4*)p, out, true); }
 };
 
+// Weights are streamed once, so they take the read-only path; UNROLL 16-byte loads per lane are issued before any of
+// them is used, which keeps enough bytes in flight to approach the memory bandwidth.
+#define UNROLL 4
+
+__device__ __forceinline__ u32x4 load_streaming(const void* p)
+{
+    u32x4 v;
+    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
 template <typename W>
-__device__ __forceinline__ void matmul_impl(const float* x, const W* w, float* y, int rows, int in, int out)
+__device__ __forceinline__ void load_vector(const W* p, float* out);
+
+template <> __device__ __forceinline__ void load_vector<float>(const float* p, float* out)
+{
+    u32x4 v = load_streaming(p);
+    out[0] = bits_to_float(v.x); out[1] = bits_to_float(v.y); out[2] = bits_to_float(v.z); out[3] = bits_to_float(v.w);
+}
+template <> __device__ __forceinline__ void load_vector<half_bits>(const half_bits* p, float* out) { unpack_halves(load_streaming(p), out, false); }
+template <> __device__ __forceinline__ void load_vector<bf16_bits>(const bf16_bits* p, float* out) { unpack_halves(load_streaming(p), out, true); }
+
+template <typename W>
+__device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W* __restrict__ w, float* __restrict__ y, int rows, int in, int out)
 {
     const int VEC = WeightVector<W>::size;
+    const int STRIDE = WARP_SIZE * VEC;
     int feature = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
     int lane = threadIdx.x % WARP_SIZE;
     if (feature >= out) return;   // whole warps leave together
     const W* weight_row = w + (long long)feature * in;
+    // x rows are read as 16-byte vectors too: in % VEC == 0 keeps every row start and k 16-byte aligned.
     bool vectorized = in % VEC == 0;
 
     for (int r0 = 0; r0 < rows; r0 += ROW_TILE)
@@ -68,20 +92,35 @@ __device__ __forceinline__ void matmul_impl(const float* x, const W* w, float* y
 
         if (vectorized)
         {
-            for (int k = lane * VEC; k < in; k += WARP_SIZE * VEC)
+            for (int base = lane * VEC; base < in; base += STRIDE * UNROLL)
             {
-                float wv[VEC];
-                WeightVector<W>::load(weight_row + k, wv);
+                float wv[UNROLL][VEC];
 #pragma unroll
-                for (int r = 0; r < ROW_TILE; r++)
+                for (int u = 0; u < UNROLL; u++)
+                    if (base + u * STRIDE < in) load_vector(weight_row + base + u * STRIDE, wv[u]);
+#pragma unroll
+                for (int u = 0; u < UNROLL; u++)
                 {
-                    if (r < tile_rows)
-                    {
-                        const float* xr = x_tile + (long long)r * in + k;
-                        float a = acc[r];
+                    int k = base + u * STRIDE;
+                    if (k >= in) break;
 #pragma unroll
-                        for (int j = 0; j < VEC; j++) a = fmaf(wv[j], xr[j], a);
-                        acc[r] = a;
+                    for (int r = 0; r < ROW_TILE; r++)
+                    {
+                        if (r < tile_rows)
+                        {
+                            const f32x4* xr = (const f32x4*)(x_tile + (long long)r * in + k);
+                            float a = acc[r];
+#pragma unroll
+                            for (int q = 0; q < VEC / 4; q++)
+                            {
+                                f32x4 xv = xr[q];
+                                a = fmaf(wv[u][4 * q + 0], xv.x, a);
+                                a = fmaf(wv[u][4 * q + 1], xv.y, a);
+                                a = fmaf(wv[u][4 * q + 2], xv.z, a);
+                                a = fmaf(wv[u][4 * q + 3], xv.w, a);
+                            }
+                            acc[r] = a;
+                        }
                     }
                 }
             }

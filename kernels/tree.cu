@@ -33,8 +33,9 @@ extern "C" __global__ void tree_accept_path(const int* tokens, const int* parent
 // Moves the accepted path's keys and values to consecutive slots base_slot, base_slot + 1, ... in every layer.
 // grid.x = layers. Depths are copied in order with a barrier between them: the slot a depth is written to may be the
 // source of an earlier depth, never of a later one (path nodes are numbered breadth-first).
-extern "C" __global__ void tree_compact_kv(half_bits* key_cache, half_bits* value_cache, const int* path, const int* accepted,
-                                          int base_slot, int kv_width, long long layer_stride)
+template <typename KV>
+__device__ __forceinline__ void tree_compact_kv_impl(KV* key_cache, KV* value_cache, const int* path, const int* accepted,
+                                                     int base_slot, int kv_width, long long layer_stride)
 {
     long long layer = blockIdx.x * layer_stride;
     int length = *accepted + 1;
@@ -49,4 +50,14 @@ extern "C" __global__ void tree_compact_kv(half_bits* key_cache, half_bits* valu
         }
         __syncthreads();
     }
+}
+
+extern "C" __global__ void tree_compact_kv_f16(half_bits* kc, half_bits* vc, const int* path, const int* accepted, int base_slot, int kv_width, long long layer_stride)
+{
+    tree_compact_kv_impl(kc, vc, path, accepted, base_slot, kv_width, layer_stride);
+}
+
+extern "C" __global__ void tree_compact_kv_f32(float* kc, float* vc, const int* path, const int* accepted, int base_slot, int kv_width, long long layer_stride)
+{
+    tree_compact_kv_impl(kc, vc, path, accepted, base_slot, kv_width, layer_stride);
 }

@@ -6,14 +6,15 @@ namespace Kangaroo.Backends.Cuda;
 
 /// <summary>
 /// The fast path: our own kernels (kernels/*.cu) through our own driver-API + NVRTC binding. Activations F32, weights in
-/// their stored dtype, KV cache F16. Row invariant like every backend (see the kernels' comments for how).
+/// their stored dtype, KV cache F16 by default (F32 on request). Row invariant like every backend (see the kernels'
+/// comments for how).
 /// <para>
 /// All work goes onto one stream in call order; calls from several sessions are serialized by a lock, so sessions may
 /// share the backend from many threads. Uploads and downloads wait for the stream first, so host buffers can be reused
 /// at once.
 /// </para>
 /// </summary>
-public sealed class CudaBackend : IComputeBackend
+public sealed class CudaBackend : IComputeBackend, IGraphCapture
 {
     private const int ElementwiseThreads = 256;
     private const int NormThreads = 256;
@@ -30,6 +31,7 @@ public sealed class CudaBackend : IComputeBackend
     private readonly CudaStream _stream;
     private readonly CudaKernels _kernels;
     private DeviceBuffer? _argmaxTokens, _argmaxProbabilities;
+    private bool _capturing;
 
     /// <summary>Whether this machine can run the backend; <paramref name="reason"/> says why not (no driver, no GPU, no NVRTC).</summary>
     public static bool IsAvailable(out string? reason)
@@ -44,10 +46,16 @@ public sealed class CudaBackend : IComputeBackend
         return true;
     }
 
+    private readonly DType _kvCacheType;
+
     /// <param name="deviceOrdinal">Which GPU.</param>
     /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
-    public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null)
+    /// <param name="kvCacheType">F16 (default: half the attention bytes) or F32 (exact storage, for parity checks).</param>
+    public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null, DType kvCacheType = DType.F16)
     {
+        if (kvCacheType is not (DType.F16 or DType.F32))
+            throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "the KV cache is F16 or F32");
+        _kvCacheType = kvCacheType;
         if (!IsAvailable(out string? reason))
             throw new KangarooException($"the CUDA backend is not available: {reason}");
         _device = CudaDevice.Get(deviceOrdinal);
@@ -118,7 +126,12 @@ public sealed class CudaBackend : IComputeBackend
     public IndexBuffer AllocateIndices(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
-        lock (_gate) return new CudaIndices(AllocateBytes((long)Math.Max(length, 1) * sizeof(int), "indices"), length);
+        lock (_gate)
+        {
+            var memory = AllocateBytes((long)Math.Max(length, 1) * sizeof(int), "indices");
+            return new CudaIndices(memory, PinnedHostBuffer<int>.Allocate(_context, Math.Max(length, 1)),
+                CudaEvent.Create(_context, enableTiming: false), length);
+        }
     }
 
     public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
@@ -126,13 +139,13 @@ public sealed class CudaBackend : IComputeBackend
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
-        long bytes = (long)layers * capacity * kvWidth * sizeof(ushort);
+        long bytes = (long)layers * capacity * kvWidth * _kvCacheType.SizeInBytes();
         lock (_gate)
         {
             var keys = AllocateBytes(bytes, $"KV cache keys ({layers} layers × {capacity} positions)");
             try
             {
-                return new CudaKvCache(layers, capacity, kvWidth, keys, AllocateBytes(bytes, "KV cache values"));
+                return new CudaKvCache(layers, capacity, kvWidth, _kvCacheType, keys, AllocateBytes(bytes, "KV cache values"));
             }
             catch
             {
@@ -171,10 +184,14 @@ public sealed class CudaBackend : IComputeBackend
     {
         var d = AsCuda(destination);
         if (source.Length > d.Length) throw new ArgumentException($"{source.Length} indices do not fit {d.Length}", nameof(source));
+        if (source.IsEmpty) return;
         lock (_gate)
         {
-            _stream.Synchronize();
-            d.Memory.CopyFrom(source);
+            if (_capturing) throw new InvalidOperationException("uploads cannot be recorded: stage inputs before recording");
+            d.Copied.Synchronize();   // the staging buffer's previous copy has run (long since, in a decode loop)
+            source.CopyTo(d.Staging.Span);
+            d.Memory.CopyFromAsync(d.Staging, _stream, 0, 0, source.Length);
+            d.Copied.Record(_stream);
             source.CopyTo(d.Host);
         }
     }
@@ -219,7 +236,7 @@ public sealed class CudaBackend : IComputeBackend
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(t.Memory); args.Add(ids.Memory); args.Add(o.Memory); args.Add(rows); args.Add(t.Columns);
-        Launch(_kernels.ForWeights("embed", t.DType), Blocks((long)rows * t.Columns, ElementwiseThreads), ElementwiseThreads, args);
+        Launch(_kernels.ForType("embed", t.DType), Blocks((long)rows * t.Columns, ElementwiseThreads), ElementwiseThreads, args);
     }
 
     public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width)
@@ -231,7 +248,7 @@ public sealed class CudaBackend : IComputeBackend
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(x.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
-        Launch(_kernels.ForWeights("rmsnorm", w.DType), (uint)rows, NormThreads, args);
+        Launch(_kernels.ForType("rmsnorm", w.DType), (uint)rows, NormThreads, args);
     }
 
     public void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width)
@@ -245,7 +262,7 @@ public sealed class CudaBackend : IComputeBackend
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(r.Memory); args.Add(d.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
-        Launch(_kernels.ForWeights("add_rmsnorm", w.DType), (uint)rows, NormThreads, args);
+        Launch(_kernels.ForType("add_rmsnorm", w.DType), (uint)rows, NormThreads, args);
     }
 
     public void MatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows)
@@ -260,7 +277,7 @@ public sealed class CudaBackend : IComputeBackend
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(x.Memory); args.Add(w.Memory); args.Add(y.Memory); args.Add(rows); args.Add(w.Columns); args.Add(w.Rows);
-        Launch(_kernels.ForWeights("matmul", w.DType), (uint)((w.Rows + MatMulWarpsPerBlock - 1) / MatMulWarpsPerBlock), MatMulThreads, args);
+        Launch(_kernels.ForType("matmul", w.DType), (uint)((w.Rows + MatMulWarpsPerBlock - 1) / MatMulWarpsPerBlock), MatMulThreads, args);
     }
 
     public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)
@@ -294,7 +311,7 @@ public sealed class CudaBackend : IComputeBackend
         var args = new KernelArguments();
         args.Add(kv.Keys); args.Add(kv.Values); args.Add(k.Memory); args.Add(v.Memory); args.Add(s.Memory);
         args.Add(rows); args.Add(kv.KvWidth); args.Add(kv.LayerOffset(layer));
-        Launch(_kernels["store_kv"], Blocks((long)rows * kv.KvWidth, ElementwiseThreads), ElementwiseThreads, args);
+        Launch(_kernels.ForType("store_kv", kv.DType), Blocks((long)rows * kv.KvWidth, ElementwiseThreads), ElementwiseThreads, args);
     }
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
@@ -319,14 +336,19 @@ public sealed class CudaBackend : IComputeBackend
         CheckPositions(p.Host, rows, kv.Capacity, nameof(positions));
         if (rows == 0) return;
 
-        int maxBlocks = TensorPrimitives.Max<int>(p.Host.AsSpan(0, rows)) / AttentionBlockKeys + 1;
-        long partialBytes = (long)rows * heads * maxBlocks * (headDim + 2) * sizeof(float);
+        // Partials are sized for the whole cache, so a recorded launch (which must cover any later position) never
+        // outgrows them; plain launches only start the key blocks the longest row reaches.
+        int capacityBlocks = (kv.Capacity - 1) / AttentionBlockKeys + 1;
+        int maxBlocks;
         lock (_gate)
         {
+            maxBlocks = _capturing ? capacityBlocks : TensorPrimitives.Max<int>(p.Host.AsSpan(0, rows)) / AttentionBlockKeys + 1;
+            long partialBytes = (long)rows * heads * capacityBlocks * (headDim + 2) * sizeof(float);
             if (kv.Partials is null || kv.Partials.ByteLength < partialBytes)
             {
+                if (_capturing) throw new InvalidOperationException("attention scratch must be sized by a plain run before recording");
                 kv.Partials?.Dispose();
-                kv.Partials = AllocateBytes(Math.Max(partialBytes, kv.Partials?.ByteLength * 2 ?? 0), "attention partials");
+                kv.Partials = AllocateBytes(partialBytes, "attention partials");
             }
         }
         float scale = 1f / MathF.Sqrt(headDim);
@@ -335,7 +357,7 @@ public sealed class CudaBackend : IComputeBackend
         partialArgs.Add(int.MaxValue); partialArgs.Add(0UL); partialArgs.Add(0);   // no token tree: slot = position
         partialArgs.Add(kv.Partials!); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
-        Launch(_kernels["attention_partial"], new Dim3((uint)(rows * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
+        Launch(_kernels.ForType("attention_partial", kv.DType), new Dim3((uint)(rows * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
 
         var combineArgs = new KernelArguments();
         combineArgs.Add(kv.Partials!); combineArgs.Add(p.Memory); combineArgs.Add(o.Memory); combineArgs.Add(heads); combineArgs.Add(headDim); combineArgs.Add(maxBlocks);
@@ -384,6 +406,50 @@ public sealed class CudaBackend : IComputeBackend
     public void Synchronize()
     {
         lock (_gate) _stream.Synchronize();
+    }
+
+    public ICapturedWork Capture(Action record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        // The lock is held throughout: another session's ops must not land in this stream while it is being captured.
+        lock (_gate)
+        {
+            _capturing = true;
+            CudaGraph.BeginCapture(_stream);
+            CudaGraphExec graph;
+            try
+            {
+                record();
+            }
+            catch
+            {
+                try { CudaGraph.EndCapture(_stream).Dispose(); } catch (CudaException) { }
+                _capturing = false;
+                throw;
+            }
+            try
+            {
+                graph = CudaGraph.EndCapture(_stream);
+            }
+            finally
+            {
+                _capturing = false;
+            }
+            return new RecordedGraph(this, graph);
+        }
+    }
+
+    private sealed class RecordedGraph(CudaBackend backend, CudaGraphExec graph) : ICapturedWork
+    {
+        public void Replay()
+        {
+            lock (backend._gate) graph.Launch(backend._stream);
+        }
+
+        public void Dispose()
+        {
+            lock (backend._gate) graph.Dispose();
+        }
     }
 
     public void Dispose()

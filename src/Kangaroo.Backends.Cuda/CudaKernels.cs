@@ -31,8 +31,8 @@ internal sealed class CudaKernels : IDisposable
     public CudaFunction this[string name] =>
         _functions.TryGetValue(name, out var f) ? f : throw new InvalidOperationException($"kernel {name} is not in kernels/*.cu");
 
-    /// <summary>The kernel <paramref name="stem"/>_f32 / _f16 / _bf16 for a weight type.</summary>
-    public CudaFunction ForWeights(string stem, DType dtype) => this[stem + dtype switch
+    /// <summary>The kernel <paramref name="stem"/>_f32 / _f16 / _bf16 for the element type it reads (weights, KV cache).</summary>
+    public CudaFunction ForType(string stem, DType dtype) => this[stem + dtype switch
     {
         DType.F32 => "_f32",
         DType.F16 => "_f16",

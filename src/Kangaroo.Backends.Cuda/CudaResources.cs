@@ -9,12 +9,24 @@ internal sealed class CudaActivations(DeviceBuffer memory, int length) : Compute
     public override void Dispose() => Memory.Dispose();
 }
 
-/// <summary>Indices on the device, with the host copy of the last upload: launch shapes and bounds checks need them.</summary>
-internal sealed class CudaIndices(DeviceBuffer memory, int length) : IndexBuffer(length)
+/// <summary>
+/// Indices on the device, with the host copy of the last upload (launch shapes and bounds checks need them). Uploads go
+/// through a pinned staging buffer as stream-ordered copies, so a decode step never waits for the GPU to upload its
+/// positions; the event guards the staging buffer until its previous copy has run.
+/// </summary>
+internal sealed class CudaIndices(DeviceBuffer memory, PinnedHostBuffer<int> staging, CudaEvent copied, int length) : IndexBuffer(length)
 {
     public DeviceBuffer Memory { get; } = memory;
+    public PinnedHostBuffer<int> Staging { get; } = staging;
+    public CudaEvent Copied { get; } = copied;
     public int[] Host { get; } = new int[length];
-    public override void Dispose() => Memory.Dispose();
+
+    public override void Dispose()
+    {
+        Memory.Dispose();
+        Staging.Dispose();
+        Copied.Dispose();
+    }
 }
 
 internal sealed class CudaWeight(string name, DType dtype, int rows, int columns, DeviceBuffer memory) : WeightTensor(name, dtype, rows, columns)
@@ -24,12 +36,13 @@ internal sealed class CudaWeight(string name, DType dtype, int rows, int columns
 }
 
 /// <summary>
-/// Keys and values in F16, <c>[layer][slot][kvWidth]</c> each: half the bytes of F32 for attention to read. Also holds the
-/// attention kernels' per-key-block partial results, grown on demand (one cache belongs to one session).
+/// Keys and values, <c>[layer][slot][kvWidth]</c> each, in F16 (half the bytes of F32 for attention to read) or F32. Also
+/// holds the attention kernels' per-key-block partial results, grown on demand (one cache belongs to one session).
 /// </summary>
-internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DeviceBuffer keys, DeviceBuffer values)
+internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType dtype, DeviceBuffer keys, DeviceBuffer values)
     : KvCacheStorage(layers, capacity, kvWidth)
 {
+    public DType DType { get; } = dtype;
     public DeviceBuffer Keys { get; } = keys;
     public DeviceBuffer Values { get; } = values;
     public DeviceBuffer? Partials { get; set; }

@@ -52,7 +52,9 @@ def main(out):
         directory = os.path.join(out, name)
         model.save_pretrained(directory, safe_serialization=True)
         tokens = torch.randint(0, config.vocab_size, (48,), generator=generator)
-        reference = model.to(torch.float32).cuda().eval()
+        # Loaded afresh in F32 (not model.to(float32)): .to(dtype) also rounds the rotary inv_freq buffer, which would
+        # make the reference itself inexact. The stored weights widen exactly.
+        reference = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).cuda().eval()
         with torch.no_grad():
             logits = reference(tokens[None].cuda()).logits[0].float().cpu()
         logits.numpy().tofile(os.path.join(directory, "reference_logits.f32"))

@@ -144,3 +144,24 @@ public abstract class KvCacheStorage : IDisposable
     public int KvWidth { get; }
     public abstract void Dispose();
 }
+
+/// <summary>
+/// A backend that can record a sequence of its ops once and replay it with one launch (CUDA graphs): launch overhead is
+/// a large share of a decode step at batch 1. Recorded ops read their inputs (token ids, positions) from the same
+/// buffers at replay, so the caller uploads fresh values and replays.
+/// </summary>
+public interface IGraphCapture
+{
+    /// <summary>
+    /// Records what <paramref name="record"/> issues on this backend into a replayable unit. Inside, only device work is
+    /// allowed (no uploads, downloads or synchronization); kernels must not depend on host-side values that change
+    /// between replays (the backend sizes launch shapes for the worst case while recording).
+    /// </summary>
+    ICapturedWork Capture(Action record);
+}
+
+/// <summary>Recorded device work; <see cref="Replay"/> queues it again.</summary>
+public interface ICapturedWork : IDisposable
+{
+    void Replay();
+}

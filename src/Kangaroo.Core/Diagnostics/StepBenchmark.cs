@@ -38,11 +38,16 @@ public static class StepBenchmark
         var token = new int[maxRows];
         var probability = new float[maxRows];
 
+        // The decoders' own steps: device work recorded once and replayed where the backend records (CUDA graphs).
         double full = Median(repetitions, () =>
         {
-            model.Embed(ws, [prompt[^1]], context);
-            model.RunLayers(ws, cache, 0, config.NumLayers, 1);
-            model.ComputeLogits(ws, 0, 1);
+            model.StageTokens(ws, [prompt[^1]], context);
+            model.RunRecorded(ws, "bench-full", cache, 1, () =>
+            {
+                model.EmbedStaged(ws, 1);
+                model.RunLayers(ws, cache, 0, config.NumLayers, 1);
+                model.ComputeLogits(ws, 0, 1);
+            });
             model.Backend.ArgmaxWithProbability(ws.Logits, 1, config.VocabSize, token, probability);
         });
 
@@ -52,8 +57,11 @@ public static class StepBenchmark
             verify[rows] = Median(repetitions, () =>
             {
                 model.SetPositions(ws, context, rows);
-                model.RunLayers(ws, cache, exitLayer, config.NumLayers, rows);
-                model.ComputeLogits(ws, 0, rows);
+                model.RunRecorded(ws, "bench-verify", cache, rows, () =>
+                {
+                    model.RunLayers(ws, cache, exitLayer, config.NumLayers, rows);
+                    model.ComputeLogits(ws, 0, rows);
+                });
                 model.Backend.ArgmaxWithProbability(ws.Logits, rows, config.VocabSize, token, probability);
             });
         }
@@ -63,12 +71,18 @@ public static class StepBenchmark
         {
             using var adapterCache = adapter.CreateCache(context + 2);
             using var adapterWs = adapter.CreateWorkspace(2);
+            using var shallowWs = model.CreateWorkspace(1);
             draft = Median(repetitions, () =>
             {
-                model.Embed(ws, [prompt[^1]], context);
-                model.RunLayers(ws, cache, 0, exitLayer, 1);
-                model.Backend.Copy(ws.Hidden, 0, adapterWs.Hidden, 0, config.HiddenSize);
-                adapter.Forward(adapterWs, adapterCache, context, 1, computeLogits: true);
+                model.StageTokens(shallowWs, [prompt[^1]], context);
+                model.RunRecorded(shallowWs, "bench-shallow", cache, 1, () =>
+                {
+                    model.EmbedStaged(shallowWs, 1);
+                    model.RunLayers(shallowWs, cache, 0, exitLayer, 1);
+                });
+                model.Backend.Copy(shallowWs.Hidden, 0, adapterWs.Hidden, 0, config.HiddenSize);
+                model.SetPositions(adapterWs, context, 1);
+                model.RunRecorded(adapterWs, "bench-adapter", adapterCache, 1, () => adapter.ForwardStaged(adapterWs, adapterCache, 1, true));
                 model.Backend.ArgmaxWithProbability(adapterWs.Logits, 1, config.VocabSize, token, probability);
             });
         }

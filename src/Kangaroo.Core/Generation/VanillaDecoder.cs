@@ -15,6 +15,7 @@ public sealed class VanillaDecoder : ISequenceDecoder, IDisposable
     private GenerationOptions _options = new();
     private DeterministicRandom _random = new(0);
     private bool _logitsReady;
+    private readonly Action _decodeStep;
 
     /// <param name="contextLength">Positions the KV cache holds (prompt + generated).</param>
     /// <param name="prefillChunk">Rows per forward call while processing the prompt.</param>
@@ -26,6 +27,12 @@ public sealed class VanillaDecoder : ISequenceDecoder, IDisposable
         _sampler = new TokenSampler(model.Config.VocabSize);
         _logits = new float[model.Config.VocabSize];
         _probabilities = new float[model.Config.VocabSize];
+        _decodeStep = () =>
+        {
+            _model.EmbedStaged(_workspace, 1);
+            _model.RunLayers(_workspace, _cache, 0, _model.Config.NumLayers, 1);
+            _model.ComputeLogits(_workspace, 0, 1);
+        };
     }
 
     public int ContextLength => _cache.Capacity;
@@ -63,7 +70,11 @@ public sealed class VanillaDecoder : ISequenceDecoder, IDisposable
         {
             if (_sequence.Count == 0) throw new InvalidOperationException("Prefill must come first");
             int last = _sequence[^1];
-            _model.Prefill([last], _cache, _workspace);
+            if (_cache.Length + 1 > _cache.Capacity)
+                throw new InvalidOperationException($"the context holds {_cache.Capacity} positions");
+            _model.StageTokens(_workspace, [last], _cache.Length);
+            _model.RunRecorded(_workspace, "decode", _cache, 1, _decodeStep);
+            _cache.Advance(1);
         }
         int token;
         if (_options.IsGreedy)

@@ -28,6 +28,12 @@ public sealed class ForwardWorkspace : IDisposable
 
     public int MaxRows { get; }
 
+    /// <summary>Recorded forward passes of this workspace (CUDA graphs), by what they compute; see <see cref="LlamaModel.RunRecorded"/>.</summary>
+    internal Dictionary<(string Step, object? Cache, int Rows), ICapturedWork> Recorded { get; } = [];
+
+    /// <summary>Replay recorded passes where the backend can (default on); off re-issues every op each time.</summary>
+    public bool UseRecordedPasses { get; set; } = true;
+
     /// <summary>The residual stream <c>[rows, hidden]</c>: after <see cref="LlamaModel.RunLayers"/> it holds the hidden states leaving the last layer run.</summary>
     public ComputeBuffer Hidden { get; }
     /// <summary><c>[rows, vocab]</c> logits written by <see cref="LlamaModel.ComputeLogits"/>.</summary>
@@ -47,6 +53,8 @@ public sealed class ForwardWorkspace : IDisposable
 
     public void Dispose()
     {
+        foreach (var recorded in Recorded.Values) recorded.Dispose();
+        Recorded.Clear();
         foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions })
             buffer?.Dispose();
     }

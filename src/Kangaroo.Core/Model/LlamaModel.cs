@@ -151,6 +151,13 @@ public sealed class LlamaModel : IDisposable
     /// <summary>Uploads the rows' token ids and absolute positions (positions[r] = <paramref name="startPosition"/> + r) and gathers their embeddings into <see cref="ForwardWorkspace.Hidden"/>.</summary>
     public void Embed(ForwardWorkspace workspace, ReadOnlySpan<int> tokens, int startPosition)
     {
+        StageTokens(workspace, tokens, startPosition);
+        EmbedStaged(workspace, tokens.Length);
+    }
+
+    /// <summary>The host half of <see cref="Embed"/>: uploads token ids and positions (checked against the vocabulary).</summary>
+    public void StageTokens(ForwardWorkspace workspace, ReadOnlySpan<int> tokens, int startPosition)
+    {
         int rows = tokens.Length;
         CheckRows(workspace, rows);
         foreach (int token in tokens)
@@ -160,7 +167,32 @@ public sealed class LlamaModel : IDisposable
         }
         SetPositions(workspace, startPosition, rows);
         Backend.Upload(tokens, workspace.Tokens);
-        Backend.Embed(Embedding, workspace.Tokens, workspace.Hidden, rows);
+    }
+
+    /// <summary>The device half of <see cref="Embed"/>: gathers the staged tokens' embeddings (recordable).</summary>
+    public void EmbedStaged(ForwardWorkspace workspace, int rows) => Backend.Embed(Embedding, workspace.Tokens, workspace.Hidden, rows);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> — device ops only, reading the workspace's staged tokens and positions — recorded once
+    /// per (<paramref name="step"/>, <paramref name="cache"/>, <paramref name="rows"/>) and replayed after, where the backend
+    /// records (<see cref="IGraphCapture"/>); otherwise just runs it. The same ops run either way, so results are identical.
+    /// </summary>
+    public void RunRecorded(ForwardWorkspace workspace, string step, object? cache, int rows, Action work)
+    {
+        if (Backend is not IGraphCapture capture || !workspace.UseRecordedPasses)
+        {
+            work();
+            return;
+        }
+        var key = (step, cache, rows);
+        if (!workspace.Recorded.TryGetValue(key, out var recorded))
+        {
+            // One plain run first: it sizes the backend's scratch, which recording must not allocate.
+            work();
+            workspace.Recorded[key] = capture.Capture(work);
+            return;
+        }
+        recorded.Replay();
     }
 
     /// <summary>Uploads positions [startPosition, startPosition + rows) for the next <see cref="RunLayers"/> (when hidden states were placed by hand).</summary>

@@ -132,10 +132,16 @@ public sealed class KangarooAdapter : IDisposable
     /// </summary>
     public void Forward(ForwardWorkspace ws, KvCache cache, int startPosition, int rows, bool computeLogits)
     {
+        _base.SetPositions(ws, startPosition, rows);
+        ForwardStaged(ws, cache, rows, computeLogits);
+    }
+
+    /// <summary>The device part of <see cref="Forward"/>, at positions already staged with <see cref="LlamaModel.SetPositions"/> (recordable).</summary>
+    public void ForwardStaged(ForwardWorkspace ws, KvCache cache, int rows, bool computeLogits)
+    {
         var b = _base.Backend;
         var c = Config;
         float eps = (float)c.RmsNormEps;
-        _base.SetPositions(ws, startPosition, rows);
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
         b.MatMul(ws.Normed, _query, ws.Queries, rows);
         b.MatMul(ws.Normed, _key, ws.Keys, rows);

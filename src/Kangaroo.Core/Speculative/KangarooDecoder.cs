@@ -33,6 +33,7 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
     private bool _prefillLogitsReady;
     private readonly Stopwatch _draftClock = new(), _verifyClock = new();
     private int _rounds, _drafted, _accepted, _emitted;
+    private readonly Action[] _verifySteps;   // by row count
 
     public KangarooDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
     {
@@ -47,7 +48,17 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
         int rows = Math.Max(prefillChunk, _maxDrafts + 1);
         _cache = model.CreateCache(contextLength);
         _verify = model.CreateWorkspace(rows);
-        _drafter = new KangarooDrafter(model, adapter, _exitLayer, contextLength, rows);
+        _drafter = new KangarooDrafter(model, adapter, _exitLayer, _cache, rows);
+        _verifySteps = new Action[_maxDrafts + 2];
+        for (int r = 1; r <= _maxDrafts + 1; r++)
+        {
+            int verifyRows = r;
+            _verifySteps[r] = () =>
+            {
+                _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, verifyRows);
+                _model.ComputeLogits(_verify, 0, verifyRows);
+            };
+        }
         _verifier = new DraftVerifier(vocab);
         _sampler = new TokenSampler(vocab);
         _drafts = new int[_maxDrafts];
@@ -132,15 +143,14 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
         int maxDrafts = Math.Min(_maxDrafts, Math.Min(destination.Length - 1, _cache.Capacity - 1 - position));
 
         _draftClock.Start();
-        int drafted = _drafter.Draft(lastToken, position, maxDrafts, _threshold, _cache, _verify, _drafts, _options, _random, _draftDistributions);
+        int drafted = _drafter.Draft(lastToken, position, maxDrafts, _threshold, _verify, _drafts, _options, _random, _draftDistributions);
         _drafter.SaveLastRow(_verify, drafted);
         _draftClock.Stop();
 
         _verifyClock.Start();
         int rows = drafted + 1;
         _model.SetPositions(_verify, position, rows);
-        _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, rows);
-        _model.ComputeLogits(_verify, 0, rows);
+        _model.RunRecorded(_verify, "verify", _cache, rows, _verifySteps[rows]);
         _cache.Advance(rows);
         int accepted;
         var drafts = _drafts.AsSpan(0, drafted);

@@ -23,18 +23,46 @@ internal sealed class KangarooDrafter : IDisposable
     private readonly int[] _best = new int[1];
     private readonly float[] _bestProbability = new float[1];
     private bool _adapterBehind;
+    private readonly KvCache _cache;
+    private readonly Action _shallowStep;
+    private readonly Action[] _adapterSteps;   // by (rows − 1) · 2 + (logits ? 1 : 0)
 
-    public KangarooDrafter(LlamaModel model, KangarooAdapter adapter, int exitLayer, int contextLength, int maxRows)
+    /// <param name="cache">The base model's cache: drafting writes layers [0, ℓ) of the drafted positions into it.</param>
+    public KangarooDrafter(LlamaModel model, KangarooAdapter adapter, int exitLayer, KvCache cache, int maxRows)
     {
         _model = model;
         _adapter = adapter;
         _exitLayer = exitLayer;
-        AdapterCache = adapter.CreateCache(contextLength);
+        _cache = cache;
+        AdapterCache = adapter.CreateCache(cache.Capacity);
         _shallow = model.CreateWorkspace(1);
         _adapterWorkspace = adapter.CreateWorkspace(Math.Max(2, maxRows));
         _pendingHidden = model.Backend.Allocate(model.Config.HiddenSize);
         _sampler = new TokenSampler(model.Config.VocabSize);
         _logits = new float[model.Config.VocabSize];
+        _shallowStep = () =>
+        {
+            _model.EmbedStaged(_shallow, 1);
+            _model.RunLayers(_shallow, _cache, 0, _exitLayer, 1);
+        };
+        _adapterSteps = new Action[4];
+        for (int rows = 1; rows <= 2; rows++)
+        {
+            foreach (bool logits in new[] { false, true })
+            {
+                int r = rows;
+                bool l = logits;
+                _adapterSteps[(rows - 1) * 2 + (logits ? 1 : 0)] = () => _adapter.ForwardStaged(_adapterWorkspace, AdapterCache, r, l);
+            }
+        }
+    }
+
+    /// <summary>The adapter over <paramref name="rows"/> (1 or 2) rows of its workspace at <paramref name="start"/>, recorded where the backend can.</summary>
+    private void RunAdapter(int start, int rows, bool computeLogits)
+    {
+        _model.SetPositions(_adapterWorkspace, start, rows);
+        _model.RunRecorded(_adapterWorkspace, computeLogits ? "adapter+head" : "adapter", AdapterCache, rows,
+            _adapterSteps[(rows - 1) * 2 + (computeLogits ? 1 : 0)]);
     }
 
     public KvCache AdapterCache { get; }
@@ -59,13 +87,13 @@ internal sealed class KangarooDrafter : IDisposable
     /// row i: draft i); base layers [0, ℓ) of those positions are written to <paramref name="cache"/>. Sampling mode
     /// stores each draft's distribution in <paramref name="draftDistributions"/>. Returns the number of drafts.
     /// </summary>
-    public int Draft(int lastToken, int position, int maxDrafts, float threshold, KvCache cache, ForwardWorkspace verifyInput,
+    public int Draft(int lastToken, int position, int maxDrafts, float threshold, ForwardWorkspace verifyInput,
         Span<int> drafts, GenerationOptions options, DeterministicRandom random, Span<float> draftDistributions)
     {
         int hidden = _model.Config.HiddenSize;
         int vocab = _model.Config.VocabSize;
         var backend = _model.Backend;
-        RunShallow(lastToken, position, cache, verifyInput, row: 0);
+        RunShallow(lastToken, position, verifyInput, row: 0);
 
         if (maxDrafts == 0 && _adapterBehind) CatchUp(position);
         int count = 0;
@@ -82,7 +110,7 @@ internal sealed class KangarooDrafter : IDisposable
             }
             backend.Copy(verifyInput.Hidden, count * hidden, _adapterWorkspace.Hidden, rows * hidden, hidden);
             rows++;
-            _adapter.Forward(_adapterWorkspace, AdapterCache, start, rows, computeLogits: true);
+            RunAdapter(start, rows, computeLogits: true);
             AdapterCache.Advance(rows);
 
             int draft;
@@ -101,7 +129,7 @@ internal sealed class KangarooDrafter : IDisposable
                 confidence = MaxOf(q);
             }
             drafts[count++] = draft;
-            RunShallow(draft, position + count, cache, verifyInput, row: count);
+            RunShallow(draft, position + count, verifyInput, row: count);
             if (confidence < threshold) break;
         }
         return count;
@@ -129,15 +157,15 @@ internal sealed class KangarooDrafter : IDisposable
     private void CatchUp(int position)
     {
         _model.Backend.Copy(_pendingHidden, 0, _adapterWorkspace.Hidden, 0, _model.Config.HiddenSize);
-        _adapter.Forward(_adapterWorkspace, AdapterCache, position - 1, 1, computeLogits: false);
+        RunAdapter(position - 1, 1, computeLogits: false);
         AdapterCache.Advance(1);
         _adapterBehind = false;
     }
 
-    private void RunShallow(int token, int position, KvCache cache, ForwardWorkspace verifyInput, int row)
+    private void RunShallow(int token, int position, ForwardWorkspace verifyInput, int row)
     {
-        _model.Embed(_shallow, [token], position);
-        _model.RunLayers(_shallow, cache, 0, _exitLayer, 1);
+        _model.StageTokens(_shallow, [token], position);
+        _model.RunRecorded(_shallow, "shallow", _cache, 1, _shallowStep);
         int hidden = _model.Config.HiddenSize;
         _model.Backend.Copy(_shallow.Hidden, 0, verifyInput.Hidden, row * hidden, hidden);
     }

@@ -22,6 +22,13 @@ public sealed class CudaBackendConformanceTests : BackendConformanceTests
     protected override double AttentionTolerance => 2e-3;
 }
 
+/// <summary>The same contract with an F32 KV cache: attention held to the F32 bound.</summary>
+public sealed class CudaF32KvBackendConformanceTests : BackendConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new CudaBackend(kvCacheType: Kangaroo.Weights.DType.F32);
+    protected override string? UnavailableReason => CudaAvailability.Reason;
+}
+
 /// <summary>Full-model logits on CUDA against the double-precision reference, and row invariance end to end.</summary>
 public sealed class CudaModelTests : ModelConformanceTests
 {

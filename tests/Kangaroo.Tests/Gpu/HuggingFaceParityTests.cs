@@ -3,6 +3,7 @@ using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Backends.Cuda;
 using Kangaroo.Model;
+using Kangaroo.Weights;
 using Xunit;
 
 namespace Kangaroo.Tests.Gpu;
@@ -27,8 +28,19 @@ public class HuggingFaceParityTests
     public void CudaLogitsMatchTransformers(string name)
     {
         if (CudaAvailability.Reason is { } reason) Assert.Skip(reason);
-        // Keys and values are F16 in the CUDA cache.
-        Compare(name, () => new CudaBackend(), tolerance: 3e-3);
+        Compare(name, () => new CudaBackend(kvCacheType: DType.F32), tolerance: 1e-4);
+    }
+
+    /// <summary>
+    /// With the default F16 KV cache: keys rounded to 11 bits shift attention scores by |q|·|k|·2⁻¹¹, which sharp
+    /// attention in these random models amplifies to about 2% of the largest logit; the bound is the F16-operand one.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void CudaWithF16KvCacheStaysWithinTheF16Bound(string name)
+    {
+        if (CudaAvailability.Reason is { } reason) Assert.Skip(reason);
+        Compare(name, () => new CudaBackend(), tolerance: 3e-2);
     }
 
     private static void Compare(string name, Func<IComputeBackend> createBackend, double tolerance)

@@ -115,6 +115,34 @@ public abstract class ModelConformanceTests
         }
     }
 
+    /// <summary>
+    /// Decoding step by step (recorded and replayed where the backend records passes) picks, at every position, the
+    /// argmax of one teacher-forced pass over the whole sequence: row invariance end to end, through the decoder.
+    /// </summary>
+    [Theory]
+    [InlineData("Gqa")]
+    [InlineData("F16")]
+    public void GreedyDecodingMatchesOneTeacherForcedPass(string preset)
+    {
+        var spec = TinyModelSpec.Preset(preset);
+        using var dir = new TestDirectory();
+        TinyModelFactory.Write(spec, dir.Path);
+        using var backend = Backend();
+        using var model = LlamaModel.Load(dir.Path, backend);
+        int[] prompt = [1, 5, 9, 2];
+        using var decoder = new Kangaroo.Generation.VanillaDecoder(model, 64, prefillChunk: 3);
+        decoder.Configure(new Kangaroo.Generation.GenerationOptions(), new Kangaroo.Generation.DeterministicRandom(0));
+        int[] generated = Speculative.DecoderHarness.Decode(decoder, prompt, 40);
+
+        int[] sequence = [.. prompt, .. generated[..^1]];
+        float[] logits = model.EvaluateLogits(sequence);
+        for (int i = 0; i < generated.Length; i++)
+        {
+            int position = prompt.Length - 1 + i;
+            Assert.Equal(Kangaroo.Generation.TokenSampler.Argmax(logits.AsSpan(position * spec.Vocab, spec.Vocab)), generated[i]);
+        }
+    }
+
     [Fact]
     public void MissingOrMisshapenTensorsAreNamed()
     {
