@@ -10,24 +10,30 @@
 // plain decode of that path. With tree_start ≥ every position, slot = position.
 #include "common.cuh"
 
-#define ATTENTION_BLOCK_KEYS 256
+#define ATTENTION_BLOCK_KEYS 64
 #define ATTENTION_THREADS 128
+#define ATTENTION_WARPS (ATTENTION_THREADS / WARP_SIZE)
+#define ATTENTION_KEYS_PER_WARP (ATTENTION_BLOCK_KEYS / ATTENTION_WARPS)
 #define ATTENTION_MAX_HEAD_DIM 256
+// Each lane owns head-dimension elements lane·4 + 128·t (t < DIM_STEPS): 4 consecutive elements per load.
+#define DIM_STEPS (ATTENTION_MAX_HEAD_DIM / (WARP_SIZE * 4))
 
 __device__ __forceinline__ int key_slot(int key, int tree_start, const int* ancestor_slots, int row, int max_depth)
 {
     return key < tree_start ? key : ancestor_slots[row * max_depth + (key - tree_start)];
 }
 
-// grid: x = rows · heads, y = key blocks (of the longest row); partials: [rows·heads][blocks][head_dim + 2].
+// grid: x = rows · heads, y = key blocks; partials: [rows·heads][max_blocks][head_dim + 2].
+// Scores: each warp takes ATTENTION_KEYS_PER_WARP consecutive keys, its lanes split the head dimension, a butterfly sums.
+// Values: the same warp accumulates its keys' weighted values in key order, then warps are added in warp order.
 template <typename KV>
 __device__ __forceinline__ void attention_partial_impl(
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions,
     int tree_start, const int* ancestor_slots, int max_depth, float* partials,
     int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
-    __shared__ float q[ATTENTION_MAX_HEAD_DIM];
     __shared__ float scores[ATTENTION_BLOCK_KEYS];
+    __shared__ float warp_values[ATTENTION_WARPS][ATTENTION_MAX_HEAD_DIM];
     __shared__ float scratch[32];
 
     int item = blockIdx.x, block = blockIdx.y;
@@ -36,47 +42,91 @@ __device__ __forceinline__ void attention_partial_impl(
     if (block > position / ATTENTION_BLOCK_KEYS) return;   // whole block leaves: this row has fewer keys
     int first = block * ATTENTION_BLOCK_KEYS;
     int count = min(ATTENTION_BLOCK_KEYS, position + 1 - first);
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
 
     const float* query = queries + (long long)item * head_dim;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) q[d] = query[d];
-    __syncthreads();
+    float q[DIM_STEPS][4];
+#pragma unroll
+    for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+        {
+            int d = lane * 4 + t * WARP_SIZE * 4 + e;
+            q[t][e] = d < head_dim ? query[d] : 0.0f;
+        }
 
-    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
-    for (int j = warp; j < count; j += warps)
+    long long head_offset = layer_offset + (long long)kv_head * head_dim;
+    int warp_first = warp * ATTENTION_KEYS_PER_WARP;
+#pragma unroll 4
+    for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
     {
-        int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
-        const KV* key = key_cache + layer_offset + (long long)slot * kv_width + kv_head * head_dim;
+        int j = warp_first + i;
+        if (j >= count) break;   // uniform across the warp
+        const KV* key = key_cache + head_offset + (long long)key_slot(first + j, tree_start, ancestor_slots, row, max_depth) * kv_width;
         float dot = 0.0f;
-        for (int d = lane; d < head_dim; d += WARP_SIZE) dot = fmaf(q[d], load_f32(key, d), dot);
+#pragma unroll
+        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+            {
+                int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                if (d < head_dim) dot = fmaf(q[t][e], load_f32(key, d), dot);
+            }
         dot = warp_sum(dot);
         if (lane == 0) scores[j] = dot * scale;
     }
     __syncthreads();
 
-    float local_max = negative_infinity();
-    for (int j = threadIdx.x; j < count; j += blockDim.x) local_max = fmaxf(local_max, scores[j]);
+    float local_max = threadIdx.x < count ? scores[threadIdx.x] : negative_infinity();
     float block_maximum = block_max(local_max, scratch);
     __syncthreads();
-    float local_sum = 0.0f;
-    for (int j = threadIdx.x; j < count; j += blockDim.x)
+    float p = 0.0f;
+    if (threadIdx.x < count)
     {
-        float p = expf(scores[j] - block_maximum);
-        scores[j] = p;
-        local_sum += p;
+        p = expf(scores[threadIdx.x] - block_maximum);
+        scores[threadIdx.x] = p;
     }
-    float block_total = block_sum(local_sum, scratch);
+    float block_total = block_sum(p, scratch);
+    __syncthreads();
+
+    float acc[DIM_STEPS][4];
+#pragma unroll
+    for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[t][e] = 0.0f;
+#pragma unroll 4
+    for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
+    {
+        int j = warp_first + i;
+        if (j >= count) break;
+        const KV* value = value_cache + head_offset + (long long)key_slot(first + j, tree_start, ancestor_slots, row, max_depth) * kv_width;
+        float weight = scores[j];
+#pragma unroll
+        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+            {
+                int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                if (d < head_dim) acc[t][e] = fmaf(weight, load_f32(value, d), acc[t][e]);
+            }
+    }
+#pragma unroll
+    for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+        {
+            int d = lane * 4 + t * WARP_SIZE * 4 + e;
+            if (d < head_dim) warp_values[warp][d] = acc[t][e];
+        }
     __syncthreads();
 
     float* out = partials + ((long long)item * max_blocks + block) * (head_dim + 2);
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
     {
-        float acc = 0.0f;
-        for (int j = 0; j < count; j++)
-        {
-            int slot = key_slot(first + j, tree_start, ancestor_slots, row, max_depth);
-            acc = fmaf(scores[j], load_f32(value_cache, layer_offset + (long long)slot * kv_width + kv_head * head_dim + d), acc);
-        }
-        out[d] = acc;
+        float total = warp_values[0][d];
+#pragma unroll
+        for (int w = 1; w < ATTENTION_WARPS; w++) total += warp_values[w][d];
+        out[d] = total;
     }
     if (threadIdx.x == 0)
     {

@@ -50,7 +50,7 @@ template <> struct WeightVector<bf16_bits>
 
 // Weights are streamed once, so they take the read-only path; UNROLL 16-byte loads per lane are issued before any of
 // them is used, which keeps enough bytes in flight to approach the memory bandwidth.
-#define UNROLL 4
+#define UNROLL 8
 
 __device__ __forceinline__ u32x4 load_streaming(const void* p)
 {

@@ -21,7 +21,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     private const int MatMulThreads = 256;
     private const int MatMulWarpsPerBlock = MatMulThreads / 32;
     private const int AttentionThreads = 128;
-    private const int AttentionBlockKeys = 256;
+    private const int AttentionBlockKeys = 64;
     private const int AttentionMaxHeadDim = 256;
     private const int ArgmaxThreads = 256;
 
