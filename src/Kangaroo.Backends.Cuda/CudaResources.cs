@@ -43,6 +43,7 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType d
     : KvCacheStorage(layers, capacity, kvWidth)
 {
     public DType DType { get; } = dtype;
+    public override int ElementBytes => DType.SizeInBytes();
     public DeviceBuffer Keys { get; } = keys;
     public DeviceBuffer Values { get; } = values;
     public DeviceBuffer? Partials { get; set; }

@@ -27,6 +27,7 @@ internal static class BenchCommand
           --repetitions N      Timed repetitions per step (default 20)
           --exit-layer L       ℓ for the verify and draft steps (default: the adapter's, else 2)
           --adapter DIR        Adapter for the draft step (default: the model's kangaroo-adapter/ if present)
+          --kernels            Also time each op at the model's shapes (1 and 8 rows), with bytes moved and GB/s
           --json FILE          Also write the figures as JSON
           --verbose            Stack traces with errors
           --help               This text
@@ -34,7 +35,7 @@ internal static class BenchCommand
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var a = new Arguments(args, ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json"], ["help", "verbose"]);
+        var a = new Arguments(args, ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json"], ["help", "verbose", "kernels"]);
         if (a.Flag("help"))
         {
             stdout.WriteLine(Help);
@@ -75,6 +76,16 @@ internal static class BenchCommand
         else
             stdout.WriteLine("draft step:   (no adapter)");
 
+        IReadOnlyList<OpTiming>? ops = null;
+        if (a.Flag("kernels"))
+        {
+            ops = OpBenchmark.Run(model, context, [1, 8]);
+            stdout.WriteLine();
+            stdout.WriteLine($"{"op",-18} {"shape",-44} {"µs",10} {"MB moved",10} {"GB/s",9}");
+            foreach (var op in ops)
+                stdout.WriteLine(string.Create(inv, $"{op.Op,-18} {op.Shape,-44} {op.Microseconds,10:F2} {op.Bytes / 1e6,10:F2} {op.GigabytesPerSecond,9:F1}"));
+        }
+
         if (a.String("json") is { } jsonPath)
         {
             var json = new Dictionary<string, object?>
@@ -89,6 +100,7 @@ internal static class BenchCommand
                 ["decode_step_ms"] = t.FullStepMs,
                 ["verify_ms"] = t.VerifyMs.ToDictionary(p => p.Key.ToString(inv), p => p.Value),
                 ["draft_step_ms"] = t.DraftStepMs,
+                ["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList(),
             };
             File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
         }

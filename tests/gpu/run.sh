@@ -24,6 +24,6 @@ grep -E "^failed |total:|failed:|succeeded:|skipped:" "$OUT/tests.log" | head -4
 if [ "${1:-}" != "quick" ]; then
   rm -rf /tmp/l7b
   kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 | tail -2
-  kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --json "$OUT/llama7b.json" | tee "$OUT/llama7b.txt" || status=1
+  kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --kernels --json "$OUT/llama7b.json" | tee "$OUT/llama7b.txt" || status=1
 fi
 exit $status

@@ -142,6 +142,10 @@ public abstract class KvCacheStorage : IDisposable
     public int Layers { get; }
     public int Capacity { get; }
     public int KvWidth { get; }
+
+    /// <summary>Bytes per stored key or value element (4 for F32, 2 for F16).</summary>
+    public virtual int ElementBytes => 4;
+
     public abstract void Dispose();
 }
 

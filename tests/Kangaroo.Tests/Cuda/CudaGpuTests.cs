@@ -7,6 +7,7 @@ namespace Kangaroo.Tests.Cuda;
 /// Tests that need a GPU. Each one skips (never passes) when the driver probe fails, so a machine without a GPU
 /// reports them as skipped with the probe's reason.
 /// </summary>
+[Collection("GPU")]
 public sealed class CudaGpuTests
 {
     private const string AxpySource = """

@@ -13,6 +13,7 @@ namespace Kangaroo.Tests.Gpu;
 /// (tests/gpu/hf_parity.py, run on the GPU machine by tests/gpu/run.sh, which points KANGAROO_HF_PARITY_DIR at them).
 /// Skipped where those models are absent.
 /// </summary>
+[Collection("GPU")]
 public class HuggingFaceParityTests
 {
     private static string? Directory => Environment.GetEnvironmentVariable("KANGAROO_HF_PARITY_DIR");

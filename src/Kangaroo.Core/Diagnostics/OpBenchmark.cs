@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using Kangaroo.Backends;
+using Kangaroo.Model;
+
+namespace Kangaroo.Diagnostics;
+
+/// <summary>One op at one shape: median time per call and the bytes it must move (each input read once, each output written once).</summary>
+public sealed record OpTiming(string Op, string Shape, double Microseconds, long Bytes)
+{
+    public double GigabytesPerSecond => Bytes / (Microseconds * 1e3);
+}
+
+/// <summary>
+/// Times each backend op at a model's shapes. Where the backend records passes (CUDA graphs), a batch of calls is
+/// recorded once and replayed, so launch overhead stays out of the per-op figure; elsewhere the batch runs directly.
+/// Inputs are the model's real weights and non-zero activations (zeros can run faster than real data).
+/// </summary>
+public static class OpBenchmark
+{
+    public static IReadOnlyList<OpTiming> Run(LlamaModel model, int context, IReadOnlyList<int> rowCounts, int callsPerBatch = 20, int batches = 7)
+    {
+        var b = model.Backend;
+        var c = model.Config;
+        int maxRows = rowCounts.Max();
+        var results = new List<OpTiming>();
+        using var cache = model.CreateCache(context + maxRows);
+        using var ws = model.CreateWorkspace(Math.Max(maxRows, 2));
+        var layer = model.Layers[0];
+        var random = new Random(3);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        using var x = b.Allocate(maxRows * Math.Max(c.IntermediateSize, c.HiddenSize));
+        b.Upload(Values(x.Length), x);
+        b.Upload(Values(maxRows * c.HiddenSize), ws.Hidden);
+        b.Upload(Values(maxRows * c.HiddenSize), ws.Delta);
+        b.Upload(Values(maxRows * c.IntermediateSize), ws.Gate);
+        b.Upload(Values(maxRows * c.IntermediateSize), ws.Up);
+        b.Upload(Values(maxRows * c.QueryWidth), ws.Queries);
+        b.Upload(Values(maxRows * c.KvWidth), ws.Keys);
+        b.Upload(Values(maxRows * c.KvWidth), ws.Values);
+        // Fill the cache to the context so attention reads real keys.
+        for (int start = 0; start < context; start += ws.MaxRows)
+        {
+            int rows = Math.Min(ws.MaxRows, context - start);
+            model.SetPositions(ws, start, rows);
+            b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows);
+        }
+
+        foreach (int rows in rowCounts)
+        {
+            model.SetPositions(ws, context, rows);
+            void MatMul(string name, WeightTensor w, ComputeBuffer output) => results.Add(Time(b, $"matmul {name}", $"{rows}×{w.Columns} · {w.Rows}×{w.Columns}ᵀ",
+                w.ByteLength + 4L * rows * (w.Columns + w.Rows), callsPerBatch, batches, () => b.MatMul(x, w, output, rows)));
+            MatMul("q_proj", layer.QueryProjection, ws.Queries);
+            MatMul("gate_proj", layer.GateProjection, ws.Up);
+            MatMul("down_proj", layer.DownProjection, ws.Delta);
+            MatMul("lm_head", model.LmHead, ws.Logits);
+            results.Add(Time(b, "attention", $"{rows} rows × {c.NumHeads} heads, context {context}",
+                2L * context * c.KvWidth * cache.Storage.ElementBytes + 8L * rows * c.QueryWidth, callsPerBatch, batches,
+                () => b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim)));
+            results.Add(Time(b, "add_rmsnorm", $"{rows}×{c.HiddenSize}", 4L * rows * c.HiddenSize * 4, callsPerBatch, batches,
+                () => b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, 1e-5f, ws.Normed, rows, c.HiddenSize)));
+            results.Add(Time(b, "rope", $"{rows}×{c.NumHeads}×{c.HeadDim}", 8L * rows * c.QueryWidth, callsPerBatch, batches,
+                () => b.Rope(ws.Queries, ws.Positions, model.InverseFrequencies, rows, c.NumHeads, c.HeadDim)));
+            results.Add(Time(b, "store_kv", $"{rows}×{c.KvWidth}", 8L * rows * c.KvWidth, callsPerBatch, batches,
+                () => b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows)));
+            results.Add(Time(b, "silu_mul", $"{rows}×{c.IntermediateSize}", 12L * rows * c.IntermediateSize, callsPerBatch, batches,
+                () => b.SiluMul(ws.Gate, ws.Up, ws.Gate, rows * c.IntermediateSize)));
+        }
+        return results;
+    }
+
+    private static OpTiming Time(IComputeBackend backend, string op, string shape, long bytes, int calls, int batches, Action call)
+    {
+        Action batch = () => { for (int i = 0; i < calls; i++) call(); };
+        batch();   // warm-up; sizes scratch before any recording
+        backend.Synchronize();
+        ICapturedWork? recorded = backend is IGraphCapture capture ? capture.Capture(batch) : null;
+        try
+        {
+            var times = new double[batches];
+            for (int i = 0; i < batches; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                if (recorded is not null) recorded.Replay(); else batch();
+                backend.Synchronize();
+                times[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds / calls;
+            }
+            Array.Sort(times);
+            return new OpTiming(op, shape, times[batches / 2], bytes);
+        }
+        finally
+        {
+            recorded?.Dispose();
+        }
+    }
+}
