@@ -1,13 +1,15 @@
 // y[r, o] = Σ_i x[r, i] · W[o, i] for 1 to 64 rows (decode, verification, prefill chunks); W in F32, F16 or BF16.
 //
-// One warp per output feature streams that weight row once per tile of ROW_TILE input rows with 16-byte loads, so
-// verifying up to ROW_TILE tokens reads the weights once. Row invariance: lane l always accumulates the elements
-// l·VEC + j·32·VEC in the same order with explicit fmaf (no contraction choices left to the compiler), and the warp sum
-// is a fixed butterfly, so y[r, o] has the same bits whatever the row count or the row's place in its tile.
+// Weights stream once per tile of ROW_TILE input rows with 16-byte loads, so verifying up to ROW_TILE tokens reads them
+// once. Explicit fmaf everywhere leaves the compiler no contraction choices: a row's bits depend on its own inputs only.
 #include "common.cuh"
 
-#define MATMUL_THREADS 256
+#define MATMUL_THREADS 128
+#define MATMUL_WARPS (MATMUL_THREADS / WARP_SIZE)
 #define ROW_TILE 8
+#ifndef FEATURES   // output features per block; the backend may define it (tuning runs)
+#define FEATURES 4
+#endif
 
 struct __attribute__((aligned(16))) u32x4 { unsigned int x, y, z, w; };
 struct __attribute__((aligned(16))) f32x4 { float x, y, z, w; };
@@ -48,10 +50,6 @@ template <> struct WeightVector<bf16_bits>
     static __device__ __forceinline__ void load(const bf16_bits* p, float* out) { unpack_halves(*(const u32x4*)p, out, true); }
 };
 
-// Weights are streamed once, so they take the read-only path; UNROLL 16-byte loads per lane are issued before any of
-// them is used, which keeps enough bytes in flight to approach the memory bandwidth.
-#define UNROLL 8
-
 __device__ __forceinline__ u32x4 load_streaming(const void* p)
 {
     u32x4 v;
@@ -70,77 +68,107 @@ template <> __device__ __forceinline__ void load_vector<float>(const float* p, f
 template <> __device__ __forceinline__ void load_vector<half_bits>(const half_bits* p, float* out) { unpack_halves(load_streaming(p), out, false); }
 template <> __device__ __forceinline__ void load_vector<bf16_bits>(const bf16_bits* p, float* out) { unpack_halves(load_streaming(p), out, true); }
 
+// A block computes FEATURES consecutive output features over the whole input: thread t owns the 16-byte weight vectors
+// t, t + MATMUL_THREADS, ... of each of those rows, so every x vector it loads serves FEATURES weight rows (x is re-read
+// from L1 once per FEATURES rows instead of once per row), and FEATURES weight loads are in flight per step. Blocks loop
+// over feature tiles (grid-stride), so the grid fits the GPU in one wave.
+// Per (row, feature) the sum is: each thread's own vectors in order, a warp butterfly, then the warps in order — all fixed
+// by the shape of W, never by the row count: row invariant.
 template <typename W>
 __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W* __restrict__ w, float* __restrict__ y, int rows, int in, int out)
 {
     const int VEC = WeightVector<W>::size;
-    const int STRIDE = WARP_SIZE * VEC;
-    int feature = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
-    int lane = threadIdx.x % WARP_SIZE;
-    if (feature >= out) return;   // whole warps leave together
-    const W* weight_row = w + (long long)feature * in;
-    // x rows are read as 16-byte vectors too: in % VEC == 0 keeps every row start and k 16-byte aligned.
-    bool vectorized = in % VEC == 0;
+    __shared__ float partial[MATMUL_WARPS][ROW_TILE][FEATURES];
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    bool vectorized = in % VEC == 0;   // keeps every weight row and x row 16-byte aligned
+    int tiles = (out + FEATURES - 1) / FEATURES;
 
-    for (int r0 = 0; r0 < rows; r0 += ROW_TILE)
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
-        int tile_rows = min(ROW_TILE, rows - r0);
-        const float* x_tile = x + (long long)r0 * in;
-        float acc[ROW_TILE];
-#pragma unroll
-        for (int r = 0; r < ROW_TILE; r++) acc[r] = 0.0f;
-
-        if (vectorized)
+        int feature0 = tile * FEATURES;
+        int features = min(FEATURES, out - feature0);
+        for (int r0 = 0; r0 < rows; r0 += ROW_TILE)
         {
-            for (int base = lane * VEC; base < in; base += STRIDE * UNROLL)
+            int tile_rows = min(ROW_TILE, rows - r0);
+            const float* x_tile = x + (long long)r0 * in;
+            float acc[ROW_TILE][FEATURES];
+#pragma unroll
+            for (int r = 0; r < ROW_TILE; r++)
+#pragma unroll
+                for (int f = 0; f < FEATURES; f++) acc[r][f] = 0.0f;
+
+            if (vectorized)
             {
-                float wv[UNROLL][VEC];
-#pragma unroll
-                for (int u = 0; u < UNROLL; u++)
-                    if (base + u * STRIDE < in) load_vector(weight_row + base + u * STRIDE, wv[u]);
-#pragma unroll
-                for (int u = 0; u < UNROLL; u++)
+                for (int k = threadIdx.x * VEC; k < in; k += MATMUL_THREADS * VEC)
                 {
-                    int k = base + u * STRIDE;
-                    if (k >= in) break;
+                    float wv[FEATURES][VEC];
+#pragma unroll
+                    for (int f = 0; f < FEATURES; f++)
+                        if (f < features) load_vector(w + (long long)(feature0 + f) * in + k, wv[f]);
 #pragma unroll
                     for (int r = 0; r < ROW_TILE; r++)
                     {
                         if (r < tile_rows)
                         {
+                            float xv[VEC];
                             const f32x4* xr = (const f32x4*)(x_tile + (long long)r * in + k);
-                            float a = acc[r];
 #pragma unroll
                             for (int q = 0; q < VEC / 4; q++)
                             {
-                                f32x4 xv = xr[q];
-                                a = fmaf(wv[u][4 * q + 0], xv.x, a);
-                                a = fmaf(wv[u][4 * q + 1], xv.y, a);
-                                a = fmaf(wv[u][4 * q + 2], xv.z, a);
-                                a = fmaf(wv[u][4 * q + 3], xv.w, a);
+                                f32x4 v = xr[q];
+                                xv[4 * q] = v.x; xv[4 * q + 1] = v.y; xv[4 * q + 2] = v.z; xv[4 * q + 3] = v.w;
                             }
-                            acc[r] = a;
+#pragma unroll
+                            for (int f = 0; f < FEATURES; f++)
+                            {
+                                float a = acc[r][f];
+#pragma unroll
+                                for (int j = 0; j < VEC; j++) a = fmaf(wv[f][j], xv[j], a);
+                                acc[r][f] = a;
+                            }
                         }
                     }
                 }
             }
-        }
-        else
-        {
-            for (int k = lane; k < in; k += WARP_SIZE)
+            else
             {
-                float wk = load_f32(weight_row, k);
+                for (int k = threadIdx.x; k < in; k += MATMUL_THREADS)
+                {
 #pragma unroll
-                for (int r = 0; r < ROW_TILE; r++)
-                    if (r < tile_rows) acc[r] = fmaf(wk, x_tile[(long long)r * in + k], acc[r]);
+                    for (int f = 0; f < FEATURES; f++)
+                    {
+                        if (f < features)
+                        {
+                            float wk = load_f32(w + (long long)(feature0 + f) * in, k);
+#pragma unroll
+                            for (int r = 0; r < ROW_TILE; r++)
+                                if (r < tile_rows) acc[r][f] = fmaf(wk, x_tile[(long long)r * in + k], acc[r][f]);
+                        }
+                    }
+                }
             }
-        }
 
 #pragma unroll
-        for (int r = 0; r < ROW_TILE; r++)
-        {
-            float total = warp_sum(acc[r]);
-            if (r < tile_rows && lane == 0) y[(long long)(r0 + r) * out + feature] = total;
+            for (int r = 0; r < ROW_TILE; r++)
+#pragma unroll
+                for (int f = 0; f < FEATURES; f++)
+                {
+                    float s = warp_sum(acc[r][f]);
+                    if (lane == 0) partial[warp][r][f] = s;
+                }
+            __syncthreads();
+            if (threadIdx.x < ROW_TILE * FEATURES)
+            {
+                int r = threadIdx.x / FEATURES, f = threadIdx.x % FEATURES;
+                if (r < tile_rows && f < features)
+                {
+                    float total = partial[0][r][f];
+#pragma unroll
+                    for (int v = 1; v < MATMUL_WARPS; v++) total += partial[v][r][f];
+                    y[(long long)(r0 + r) * out + feature0 + f] = total;
+                }
+            }
+            __syncthreads();
         }
     }
 }

@@ -17,9 +17,8 @@ namespace Kangaroo.Backends.Cuda;
 public sealed class CudaBackend : IComputeBackend, IGraphCapture
 {
     private const int ElementwiseThreads = 256;
-    private const int NormThreads = 256;
-    private const int MatMulThreads = 256;
-    private const int MatMulWarpsPerBlock = MatMulThreads / 32;
+    private const int NormThreads = 1024;
+    private const int MatMulThreads = 128;
     private const int AttentionThreads = 128;
     private const int AttentionBlockKeys = 64;
     private const int AttentionMaxHeadDim = 256;
@@ -47,6 +46,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     }
 
     private readonly DType _kvCacheType;
+    private readonly int _matMulFeatures, _matMulBlocks;
 
     /// <param name="deviceOrdinal">Which GPU.</param>
     /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
@@ -63,7 +63,13 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         try
         {
             _stream = CudaStream.Create(_context);
-            _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory));
+            // KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." and KANGAROO_MATMUL_BLOCKS_PER_SM tune kernels without a rebuild.
+            string[] defines = (Environment.GetEnvironmentVariable("KANGAROO_KERNEL_DEFINES") ?? "")
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            _matMulFeatures = defines.Select(d => d.Split('=')).Where(p => p[0] == "FEATURES").Select(p => int.Parse(p[1])).LastOrDefault(4);
+            _matMulBlocks = _device.MultiprocessorCount *
+                            (int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) ? perSm : 5);
+            _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines);
         }
         catch
         {
@@ -277,7 +283,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(x.Memory); args.Add(w.Memory); args.Add(y.Memory); args.Add(rows); args.Add(w.Columns); args.Add(w.Rows);
-        Launch(_kernels.ForType("matmul", w.DType), (uint)((w.Rows + MatMulWarpsPerBlock - 1) / MatMulWarpsPerBlock), MatMulThreads, args);
+        // Blocks loop over tiles of output features: at most a few resident blocks per multiprocessor, so one wave.
+        int tiles = (w.Rows + _matMulFeatures - 1) / _matMulFeatures;
+        Launch(_kernels.ForType("matmul", w.DType), (uint)Math.Min(tiles, _matMulBlocks), MatMulThreads, args);
     }
 
     public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)

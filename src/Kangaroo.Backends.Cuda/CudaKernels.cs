@@ -13,15 +13,17 @@ internal sealed class CudaKernels : IDisposable
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
 
-    public CudaKernels(CudaContext context, (int Major, int Minor) architecture, NvrtcCompiler compiler)
+    /// <param name="defines">Preprocessor definitions for every kernel file (tuning), e.g. ["FEATURES=2"].</param>
+    public CudaKernels(CudaContext context, (int Major, int Minor) architecture, NvrtcCompiler compiler, IReadOnlyList<string> defines)
     {
+        var options = defines.Select(d => "-D" + d).ToArray();
         var assembly = typeof(CudaKernels).Assembly;
         string common = ReadResource(assembly, "kernels/common.cuh").Replace("#pragma once", "");
         foreach (string resource in assembly.GetManifestResourceNames().Where(n => n.EndsWith(".cu", StringComparison.Ordinal)).Order())
         {
             // NVRTC sees one self-contained source: the shared header pasted where the file includes it.
             string source = ReadResource(assembly, resource).Replace("#include \"common.cuh\"", common);
-            byte[] cubin = compiler.CompileToCubin(source, Path.GetFileName(resource), architecture);
+            byte[] cubin = compiler.CompileToCubin(source, Path.GetFileName(resource), architecture, options);
             var module = CudaModule.Load(context, cubin);
             _modules.Add(module);
             foreach (string name in KernelNames(source)) _functions[name] = module.GetFunction(name);
