@@ -10,7 +10,9 @@
 // plain decode of that path. With tree_start ≥ every position, slot = position.
 #include "common.cuh"
 
+#ifndef ATTENTION_BLOCK_KEYS   // keys per block; the backend reads the same definition
 #define ATTENTION_BLOCK_KEYS 64
+#endif
 #define ATTENTION_THREADS 128
 #define ATTENTION_WARPS (ATTENTION_THREADS / WARP_SIZE)
 #define ATTENTION_KEYS_PER_WARP (ATTENTION_BLOCK_KEYS / ATTENTION_WARPS)

@@ -10,6 +10,9 @@
 #ifndef FEATURES   // output features per block; the backend may define it (tuning runs)
 #define FEATURES 4
 #endif
+#ifndef K_UNROLL   // weight vectors per feature loaded before any is used
+#define K_UNROLL 2
+#endif
 
 struct __attribute__((aligned(16))) u32x4 { unsigned int x, y, z, w; };
 struct __attribute__((aligned(16))) f32x4 { float x, y, z, w; };
@@ -99,32 +102,43 @@ __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W
 
             if (vectorized)
             {
-                for (int k = threadIdx.x * VEC; k < in; k += MATMUL_THREADS * VEC)
+                const int K_STEP = MATMUL_THREADS * VEC;
+                for (int k0 = threadIdx.x * VEC; k0 < in; k0 += K_STEP * K_UNROLL)
                 {
-                    float wv[FEATURES][VEC];
+                    float wv[K_UNROLL][FEATURES][VEC];
 #pragma unroll
-                    for (int f = 0; f < FEATURES; f++)
-                        if (f < features) load_vector(w + (long long)(feature0 + f) * in + k, wv[f]);
+                    for (int u = 0; u < K_UNROLL; u++)
 #pragma unroll
-                    for (int r = 0; r < ROW_TILE; r++)
+                        for (int f = 0; f < FEATURES; f++)
+                            if (f < features && k0 + u * K_STEP < in) load_vector(w + (long long)(feature0 + f) * in + k0 + u * K_STEP, wv[u][f]);
+#pragma unroll
+                    for (int u = 0; u < K_UNROLL; u++)
                     {
-                        if (r < tile_rows)
+                        int k = k0 + u * K_STEP;
+                        if (k < in)
                         {
-                            float xv[VEC];
-                            const f32x4* xr = (const f32x4*)(x_tile + (long long)r * in + k);
 #pragma unroll
-                            for (int q = 0; q < VEC / 4; q++)
+                            for (int r = 0; r < ROW_TILE; r++)
                             {
-                                f32x4 v = xr[q];
-                                xv[4 * q] = v.x; xv[4 * q + 1] = v.y; xv[4 * q + 2] = v.z; xv[4 * q + 3] = v.w;
-                            }
+                                if (r < tile_rows)
+                                {
+                                    float xv[VEC];
+                                    const f32x4* xr = (const f32x4*)(x_tile + (long long)r * in + k);
 #pragma unroll
-                            for (int f = 0; f < FEATURES; f++)
-                            {
-                                float a = acc[r][f];
+                                    for (int q = 0; q < VEC / 4; q++)
+                                    {
+                                        f32x4 v = xr[q];
+                                        xv[4 * q] = v.x; xv[4 * q + 1] = v.y; xv[4 * q + 2] = v.z; xv[4 * q + 3] = v.w;
+                                    }
 #pragma unroll
-                                for (int j = 0; j < VEC; j++) a = fmaf(wv[f][j], xv[j], a);
-                                acc[r][f] = a;
+                                    for (int f = 0; f < FEATURES; f++)
+                                    {
+                                        float a = acc[r][f];
+#pragma unroll
+                                        for (int j = 0; j < VEC; j++) a = fmaf(wv[u][f][j], xv[j], a);
+                                        acc[r][f] = a;
+                                    }
+                                }
                             }
                         }
                     }

@@ -20,7 +20,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     private const int NormThreads = 1024;
     private const int MatMulThreads = 128;
     private const int AttentionThreads = 128;
-    private const int AttentionBlockKeys = 64;
+    private readonly int AttentionBlockKeys;
     private const int AttentionMaxHeadDim = 256;
     private const int ArgmaxThreads = 256;
 
@@ -66,9 +66,10 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
             // KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." and KANGAROO_MATMUL_BLOCKS_PER_SM tune kernels without a rebuild.
             string[] defines = (Environment.GetEnvironmentVariable("KANGAROO_KERNEL_DEFINES") ?? "")
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            _matMulFeatures = defines.Select(d => d.Split('=')).Where(p => p[0] == "FEATURES").Select(p => int.Parse(p[1])).LastOrDefault(4);
+            _matMulFeatures = Define(defines, "FEATURES", 4);
+            AttentionBlockKeys = Define(defines, "ATTENTION_BLOCK_KEYS", 64);
             _matMulBlocks = _device.MultiprocessorCount *
-                            (int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) ? perSm : 5);
+                            (int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) ? perSm : 8);
             _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines);
         }
         catch
@@ -478,6 +479,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     {
         lock (_gate) function.Launch(_stream, grid, block, 0, in args);
     }
+
+    private static int Define(string[] defines, string name, int fallback) =>
+        defines.Select(d => d.Split('=')).Where(p => p.Length == 2 && p[0] == name).Select(p => int.Parse(p[1])).LastOrDefault(fallback);
 
     private static uint Blocks(long elements, int threads) => (uint)((elements + threads - 1) / threads);
 
