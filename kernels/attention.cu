@@ -155,29 +155,37 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
     attention_partial_impl(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
-// grid: x = rows · heads. Merges the key blocks of one (row, head) in block order.
+// grid: x = rows · heads. Merges the key blocks of one (row, head) in block order: block weights e^(m_b − M) computed in
+// parallel, the exp-sum by a fixed-order block reduction, each output element by one thread over the blocks in order.
+#define ATTENTION_MAX_BLOCKS_COMBINED 1024
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_combine(
     const float* partials, const int* positions, float* output, int heads, int head_dim, int max_blocks)
 {
+    __shared__ float weights[ATTENTION_MAX_BLOCKS_COMBINED];
+    __shared__ float scratch[32];
     int item = blockIdx.x, row = item / heads;
     int blocks = positions[row] / ATTENTION_BLOCK_KEYS + 1;
     const float* base = partials + (long long)item * max_blocks * (head_dim + 2);
-    float maximum = negative_infinity();
-    for (int b = 0; b < blocks; b++) maximum = fmaxf(maximum, base[b * (head_dim + 2) + head_dim]);
-    float total = 0.0f;
-    for (int b = 0; b < blocks; b++)
+
+    float local_max = negative_infinity();
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x) local_max = fmaxf(local_max, base[b * (head_dim + 2) + head_dim]);
+    float maximum = block_max(local_max, scratch);
+    __syncthreads();
+    float local_total = 0.0f;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x)
     {
-        const float* block = base + b * (head_dim + 2);
-        total = fmaf(expf(block[head_dim] - maximum), block[head_dim + 1], total);
+        float w = expf(base[b * (head_dim + 2) + head_dim] - maximum);
+        weights[b] = w;
+        local_total = fmaf(w, base[b * (head_dim + 2) + head_dim + 1], local_total);
     }
+    float total = block_sum(local_total, scratch);
+    __syncthreads();
+
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
     {
         float acc = 0.0f;
-        for (int b = 0; b < blocks; b++)
-        {
-            const float* block = base + b * (head_dim + 2);
-            acc = fmaf(expf(block[head_dim] - maximum), block[d], acc);
-        }
+#pragma unroll 8
+        for (int b = 0; b < blocks; b++) acc = fmaf(weights[b], base[b * (head_dim + 2) + d], acc);
         output[(long long)item * head_dim + d] = acc / total;
     }
 }

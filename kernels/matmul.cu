@@ -6,12 +6,11 @@
 
 #define MATMUL_THREADS 128
 #define MATMUL_WARPS (MATMUL_THREADS / WARP_SIZE)
-#define ROW_TILE 8
 #ifndef FEATURES   // output features per block; the backend may define it (tuning runs)
 #define FEATURES 4
 #endif
 #ifndef K_UNROLL   // weight vectors per feature loaded before any is used
-#define K_UNROLL 2
+#define K_UNROLL 1
 #endif
 
 struct __attribute__((aligned(16))) u32x4 { unsigned int x, y, z, w; };
@@ -77,7 +76,9 @@ template <> __device__ __forceinline__ void load_vector<bf16_bits>(const bf16_bi
 // over feature tiles (grid-stride), so the grid fits the GPU in one wave.
 // Per (row, feature) the sum is: each thread's own vectors in order, a warp butterfly, then the warps in order — all fixed
 // by the shape of W, never by the row count: row invariant.
-template <typename W>
+// ROW_TILE: input rows per pass over the weights. The one-row variant (decode steps) needs no accumulators for absent
+// rows, so more blocks fit per multiprocessor; it performs exactly the same operations for its row.
+template <typename W, int ROW_TILE>
 __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W* __restrict__ w, float* __restrict__ y, int rows, int in, int out)
 {
     const int VEC = WeightVector<W>::size;
@@ -187,17 +188,12 @@ __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W
     }
 }
 
-extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f32(const float* x, const float* w, float* y, int rows, int in, int out)
-{
-    matmul_impl(x, w, y, rows, in, out);
-}
+#define MATMUL_KERNELS(NAME, W) \
+    extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) NAME(const float* x, const W* w, float* y, int rows, int in, int out) \
+    { matmul_impl<W, 8>(x, w, y, rows, in, out); } \
+    extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) NAME##_r1(const float* x, const W* w, float* y, int rows, int in, int out) \
+    { matmul_impl<W, 1>(x, w, y, rows, in, out); }
 
-extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f16(const float* x, const half_bits* w, float* y, int rows, int in, int out)
-{
-    matmul_impl(x, w, y, rows, in, out);
-}
-
-extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_bf16(const float* x, const bf16_bits* w, float* y, int rows, int in, int out)
-{
-    matmul_impl(x, w, y, rows, in, out);
-}
+MATMUL_KERNELS(matmul_f32, float)
+MATMUL_KERNELS(matmul_f16, half_bits)
+MATMUL_KERNELS(matmul_bf16, bf16_bits)

@@ -22,6 +22,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     private const int AttentionThreads = 128;
     private readonly int AttentionBlockKeys;
     private const int AttentionMaxHeadDim = 256;
+    private const int AttentionMaxCombinedBlocks = 1024;   // attention.cu: ATTENTION_MAX_BLOCKS_COMBINED
     private const int ArgmaxThreads = 256;
 
     private readonly object _gate = new();
@@ -146,6 +147,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        if (capacity > AttentionMaxCombinedBlocks * AttentionBlockKeys)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the CUDA attention kernels handle contexts up to {AttentionMaxCombinedBlocks * AttentionBlockKeys} positions");
         long bytes = (long)layers * capacity * kvWidth * _kvCacheType.SizeInBytes();
         lock (_gate)
         {
@@ -286,7 +289,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         args.Add(x.Memory); args.Add(w.Memory); args.Add(y.Memory); args.Add(rows); args.Add(w.Columns); args.Add(w.Rows);
         // Blocks loop over tiles of output features: at most a few resident blocks per multiprocessor, so one wave.
         int tiles = (w.Rows + _matMulFeatures - 1) / _matMulFeatures;
-        Launch(_kernels.ForType("matmul", w.DType), (uint)Math.Min(tiles, _matMulBlocks), MatMulThreads, args);
+        // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
+        Launch(_kernels.ForType("matmul", w.DType, rows == 1 ? "_r1" : ""), (uint)Math.Min(tiles, _matMulBlocks), MatMulThreads, args);
     }
 
     public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)

@@ -34,13 +34,13 @@ internal sealed class CudaKernels : IDisposable
         _functions.TryGetValue(name, out var f) ? f : throw new InvalidOperationException($"kernel {name} is not in kernels/*.cu");
 
     /// <summary>The kernel <paramref name="stem"/>_f32 / _f16 / _bf16 for the element type it reads (weights, KV cache).</summary>
-    public CudaFunction ForType(string stem, DType dtype) => this[stem + dtype switch
+    public CudaFunction ForType(string stem, DType dtype, string variant = "") => this[stem + dtype switch
     {
         DType.F32 => "_f32",
         DType.F16 => "_f16",
         DType.BF16 => "_bf16",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
-    }];
+    } + variant];
 
     private static IEnumerable<string> KernelNames(string source)
     {
