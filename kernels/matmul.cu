@@ -188,12 +188,10 @@ __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, const W
     }
 }
 
-#define MATMUL_KERNELS(NAME, W) \
-    extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) NAME(const float* x, const W* w, float* y, int rows, int in, int out) \
-    { matmul_impl<W, 8>(x, w, y, rows, in, out); } \
-    extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) NAME##_r1(const float* x, const W* w, float* y, int rows, int in, int out) \
-    { matmul_impl<W, 1>(x, w, y, rows, in, out); }
-
-MATMUL_KERNELS(matmul_f32, float)
-MATMUL_KERNELS(matmul_f16, half_bits)
-MATMUL_KERNELS(matmul_bf16, bf16_bits)
+// Entry points, spelled out (the backend finds kernels by their extern "C" names).
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f32(const float* x, const float* w, float* y, int rows, int in, int out) { matmul_impl<float, 8>(x, w, y, rows, in, out); }
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f16(const float* x, const half_bits* w, float* y, int rows, int in, int out) { matmul_impl<half_bits, 8>(x, w, y, rows, in, out); }
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_bf16(const float* x, const bf16_bits* w, float* y, int rows, int in, int out) { matmul_impl<bf16_bits, 8>(x, w, y, rows, in, out); }
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f32_r1(const float* x, const float* w, float* y, int rows, int in, int out) { matmul_impl<float, 1>(x, w, y, rows, in, out); }
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f16_r1(const float* x, const half_bits* w, float* y, int rows, int in, int out) { matmul_impl<half_bits, 1>(x, w, y, rows, in, out); }
+extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_bf16_r1(const float* x, const bf16_bits* w, float* y, int rows, int in, int out) { matmul_impl<bf16_bits, 1>(x, w, y, rows, in, out); }

@@ -42,7 +42,8 @@ internal sealed class CudaKernels : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     } + variant];
 
-    private static IEnumerable<string> KernelNames(string source)
+    /// <summary>The extern "C" kernels a source defines (also checked by a test that needs no GPU).</summary>
+    internal static IEnumerable<string> KernelNames(string source)
     {
         const string marker = "extern \"C\" __global__ void ";
         for (int at = source.IndexOf(marker, StringComparison.Ordinal); at >= 0; at = source.IndexOf(marker, at + 1, StringComparison.Ordinal))
@@ -53,6 +54,14 @@ internal sealed class CudaKernels : IDisposable
             int end = source.IndexOf('(', start);
             yield return source[start..end].Trim();
         }
+    }
+
+    /// <summary>Every kernel source embedded in this assembly, by file name.</summary>
+    internal static IReadOnlyDictionary<string, string> Sources()
+    {
+        var assembly = typeof(CudaKernels).Assembly;
+        return assembly.GetManifestResourceNames().Where(n => n.EndsWith(".cu", StringComparison.Ordinal))
+            .ToDictionary(n => Path.GetFileName(n), n => ReadResource(assembly, n));
     }
 
     private static string ReadResource(Assembly assembly, string name)
