@@ -21,6 +21,14 @@ KANGAROO_HF_PARITY_DIR=/tmp/hf_parity dotnet .device/Kangaroo.Tests/Kangaroo.Tes
   > "$OUT/tests.log" 2>&1 || status=1
 grep -E "^failed |total:|failed:|succeeded:|skipped:" "$OUT/tests.log" | head -40
 
+# The CLI end to end on CUDA: vanilla and Kangaroo greedy must print the same text.
+rm -rf /tmp/tiny10m
+kangaroo random-model /tmp/tiny10m --preset tiny-10m --tokenizer-from tests/Kangaroo.Tests/Fixtures/tokenizer/code --adapter-exit-layer 2 > /dev/null
+kangaroo generate --backend cuda --model /tmp/tiny10m --max-tokens 200 --ignore-eos "def fibonacci(n):" > "$OUT/vanilla.txt" 2> "$OUT/vanilla.err"
+kangaroo generate --backend cuda --model /tmp/tiny10m --max-tokens 200 --ignore-eos --kangaroo "def fibonacci(n):" > "$OUT/kangaroo.txt" 2> "$OUT/kangaroo.err"
+cat "$OUT/vanilla.err" "$OUT/kangaroo.err"
+if cmp -s "$OUT/vanilla.txt" "$OUT/kangaroo.txt"; then echo "cli: kangaroo output identical to vanilla"; else echo "cli: OUTPUTS DIFFER"; status=1; fi
+
 if [ "${1:-}" != "quick" ]; then
   rm -rf /tmp/l7b
   kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 | tail -2
