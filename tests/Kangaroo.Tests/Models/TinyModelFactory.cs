@@ -122,13 +122,7 @@ public static class TinyModelFactory
         TorchDType = TorchDTypeName(spec.DType),
     };
 
-    public static string TorchDTypeName(DType dtype) => dtype switch
-    {
-        DType.F32 => "float32",
-        DType.F16 => "float16",
-        DType.BF16 => "bfloat16",
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
-    };
+    public static string TorchDTypeName(DType dtype) => RandomModelWriter.TorchDTypeName(dtype);
 
     /// <summary>Tensor names and shapes in the order they are written (HF order: embeddings, layers, norm, lm_head).</summary>
     public static List<(string Name, int[] Shape)> TensorShapes(TinyModelSpec spec)
@@ -293,57 +287,8 @@ public static class TinyModelFactory
     }
 
     /// <summary>config.json text in the style of a Hugging Face LlamaForCausalLM checkpoint.</summary>
-    public static string ConfigJson(TinyModelSpec spec)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            json.WriteStartObject();
-            json.WriteStartArray("architectures");
-            json.WriteStringValue("LlamaForCausalLM");
-            json.WriteEndArray();
-            json.WriteBoolean("attention_bias", false);
-            json.WriteNumber("attention_dropout", 0.0);
-            json.WriteNumber("bos_token_id", spec.BosTokenId);
-            json.WriteNumber("eos_token_id", spec.EosTokenId);
-            if (spec.HeadDim is int headDim && headDim * spec.Heads != spec.Hidden)
-                json.WriteNumber("head_dim", headDim);
-            json.WriteString("hidden_act", "silu");
-            json.WriteNumber("hidden_size", spec.Hidden);
-            json.WriteNumber("initializer_range", 0.02);
-            json.WriteNumber("intermediate_size", spec.Intermediate);
-            json.WriteNumber("max_position_embeddings", spec.MaxPositions);
-            json.WriteBoolean("mlp_bias", false);
-            json.WriteString("model_type", "llama");
-            json.WriteNumber("num_attention_heads", spec.Heads);
-            json.WriteNumber("num_hidden_layers", spec.Layers);
-            json.WriteNumber("num_key_value_heads", spec.KvHeads);
-            json.WriteNumber("pretraining_tp", 1);
-            json.WriteNumber("rms_norm_eps", spec.RmsNormEps);
-            if (spec.RopeScaling is { } rs)
-            {
-                json.WriteStartObject("rope_scaling");
-                json.WriteNumber("factor", rs.Factor);
-                json.WriteNumber("high_freq_factor", rs.HighFreqFactor);
-                json.WriteNumber("low_freq_factor", rs.LowFreqFactor);
-                json.WriteNumber("original_max_position_embeddings", rs.OriginalMaxPositionEmbeddings);
-                json.WriteString("rope_type", rs.Type);
-                json.WriteEndObject();
-            }
-            else
-            {
-                json.WriteNull("rope_scaling");
-            }
-            json.WriteNumber("rope_theta", spec.RopeTheta);
-            json.WriteBoolean("tie_word_embeddings", spec.Tied);
-            json.WriteString("torch_dtype", TorchDTypeName(spec.DType));
-            json.WriteString("transformers_version", "4.46.0");
-            json.WriteBoolean("use_cache", true);
-            json.WriteNumber("vocab_size", spec.Vocab);
-            json.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-    }
+    /// <summary>config.json of the spec, written by the engine's own model writer (one writer for both).</summary>
+    public static string ConfigJson(TinyModelSpec spec) => RandomModelWriter.ConfigJson(ToConfig(spec), spec.DType);
 
     /// <summary>A lookup over a name → values map; unknown names throw <see cref="KeyNotFoundException"/> naming the tensor.</summary>
     public static Func<string, float[]> LookupFrom(IReadOnlyDictionary<string, float[]> weights) =>
