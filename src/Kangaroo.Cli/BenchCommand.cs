@@ -50,12 +50,7 @@ internal static class BenchCommand
         string directory = Cli.ResolveModelDirectory(a.String("model"));
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"));
         using var model = LlamaModel.Load(directory, backend);
-        string? adapterDirectory = a.String("adapter");
-        if (adapterDirectory is null)
-        {
-            string bundled = Path.Combine(directory, KangarooAdapter.DefaultSubdirectory);
-            if (Directory.Exists(bundled)) adapterDirectory = bundled;
-        }
+        string? adapterDirectory = a.String("adapter") ?? KangarooAdapter.BundledDirectory(directory);
         using var adapter = adapterDirectory is null ? null : KangarooAdapter.Load(adapterDirectory, model);
         int exitLayer = a.Int("exit-layer") ?? adapter?.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
         if (exitLayer < 1 || exitLayer >= model.Config.NumLayers)

@@ -65,12 +65,7 @@ public sealed class LanguageModel : IDisposable
         KangarooAdapter? adapter = null;
         try
         {
-            string? adapterDirectory = options.AdapterDirectory;
-            if (adapterDirectory is null && options.LoadAdapter)
-            {
-                string bundled = Path.Combine(directory, KangarooAdapter.DefaultSubdirectory);
-                if (System.IO.Directory.Exists(bundled)) adapterDirectory = bundled;
-            }
+            string? adapterDirectory = options.AdapterDirectory ?? KangarooAdapter.BundledDirectory(directory);
             if (adapterDirectory is not null && options.LoadAdapter) adapter = KangarooAdapter.Load(adapterDirectory, model);
         }
         catch

@@ -47,6 +47,13 @@ public sealed class KangarooAdapter : IDisposable
     /// <summary>Parameters of the adapter itself (the LM head is the base model's).</summary>
     public long ParameterCount => _tensors.Sum(t => (long)t.Rows * t.Columns);
 
+    /// <summary>The adapter a model directory carries in <see cref="DefaultSubdirectory"/>, or null.</summary>
+    public static string? BundledDirectory(string modelDirectory)
+    {
+        string bundled = Path.Combine(modelDirectory, DefaultSubdirectory);
+        return System.IO.Directory.Exists(bundled) ? bundled : null;
+    }
+
     /// <summary>Loads an adapter directory for <paramref name="baseModel"/>; every mismatch is a clear error.</summary>
     public static KangarooAdapter Load(string directory, LlamaModel baseModel)
     {
