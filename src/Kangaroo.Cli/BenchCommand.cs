@@ -21,7 +21,7 @@ internal static class BenchCommand
 
         Options:
           --model DIR          Model directory (default: the demo model installed with kangaroo)
-          --backend NAME       cpu (default) or cuda
+          --backend NAME       auto (default), cuda or cpu
           --threads N          CPU threads (default: all cores)
           --context N          Positions in the KV cache while timing (default 1024)
           --repetitions N      Timed repetitions per step (default 20)
@@ -48,7 +48,7 @@ internal static class BenchCommand
         if (repetitions < 1) throw new UsageException($"--repetitions must be at least 1, got {repetitions}");
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
-        using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"));
+        using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"), stderr);
         using var model = LlamaModel.Load(directory, backend);
         string? adapterDirectory = a.String("adapter") ?? KangarooAdapter.BundledDirectory(directory);
         using var adapter = adapterDirectory is null ? null : KangarooAdapter.Load(adapterDirectory, model);

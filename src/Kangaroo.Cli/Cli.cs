@@ -22,6 +22,7 @@ public static class Cli
           inspect        Show a model's configuration, parameters, dtypes and memory
           random-model   Write a model directory with random weights (benchmark and test shapes)
           bench          Time decode, verification and draft steps of a model on a backend
+          devices        List the backends and devices, available or not and why
 
         Run 'kangaroo <command> --help' for a command's options.
         Options: --help, --version
@@ -50,7 +51,8 @@ public static class Cli
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
                 "random-model" => RandomModelCommand.Run(rest, stdout, stderr),
                 "bench" => BenchCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model, bench)"),
+                "devices" => DevicesCommand.Run(rest, stdout),
+                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model, bench, devices)"),
             };
         }
         catch (UsageException e)

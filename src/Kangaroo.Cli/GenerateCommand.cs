@@ -33,7 +33,7 @@ internal static class GenerateCommand
           --draft-steps G      Most drafts per round, γ (default 6)
           --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
 
-          --backend NAME       cpu (default) or cuda
+          --backend NAME       auto (default: cuda if it works, else cpu), cuda or cpu
           --threads N          CPU threads (default: all cores)
           --quiet              No stats line
           --verbose            Stack traces with errors
@@ -76,7 +76,7 @@ internal static class GenerateCommand
         ValidateBeforeLoading(a, speculation);
 
         string modelDirectory = Cli.ResolveModelDirectory(a.String("model"));
-        using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"));
+        using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"), a.Flag("verbose") ? stderr : null);
         using var model = ModelLoading.Load(modelDirectory, backend, a.Int("context"), stderr,
             loadAdapter: kangaroo, adapterDirectory: a.String("adapter"));
         if (kangaroo && model.Adapter is null)
@@ -189,18 +189,21 @@ internal static class GenerateCommand
     };
 }
 
-/// <summary>Creates the backend named on the command line.</summary>
+/// <summary>Creates the backend named on the command line (through <see cref="BackendSelector"/>).</summary>
 internal static class BackendFactory
 {
-    public static IComputeBackend Create(string? name, int? threads)
+    public static IComputeBackend Create(string? name, int? threads, TextWriter? log = null)
     {
         if (threads is < 1) throw new UsageException($"--threads must be at least 1, got {threads}");
-        return (name ?? "cpu") switch
+        name ??= "auto";
+        if (!BackendSelector.Names.Contains(name))
+            throw new UsageException($"unknown backend '{name}' (available: {string.Join(", ", BackendSelector.Names)})");
+        var choice = BackendSelector.Create(name, threads);
+        if (log is not null)
         {
-            "cpu" => new CpuBackend(threads),
-            "cuda" => new Kangaroo.Backends.Cuda.CudaBackend(),
-            _ => throw new UsageException($"unknown backend '{name}' (available: cpu, cuda)"),
-        };
+            foreach (string reason in choice.FallbackReasons) log.WriteLine($"kangaroo: backend {choice.Backend.Name} (passed over {reason})");
+        }
+        return choice.Backend;
     }
 }
 
