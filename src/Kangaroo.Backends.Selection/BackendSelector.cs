@@ -1,5 +1,6 @@
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Backends.Cuda;
+using Kangaroo.Backends.Ilgpu;
 
 namespace Kangaroo.Backends;
 
@@ -11,11 +12,12 @@ public sealed record BackendChoice(IComputeBackend Backend, IReadOnlyList<string
 
 /// <summary>
 /// Backend selection for the CLI and for embedding applications: <c>auto</c> takes the hand-written CUDA backend when the
-/// driver and NVRTC work, else a GPU through ILGPU, else the managed CPU backend — and says why it fell back.
+/// driver and NVRTC work, else a GPU through ILGPU (CUDA, then OpenCL), else the managed CPU backend — and says why it fell
+/// back. <c>ilgpu</c> asks for ILGPU explicitly (its CPU accelerator where no GPU is usable).
 /// </summary>
 public static class BackendSelector
 {
-    public static readonly string[] Names = ["auto", "cuda", "cpu"];
+    public static readonly string[] Names = ["auto", "cuda", "ilgpu", "cpu"];
 
     /// <summary>Every backend and device with available / not available and why; never throws.</summary>
     public static IReadOnlyList<BackendCandidate> Survey()
@@ -41,6 +43,9 @@ public static class BackendSelector
         {
             list.Add(new BackendCandidate("cuda", "-", false, reason));
         }
+        foreach (var device in IlgpuBackend.Describe())
+            list.Add(new BackendCandidate("ilgpu", device.Available ? $"{device.Kind}[{device.Index}]: {device.Name}" : device.Kind.ToString(),
+                device.Available, device.Reason));
         list.Add(new BackendCandidate("cpu", $"{Environment.ProcessorCount} threads", true, null));
         return list;
     }
@@ -54,6 +59,9 @@ public static class BackendSelector
                 return new BackendChoice(new CpuBackend(cpuThreads), []);
             case "cuda":
                 return new BackendChoice(new CudaBackend(), []);
+            case "ilgpu":
+                // ILGPU on a GPU where there is one, else its CPU accelerator (slow; mainly for tests).
+                return new BackendChoice(IlgpuBackend.CreateBest(), []);
             case "auto":
                 var reasons = new List<string>();
                 if (CudaBackend.IsAvailable(out string? why))
@@ -68,6 +76,21 @@ public static class BackendSelector
                     }
                 }
                 reasons.Add($"cuda: {why}");
+                foreach (var kind in new[] { IlgpuAcceleratorKind.Cuda, IlgpuAcceleratorKind.OpenCL })
+                {
+                    if (IlgpuBackend.Available(kind, out string? ilgpuWhy))
+                    {
+                        try
+                        {
+                            return new BackendChoice(new IlgpuBackend(kind), reasons);
+                        }
+                        catch (Exception e) when (e is not OutOfMemoryException)
+                        {
+                            ilgpuWhy = e.Message;
+                        }
+                    }
+                    reasons.Add($"ilgpu {kind}: {ilgpuWhy}");
+                }
                 return new BackendChoice(new CpuBackend(cpuThreads), reasons);
             default:
                 throw new InvalidRequestException($"unknown backend '{name}' (available: {string.Join(", ", Names)})");

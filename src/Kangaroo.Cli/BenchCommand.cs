@@ -21,7 +21,7 @@ internal static class BenchCommand
 
         Options:
           --model DIR          Model directory (default: the demo model installed with kangaroo)
-          --backend NAME       auto (default), cuda or cpu
+          --backend NAME       auto (default), cuda, ilgpu or cpu
           --threads N          CPU threads (default: all cores)
           --context N          Positions in the KV cache while timing (default 1024)
           --repetitions N      Timed repetitions per step (default 20)

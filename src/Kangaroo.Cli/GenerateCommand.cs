@@ -33,7 +33,7 @@ internal static class GenerateCommand
           --draft-steps G      Most drafts per round, γ (default 6)
           --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
 
-          --backend NAME       auto (default: cuda if it works, else cpu), cuda or cpu
+          --backend NAME       auto (default: cuda, else ILGPU on a GPU, else cpu), cuda, ilgpu or cpu
           --threads N          CPU threads (default: all cores)
           --quiet              No stats line
           --verbose            Stack traces with errors
