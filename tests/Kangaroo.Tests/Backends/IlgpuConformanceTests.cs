@@ -98,3 +98,25 @@ public sealed class IlgpuKangarooGreedyTests : KangarooGreedyConformance
             ? null
             : "ILGPU Kangaroo greedy suite takes ~3 min on the CPU accelerator; set KANGAROO_ILGPU_SLOW_TESTS=1 to run it";
 }
+
+/// <summary>The same contracts on ILGPU's CUDA accelerator: run on the GPU machine, skipped where ILGPU finds no CUDA device.</summary>
+[Collection("GPU")]
+public sealed class IlgpuCudaBackendConformanceTests : BackendConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new IlgpuBackend(IlgpuAcceleratorKind.Cuda);
+    protected override string? UnavailableReason => IlgpuBackend.Available(IlgpuAcceleratorKind.Cuda, out string? why) ? null : $"ILGPU CUDA: {why}";
+}
+
+[Collection("GPU")]
+public sealed class IlgpuCudaModelTests : ModelConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new IlgpuBackend(IlgpuAcceleratorKind.Cuda);
+    protected override string? UnavailableReason => IlgpuBackend.Available(IlgpuAcceleratorKind.Cuda, out string? why) ? null : $"ILGPU CUDA: {why}";
+}
+
+[Collection("GPU")]
+public sealed class IlgpuCudaKangarooGreedyTests : KangarooGreedyConformance
+{
+    protected override IComputeBackend CreateBackend() => new IlgpuBackend(IlgpuAcceleratorKind.Cuda);
+    protected override string? UnavailableReason => IlgpuBackend.Available(IlgpuAcceleratorKind.Cuda, out string? why) ? null : $"ILGPU CUDA: {why}";
+}
