@@ -1,3 +1,4 @@
+using ILGPU.Algorithms;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -29,6 +30,9 @@ internal static class IlgpuDevices
 {
     public static Context CreateContext(IlgpuAcceleratorKind kind) => Context.Create(builder =>
     {
+        // The GPU back ends have no built-in exp/sin/cos/sqrt for float: ILGPU.Algorithms supplies them (the CPU
+        // accelerator runs .NET's own).
+        builder.EnableAlgorithms();
         switch (kind)
         {
             case IlgpuAcceleratorKind.Cpu:
