@@ -5,6 +5,8 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using Kangaroo.Weights;
 
+using static Kangaroo.Backends.BackendArguments;
+
 namespace Kangaroo.Backends.Ilgpu;
 
 /// <summary>
@@ -535,53 +537,4 @@ public sealed class IlgpuBackend : IComputeBackend
     private static ArgumentException Foreign(object? resource, string name) => resource is null
         ? new ArgumentNullException(name)
         : new ArgumentException($"{resource.GetType().Name} was not created by this ILGPU backend", name);
-
-    private static void CheckMatrixShape(int rows, int columns)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
-    }
-
-    private static void CheckRows(int rows) => ArgumentOutOfRangeException.ThrowIfNegative(rows);
-
-    private static void CheckRows(int rows, int indexCount, string indicesName)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        if (rows > indexCount)
-            throw new ArgumentException($"{rows} rows need {rows} indices, the buffer holds {indexCount}", indicesName);
-    }
-
-    private static void CheckExtent(int bufferLength, long rows, long width, string name)
-    {
-        if (rows * width > bufferLength)
-            throw new ArgumentException($"{rows} rows × {width} = {rows * width} elements do not fit a buffer of {bufferLength}", name);
-    }
-
-    private static void CheckRange(int offset, int count, int length, string name)
-    {
-        if (offset < 0 || (long)offset + count > length)
-            throw new ArgumentOutOfRangeException(name, offset, $"[{offset}, {(long)offset + count}) is outside a buffer of {length}");
-    }
-
-    private static void CheckVector(IlgpuWeightTensor weight, int length, string name)
-    {
-        if (weight.Rows != 1 || weight.Columns != length)
-            throw new ArgumentException($"weight \"{weight.Name}\" is [{weight.Rows}, {weight.Columns}], a [1, {length}] vector is needed", name);
-    }
-
-    private static void CheckLayer(IlgpuKvCache cache, int layer)
-    {
-        if ((uint)layer >= (uint)cache.Layers)
-            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the cache has {cache.Layers} layers");
-    }
-
-    /// <summary>Every position/slot of the call must lie in [0, limit); read from the host shadow of the uploaded indices.</summary>
-    private static void CheckPositions(int[] positions, int rows, int limit, string name)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            if ((uint)positions[r] >= (uint)limit)
-                throw new ArgumentOutOfRangeException(name, positions[r], $"row {r}: must be in [0, {limit})");
-        }
-    }
 }

@@ -1,0 +1,57 @@
+namespace Kangaroo.Backends;
+
+/// <summary>
+/// Argument checks every backend makes the same way (shapes, row counts, buffer extents, layers, positions), so that a
+/// bad call fails with the same message on every backend instead of reading out of bounds.
+/// </summary>
+public static class BackendArguments
+{
+    public static void CheckMatrixShape(int rows, int columns)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
+    }
+
+    public static void CheckRows(int rows) => ArgumentOutOfRangeException.ThrowIfNegative(rows);
+
+    public static void CheckRows(int rows, int indexCount, string indicesName)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        if (rows > indexCount)
+            throw new ArgumentException($"{rows} rows need {rows} indices, the buffer holds {indexCount}", indicesName);
+    }
+
+    public static void CheckExtent(long bufferLength, long rows, long width, string name)
+    {
+        if (rows * width > bufferLength)
+            throw new ArgumentException($"{rows} rows × {width} = {rows * width} elements do not fit a buffer of {bufferLength}", name);
+    }
+
+    public static void CheckRange(int offset, int count, int length, string name)
+    {
+        if (offset < 0 || (long)offset + count > length)
+            throw new ArgumentOutOfRangeException(name, offset, $"[{offset}, {(long)offset + count}) is outside a buffer of {length}");
+    }
+
+    public static void CheckVector(WeightTensor weight, int length, string name)
+    {
+        if (weight.Rows != 1 || weight.Columns != length)
+            throw new ArgumentException($"weight \"{weight.Name}\" is [{weight.Rows}, {weight.Columns}], a [1, {length}] vector is needed", name);
+    }
+
+    public static void CheckLayer(KvCacheStorage cache, int layer)
+    {
+        if ((uint)layer >= (uint)cache.Layers)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the cache has {cache.Layers} layers");
+    }
+
+    /// <summary>Every position/slot of the call must lie in [0, limit).</summary>
+    public static void CheckPositions(ReadOnlySpan<int> positions, int rows, int limit, string name)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)positions[r] >= (uint)limit)
+                throw new ArgumentOutOfRangeException(name, positions[r], $"row {r}: must be in [0, {limit})");
+        }
+    }
+}
