@@ -352,13 +352,7 @@ public sealed class CpuBackend : IComputeBackend
         int[] at = AsCpu(positions, nameof(positions)).Data;
         CpuKvCache kv = AsCpu(cache);
         CheckLayer(kv, layer);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
-        if (heads % kvHeads != 0)
-            throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
-        if ((long)kvHeads * headDim != kv.KvWidth)
-            throw new ArgumentException($"{kvHeads} KV heads × {headDim} = {(long)kvHeads * headDim} does not match the cache's KV width {kv.KvWidth}", nameof(kvHeads));
+        CheckAttentionShape(kv, heads, kvHeads, headDim);
         CheckRows(rows, at.Length, nameof(positions));
         long width = (long)heads * headDim;
         CheckExtent(q.Length, rows, width, nameof(queries));

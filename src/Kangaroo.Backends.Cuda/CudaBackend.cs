@@ -2,6 +2,8 @@ using System.Numerics.Tensors;
 using Kangaroo.Cuda;
 using Kangaroo.Weights;
 
+using static Kangaroo.Backends.BackendArguments;
+
 namespace Kangaroo.Backends.Cuda;
 
 /// <summary>
@@ -335,13 +337,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         var p = AsCuda(positions);
         var o = AsCuda(output);
         CheckLayer(kv, layer);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        CheckAttentionShape(kv, heads, kvHeads, headDim);
         if (headDim > AttentionMaxHeadDim) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"head dimensions up to {AttentionMaxHeadDim} are supported");
-        if (heads % kvHeads != 0) throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
-        if ((long)kvHeads * headDim != kv.KvWidth)
-            throw new ArgumentException($"{kvHeads} KV heads × {headDim} does not match the cache's KV width {kv.KvWidth}", nameof(kvHeads));
         if (ReferenceEquals(q, o)) throw new ArgumentException("attention cannot write its output over its queries", nameof(output));
         CheckRows(rows, p.Length, nameof(positions));
         CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
@@ -499,10 +496,6 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         if (rows < 0 || rows > available) throw new ArgumentOutOfRangeException(name, rows, $"{rows} rows, {available} available");
     }
 
-    private static void CheckExtent(long length, long rows, long width, string name)
-    {
-        if (rows * width > length) throw new ArgumentException($"{name} holds {length} values, {rows} × {width} needed", name);
-    }
 
     private static void CheckNorm(int rows, int width, long inputLength, long outputLength, CudaWeight weight)
     {
@@ -512,17 +505,5 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         CheckExtent(outputLength, rows, width, "output");
     }
 
-    private static void CheckLayer(CudaKvCache cache, int layer)
-    {
-        if ((uint)layer >= (uint)cache.Layers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the cache has {cache.Layers} layers");
-    }
 
-    private static void CheckPositions(int[] host, int rows, int capacity, string name)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            if ((uint)host[r] >= (uint)capacity)
-                throw new ArgumentOutOfRangeException(name, host[r], $"position outside the cache's {capacity} slots");
-        }
-    }
 }

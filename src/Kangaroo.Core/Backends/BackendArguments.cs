@@ -54,4 +54,16 @@ public static class BackendArguments
                 throw new ArgumentOutOfRangeException(name, positions[r], $"row {r}: must be in [0, {limit})");
         }
     }
+
+    /// <summary>Attention's head layout: positive counts, query heads grouped evenly over KV heads that fill the cache's width.</summary>
+    public static void CheckAttentionShape(KvCacheStorage cache, int heads, int kvHeads, int headDim)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
+        if ((long)kvHeads * headDim != cache.KvWidth)
+            throw new ArgumentException($"{kvHeads} KV heads × {headDim} = {(long)kvHeads * headDim} does not match the cache's KV width {cache.KvWidth}", nameof(kvHeads));
+    }
 }
