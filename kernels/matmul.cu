@@ -18,15 +18,10 @@ struct __attribute__((aligned(16))) f32x4 { float x, y, z, w; };
 
 template <typename W> struct WeightVector;
 
-template <> struct WeightVector<float>
-{
-    static const int size = 4;
-    static __device__ __forceinline__ void load(const float* p, float* out)
-    {
-        f32x4 v = *(const f32x4*)p;
-        out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
-    }
-};
+// Elements per 16-byte weight vector (the loads themselves are load_vector below).
+template <> struct WeightVector<float> { static const int size = 4; };
+template <> struct WeightVector<half_bits> { static const int size = 8; };
+template <> struct WeightVector<bf16_bits> { static const int size = 8; };
 
 __device__ __forceinline__ void unpack_halves(u32x4 v, float* out, bool bf16)
 {
@@ -40,17 +35,6 @@ __device__ __forceinline__ void unpack_halves(u32x4 v, float* out, bool bf16)
     }
 }
 
-template <> struct WeightVector<half_bits>
-{
-    static const int size = 8;
-    static __device__ __forceinline__ void load(const half_bits* p, float* out) { unpack_halves(*(const u32x4*)p, out, false); }
-};
-
-template <> struct WeightVector<bf16_bits>
-{
-    static const int size = 8;
-    static __device__ __forceinline__ void load(const bf16_bits* p, float* out) { unpack_halves(*(const u32x4*)p, out, true); }
-};
 
 __device__ __forceinline__ u32x4 load_streaming(const void* p)
 {
