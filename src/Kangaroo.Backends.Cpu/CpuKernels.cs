@@ -153,90 +153,9 @@ internal static class CpuKernels
             Unsafe.Add(ref target, i) = float.MultiplyAddEstimate(Unsafe.Add(ref source, i), scale, Unsafe.Add(ref target, i));
     }
 
-    /// <summary>Widens stored weights to F32 (exact for F16 and BF16).</summary>
-    public static void ConvertToFloat32(DType dtype, ReadOnlySpan<byte> source, Span<float> destination)
-    {
-        switch (dtype)
-        {
-            case DType.F32:
-                MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
-                break;
-            case DType.F16:
-                HalfToFloat32(MemoryMarshal.Cast<byte, ushort>(source), destination);
-                break;
-            case DType.BF16:
-                BFloat16ToFloat32(MemoryMarshal.Cast<byte, ushort>(source), destination);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null);
-        }
-    }
-
-    /// <summary>
-    /// IEEE half → single, exact for every input (subnormals, ±0, ±∞, NaN payloads). Integer bit moves plus
-    /// one float subtraction on normal values, after F. Giesen's "half_to_float_fast5"; about four times the
-    /// throughput of TensorPrimitives.ConvertToSingle(Half), which matters because F16 MatMul streams every
-    /// weight through this once.
-    /// </summary>
-    private static void HalfToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
-    {
-        Debug.Assert(destination.Length >= source.Length);
-        ref ushort from = ref MemoryMarshal.GetReference(source);
-        ref uint to = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
-        int length = source.Length;
-        int width = Vector<ushort>.Count;
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            for (; i <= length - width; i += width)
-            {
-                Vector.Widen(Vector.LoadUnsafe(ref from, (nuint)i), out Vector<uint> low, out Vector<uint> high);
-                HalfBitsToSingleBits(low).StoreUnsafe(ref to, (nuint)i);
-                HalfBitsToSingleBits(high).StoreUnsafe(ref to, (nuint)(i + width / 2));
-            }
-        }
-        for (; i < length; i++)
-            Unsafe.Add(ref to, i) = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf(Unsafe.Add(ref from, i)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<uint> HalfBitsToSingleBits(Vector<uint> half)
-    {
-        const uint ExponentMask = 0x7C00u << 13;           // the half exponent, moved to its single position
-        const uint ExponentAdjust = (127u - 15u) << 23;     // rebias 15 → 127
-        Vector<uint> magnitude = (half & new Vector<uint>(0x7FFFu)) << 13;
-        Vector<uint> exponent = magnitude & new Vector<uint>(ExponentMask);
-        Vector<uint> bits = magnitude + new Vector<uint>(ExponentAdjust);
-        // ∞/NaN: push the exponent on to all ones.
-        bits = Vector.ConditionalSelect(Vector.Equals(exponent, new Vector<uint>(ExponentMask)), bits + new Vector<uint>(ExponentAdjust), bits);
-        // Zero/subnormal: give it the smallest normal exponent, then subtract that implicit one in float
-        // arithmetic, which renormalizes exactly (all operands are normal, so no denormal slow path).
-        Vector<float> renormalized = Vector.AsVectorSingle(bits + new Vector<uint>(1u << 23)) - Vector.AsVectorSingle(new Vector<uint>(113u << 23));
-        bits = Vector.ConditionalSelect(Vector.Equals(exponent, Vector<uint>.Zero), Vector.AsVectorUInt32(renormalized), bits);
-        return bits | ((half & new Vector<uint>(0x8000u)) << 16);
-    }
-
-    /// <summary>BF16 is the upper half of an F32: widen to 32 bits and shift, in one pass.</summary>
-    private static void BFloat16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
-    {
-        Debug.Assert(destination.Length >= source.Length);
-        ref ushort from = ref MemoryMarshal.GetReference(source);
-        ref uint to = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
-        int length = source.Length;
-        int width = Vector<ushort>.Count;
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            for (; i <= length - width; i += width)
-            {
-                Vector.Widen(Vector.LoadUnsafe(ref from, (nuint)i), out Vector<uint> low, out Vector<uint> high);
-                (low << 16).StoreUnsafe(ref to, (nuint)i);
-                (high << 16).StoreUnsafe(ref to, (nuint)(i + width / 2));
-            }
-        }
-        for (; i < length; i++)
-            Unsafe.Add(ref to, i) = (uint)Unsafe.Add(ref from, i) << 16;
-    }
+    /// <summary>Widens stored weights to F32 (exact for F16 and BF16): <see cref="DTypeConversion.ToFloat32"/>.</summary>
+    public static void ConvertToFloat32(DType dtype, ReadOnlySpan<byte> source, Span<float> destination) =>
+        DTypeConversion.ToFloat32(dtype, source, destination);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Load(ref float start, int index) => Vector.LoadUnsafe(ref start, (nuint)index);
