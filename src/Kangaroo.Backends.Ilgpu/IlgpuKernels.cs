@@ -122,12 +122,38 @@ internal static class IlgpuKernels
         int head = withinRow / half;
         int i = withinRow - head * half;
         float angle = positions[row] * inverseFrequencies[i];
-        float cos = MathF.Cos(angle);
-        float sin = MathF.Sin(angle);
+        SinCos(angle, out float sin, out float cos);
         long first = (long)row * heads * headDim + (long)head * headDim + i;
         float a = x[first], b = x[first + half];
         x[first] = a * cos - b * sin;
         x[first + half] = b * cos + a * sin;
+    }
+
+    /// <summary>
+    /// sin and cos of an F32 angle to within an ulp of the correctly rounded values, on every accelerator. ILGPU's GPU
+    /// back ends have no sin/cos of their own and ILGPU.Algorithms' approximations drift by ~1e-4 at RoPE's large
+    /// angles (position · inv_freq reaches 10⁵), so this reduces by π/2 in F64 and evaluates Taylor polynomials on
+    /// |r| ≤ π/4, where the first omitted term is below 1e-16. Plain arithmetic only: no intrinsics needed.
+    /// </summary>
+    public static void SinCos(float angle, out float sin, out float cos)
+    {
+        const double TwoOverPi = 0.63661977236758134308, PiOverTwo = 1.57079632679489661923;
+        double a = angle;
+        double scaled = a * TwoOverPi;
+        long quadrant = (long)(scaled >= 0 ? scaled + 0.5 : scaled - 0.5);
+        double r = a - quadrant * PiOverTwo;
+        double r2 = r * r;
+        double s = r * (1 + r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880 + r2 * (-1.0 / 39916800
+            + r2 * (1.0 / 6227020800 + r2 * (-1.0 / 1307674368000))))))));
+        double c = 1 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (-1.0 / 3628800
+            + r2 * (1.0 / 479001600 + r2 * (-1.0 / 87178291200 + r2 * (1.0 / 20922789888000))))))));
+        switch ((int)(quadrant & 3))
+        {
+            case 0: sin = (float)s; cos = (float)c; break;
+            case 1: sin = (float)c; cos = (float)-s; break;
+            case 2: sin = (float)-s; cos = (float)-c; break;
+            default: sin = (float)-c; cos = (float)s; break;
+        }
     }
 
     /// <summary>One thread per stored element: cache[layer, slots[r], j] = keys/values[r, j].</summary>

@@ -19,6 +19,9 @@ public abstract class KangarooGreedyConformance
     /// <summary>Why the backend cannot run here, or null; non-null skips every test.</summary>
     protected virtual string? UnavailableReason => null;
 
+    /// <summary>How many random model/adapter/setting combinations the random-trial test runs (the first N of one seeded sequence).</summary>
+    protected virtual int RandomTrials => 50;
+
     private DecoderHarness Harness(TinyModelSpec spec, Dictionary<string, float[]>? modelWeights, Dictionary<string, float[]> adapterWeights,
         int? recordedExitLayer = null)
     {
@@ -31,7 +34,7 @@ public abstract class KangarooGreedyConformance
     {
         var rng = new Random(2024);
         float[] thresholds = [0f, 1f, 0.6f, 0.3f, 0.9f];
-        for (int trial = 0; trial < 50; trial++)
+        for (int trial = 0; trial < RandomTrials; trial++)
         {
             int layers = rng.Next(2, 6);
             int kvHeads = new[] { 1, 2, 4 }[rng.Next(3)];
