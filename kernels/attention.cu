@@ -17,142 +17,281 @@
 #define ATTENTION_WARPS (ATTENTION_THREADS / WARP_SIZE)
 #define ATTENTION_KEYS_PER_WARP (ATTENTION_BLOCK_KEYS / ATTENTION_WARPS)
 #define ATTENTION_MAX_HEAD_DIM 256
-// Each lane owns head-dimension elements lane·4 + 128·t (t < DIM_STEPS): 4 consecutive elements per load.
-#define DIM_STEPS (ATTENTION_MAX_HEAD_DIM / (WARP_SIZE * 4))
+#define ATTENTION_ROWS 8   // query rows per block of the batch kernels; the "_r1" kernels take one (the backend agrees)
+// Each lane owns head-dimension elements lane·4 + 128·t (t < DIM_STEPS): 4 consecutive elements per load. DIM_STEPS is
+// 1 for heads up to 128 wide (Llama's) and 2 up to ATTENTION_MAX_HEAD_DIM: the "_wide" kernels. Register arrays are sized
+// by it, so narrow heads do not pay for wide ones.
 
 __device__ __forceinline__ int key_slot(int key, int tree_start, const int* ancestor_slots, int row, int max_depth)
 {
     return key < tree_start ? key : ancestor_slots[row * max_depth + (key - tree_start)];
 }
 
-// grid: x = rows · heads, y = key blocks; partials: [rows·heads][max_blocks][head_dim + 2].
-// Scores: each warp takes ATTENTION_KEYS_PER_WARP consecutive keys, its lanes split the head dimension, a butterfly sums.
-// Values: the same warp accumulates its keys' weighted values in key order, then warps are added in warp order.
-template <typename KV>
+// The lane's slice of one cached head vector (elements lane·4 + 128·t + e) as F32; zeros when absent or past head_dim.
+__device__ __forceinline__ void load4(const half_bits* p, float* out)
+{
+    u32x2 v = *(const u32x2*)p;
+    out[0] = f16_to_f32((half_bits)(v.x & 0xffffu)); out[1] = f16_to_f32((half_bits)(v.x >> 16));
+    out[2] = f16_to_f32((half_bits)(v.y & 0xffffu)); out[3] = f16_to_f32((half_bits)(v.y >> 16));
+}
+__device__ __forceinline__ void load4(const float* p, float* out)
+{
+    f32x4 v = *(const f32x4*)p;
+    out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
+}
+
+// counts[r] for a thread-dependent r without indexing the register array (which would move it to local memory).
+template <int N>
+__device__ __forceinline__ int counts_of(const int (&counts)[N], int r)
+{
+    int value = 0;
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        if (i == r) value = counts[i];
+    return value;
+}
+
+template <typename KV, int DIM_STEPS>
+__device__ __forceinline__ void load_head_slice(const KV* cache, long long offset, int head_dim, int lane, bool vectorized,
+                                                float (&out)[DIM_STEPS][4])
+{
+    const KV* head = cache + offset;
+#pragma unroll
+    for (int t = 0; t < DIM_STEPS; t++)
+    {
+        int d0 = lane * 4 + t * WARP_SIZE * 4;
+#pragma unroll
+        for (int e = 0; e < 4; e++) out[t][e] = 0.0f;
+        if (vectorized)
+        {
+            if (d0 < head_dim) load4(head + d0, out[t]);
+        }
+        else
+        {
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (d0 + e < head_dim) out[t][e] = load_f32(head, d0 + e);
+        }
+    }
+}
+
+// grid: x = row groups · heads, y = key blocks; partials: [rows·heads][max_blocks][head_dim + 2].
+// A block serves up to ATTENTION_ROWS query rows of one head (verification batches): each key and value is loaded once and
+// used for every row that sees it. Per row, the operations are those of that row alone, in an order fixed by key positions:
+// scores — each warp takes ATTENTION_KEYS_PER_WARP consecutive keys, a lane its head elements in order, a butterfly sums;
+// softmax — warp-level max, then each lane sums p over keys lane, lane + 32, … in order and a butterfly sums the lanes; values — each warp accumulates
+// its keys' weighted values in key order, then warps are added in warp order. So a row gets the same bits alone or batched.
+template <typename KV, int DIM_STEPS, int ROWS>
 __device__ __forceinline__ void attention_partial_impl(
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions,
     int tree_start, const int* ancestor_slots, int max_depth, float* partials,
-    int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
+    int rows, int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
-    __shared__ float scores[ATTENTION_BLOCK_KEYS];
-    __shared__ float warp_values[ATTENTION_WARPS][ATTENTION_MAX_HEAD_DIM];
-    __shared__ float scratch[32];
+    __shared__ float scores[ROWS][ATTENTION_BLOCK_KEYS];
+    __shared__ float warp_values[ATTENTION_WARPS][ROWS][DIM_STEPS * WARP_SIZE * 4];
 
-    int item = blockIdx.x, block = blockIdx.y;
-    int row = item / heads, head = item % heads, kv_head = head / (heads / kv_heads);
-    int position = positions[row];
-    if (block > position / ATTENTION_BLOCK_KEYS) return;   // whole block leaves: this row has fewer keys
+    int group = blockIdx.x / heads, head = blockIdx.x % heads, block = blockIdx.y;
+    int kv_head = head / (heads / kv_heads);
+    int row0 = group * ROWS, group_rows = min(ROWS, rows - row0);
     int first = block * ATTENTION_BLOCK_KEYS;
-    int count = min(ATTENTION_BLOCK_KEYS, position + 1 - first);
+    int counts[ROWS];   // keys of this block each row sees (causal), 0 for absent rows
+    int max_count = 0;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++)
+    {
+        counts[r] = r < group_rows ? max(0, min(ATTENTION_BLOCK_KEYS, positions[row0 + r] + 1 - first)) : 0;
+        max_count = max(max_count, counts[r]);
+    }
+    if (max_count == 0) return;   // whole block leaves: no row reaches these keys
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
 
-    const float* query = queries + (long long)item * head_dim;
-    float q[DIM_STEPS][4];
+    float q[ROWS][DIM_STEPS][4];
 #pragma unroll
-    for (int t = 0; t < DIM_STEPS; t++)
+    for (int r = 0; r < ROWS; r++)
 #pragma unroll
-        for (int e = 0; e < 4; e++)
-        {
-            int d = lane * 4 + t * WARP_SIZE * 4 + e;
-            q[t][e] = d < head_dim ? query[d] : 0.0f;
-        }
+        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+            {
+                int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                q[r][t][e] = r < group_rows && d < head_dim ? queries[((long long)(row0 + r) * heads + head) * head_dim + d] : 0.0f;
+            }
 
     long long head_offset = layer_offset + (long long)kv_head * head_dim;
     int warp_first = warp * ATTENTION_KEYS_PER_WARP;
-#pragma unroll 4
-    for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
+    bool vectorized = head_dim % 4 == 0;   // then every lane's 4 elements are one aligned 8- or 16-byte load
+    // One row: the whole key loop unrolled, so all of the warp's key loads are in flight at once. Row groups: 2 keys at a
+    // time (registers). Either way each row's operations and their order are the same.
+    const int KEY_UNROLL = ROWS == 1 ? ATTENTION_KEYS_PER_WARP : 2;
+    for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
     {
-        int j = warp_first + i;
-        if (j >= count) break;   // uniform across the warp
-        const KV* key = key_cache + head_offset + (long long)key_slot(first + j, tree_start, ancestor_slots, row, max_depth) * kv_width;
-        float dot = 0.0f;
+        if (warp_first + i0 >= max_count) break;   // uniform across the warp
 #pragma unroll
-        for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                int d = lane * 4 + t * WARP_SIZE * 4 + e;
-                if (d < head_dim) dot = fmaf(q[t][e], load_f32(key, d), dot);
-            }
-        dot = warp_sum(dot);
-        if (lane == 0) scores[j] = dot * scale;
-    }
-    __syncthreads();
-
-    float local_max = threadIdx.x < count ? scores[threadIdx.x] : negative_infinity();
-    float block_maximum = block_max(local_max, scratch);
-    __syncthreads();
-    float p = 0.0f;
-    if (threadIdx.x < count)
-    {
-        p = expf(scores[threadIdx.x] - block_maximum);
-        scores[threadIdx.x] = p;
-    }
-    float block_total = block_sum(p, scratch);
-    __syncthreads();
-
-    float acc[DIM_STEPS][4];
-#pragma unroll
-    for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) acc[t][e] = 0.0f;
-#pragma unroll 4
-    for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
-    {
-        int j = warp_first + i;
-        if (j >= count) break;
-        const KV* value = value_cache + head_offset + (long long)key_slot(first + j, tree_start, ancestor_slots, row, max_depth) * kv_width;
-        float weight = scores[j];
-#pragma unroll
-        for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                int d = lane * 4 + t * WARP_SIZE * 4 + e;
-                if (d < head_dim) acc[t][e] = fmaf(weight, load_f32(value, d), acc[t][e]);
-            }
-    }
-#pragma unroll
-    for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
+        for (int u = 0; u < KEY_UNROLL; u++)
         {
-            int d = lane * 4 + t * WARP_SIZE * 4 + e;
-            if (d < head_dim) warp_values[warp][d] = acc[t][e];
+            int j = warp_first + i0 + u;
+            if (j >= max_count) continue;
+            // Rows share a key unless token-tree rows map this position to different slots: reload only when the slot changes.
+            float k[DIM_STEPS][4];
+            int loaded = -1;
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+            {
+                if (j < counts[r])
+                {
+                    int slot = key_slot(first + j, tree_start, ancestor_slots, row0 + r, max_depth);
+                    if (slot != loaded)
+                    {
+                        load_head_slice<KV, DIM_STEPS>(key_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, k);
+                        loaded = slot;
+                    }
+                    float dot = 0.0f;
+#pragma unroll
+                    for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                        {
+                            int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                            if (d < head_dim) dot = fmaf(q[r][t][e], k[t][e], dot);
+                        }
+                    dot = warp_sum(dot);
+                    if (lane == 0) scores[r][j] = dot * scale;
+                }
+            }
         }
+    }
     __syncthreads();
 
-    float* out = partials + ((long long)item * max_blocks + block) * (head_dim + 2);
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+    // Softmax within the block, one warp per row (rows w, w + 4, ...): the block's max and exp-sum, scores → weights.
+    __shared__ float row_max[ROWS], row_total[ROWS];
+    for (int r = warp; r < group_rows; r += ATTENTION_WARPS)
     {
-        float total = warp_values[0][d];
-#pragma unroll
-        for (int w = 1; w < ATTENTION_WARPS; w++) total += warp_values[w][d];
-        out[d] = total;
+        int count = counts_of(counts, r);
+        if (count == 0) continue;
+        float m = negative_infinity();
+        for (int c = lane; c < count; c += WARP_SIZE) m = fmaxf(m, scores[r][c]);
+        m = warp_max(m);
+        float lane_total = 0.0f;
+        for (int c = lane; c < count; c += WARP_SIZE)
+        {
+            float p = expf(scores[r][c] - m);
+            scores[r][c] = p;
+            lane_total += p;
+        }
+        float total = warp_sum(lane_total);
+        if (lane == 0) { row_max[r] = m; row_total[r] = total; }
     }
-    if (threadIdx.x == 0)
+    __syncthreads();
+
+    float acc[ROWS][DIM_STEPS][4];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++)
+#pragma unroll
+        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[r][t][e] = 0.0f;
+    for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
     {
-        out[head_dim] = block_maximum;
-        out[head_dim + 1] = block_total;
+        if (warp_first + i0 >= max_count) break;
+#pragma unroll
+        for (int u = 0; u < KEY_UNROLL; u++)
+        {
+            int j = warp_first + i0 + u;
+            if (j >= max_count) continue;
+            float v[DIM_STEPS][4];
+            int loaded = -1;
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+            {
+                if (j < counts[r])
+                {
+                    int slot = key_slot(first + j, tree_start, ancestor_slots, row0 + r, max_depth);
+                    if (slot != loaded)
+                    {
+                        load_head_slice<KV, DIM_STEPS>(value_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, v);
+                        loaded = slot;
+                    }
+                    float weight = scores[r][j];
+#pragma unroll
+                    for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) acc[r][t][e] = fmaf(weight, v[t][e], acc[r][t][e]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; r++)
+#pragma unroll
+        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) warp_values[warp][r][lane * 4 + t * WARP_SIZE * 4 + e] = acc[r][t][e];
+    __syncthreads();
+
+    for (int index = threadIdx.x; index < group_rows * head_dim; index += blockDim.x)
+    {
+        int r = index / head_dim, d = index % head_dim;
+        if (counts_of(counts, r) == 0) continue;
+        float total = warp_values[0][r][d];
+#pragma unroll
+        for (int w = 1; w < ATTENTION_WARPS; w++) total += warp_values[w][r][d];
+        float* out = partials + (((long long)(row0 + r) * heads + head) * max_blocks + block) * (head_dim + 2);
+        out[d] = total;
+        if (d == 0)
+        {
+            out[head_dim] = row_max[r];
+            out[head_dim + 1] = row_total[r];
+        }
     }
 }
 
 #define ATTENTION_PARTIAL_PARAMETERS(KV) \
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions, int tree_start, \
-    const int* ancestor_slots, int max_depth, float* partials, int heads, int kv_heads, int head_dim, int kv_width, \
+    const int* ancestor_slots, int max_depth, float* partials, int rows, int heads, int kv_heads, int head_dim, int kv_width, \
     long long layer_offset, float scale, int max_blocks
 #define ATTENTION_PARTIAL_ARGUMENTS \
-    queries, key_cache, value_cache, positions, tree_start, ancestor_slots, max_depth, partials, heads, kv_heads, \
+    queries, key_cache, value_cache, positions, tree_start, ancestor_slots, max_depth, partials, rows, heads, kv_heads, \
     head_dim, kv_width, layer_offset, scale, max_blocks
 
+// Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8, or one: _r1).
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16(ATTENTION_PARTIAL_PARAMETERS(half_bits))
 {
-    attention_partial_impl(ATTENTION_PARTIAL_ARGUMENTS);
+    attention_partial_impl<half_bits, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32(ATTENTION_PARTIAL_PARAMETERS(float))
 {
-    attention_partial_impl(ATTENTION_PARTIAL_ARGUMENTS);
+    attention_partial_impl<float, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r1(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r1(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
 // grid: x = rows · heads. Merges the key blocks of one (row, head) in block order: block weights e^(m_b − M) computed in

@@ -11,6 +11,7 @@
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
 
 __device__ static inline int min(int a, int b) { return a < b ? a : b; }
+__device__ static inline int max(int a, int b) { return a > b ? a : b; }
 __device__ static inline float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 __device__ static inline float __shfl_xor_sync(unsigned mask, float v, int lane) { return __nvvm_shfl_sync_bfly_f32(mask, v, lane, 0x1f); }
 __device__ static inline int __shfl_xor_sync(unsigned mask, int v, int lane) { return __nvvm_shfl_sync_bfly_i32(mask, v, lane, 0x1f); }

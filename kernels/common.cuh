@@ -5,6 +5,11 @@
 typedef unsigned short half_bits;            // IEEE binary16, stored as raw bits
 struct bf16_bits { unsigned short bits; };   // bfloat16 raw bits: a type of its own so overloads tell it from F16
 
+// Vector load types of our own (no vector_types.h): one aligned load each.
+struct __attribute__((aligned(8))) u32x2 { unsigned int x, y; };
+struct __attribute__((aligned(16))) u32x4 { unsigned int x, y, z, w; };
+struct __attribute__((aligned(16))) f32x4 { float x, y, z, w; };
+
 #define WARP_SIZE 32
 #define FULL_MASK 0xffffffffu
 

@@ -66,3 +66,56 @@ extern "C" __global__ void store_kv_f32(float* kc, float* vc, const float* k, co
 {
     store_kv_impl(kc, vc, k, v, slots, rows, kv_width, layer_offset);
 }
+
+// rope(queries), rope(keys), store_kv(keys, values) in one launch, each element computed exactly as those kernels do.
+// One thread per (row, item); a row's items are its query pairs, then its key pairs, then its value elements.
+template <typename KV>
+__device__ __forceinline__ void rope_store_kv_impl(float* queries, float* keys, const float* values, const int* positions,
+                                                   const float* inverse_frequencies, KV* key_cache, KV* value_cache,
+                                                   const int* slots, int rows, int heads, int kv_heads, int head_dim,
+                                                   long long layer_offset)
+{
+    int half = head_dim / 2, kv_width = kv_heads * head_dim;
+    int query_pairs = heads * half, key_pairs = kv_heads * half;
+    int per_row = query_pairs + key_pairs + kv_width;
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * per_row) return;
+    int r = (int)(i / per_row), item = (int)(i % per_row);
+    long long cache_row = layer_offset + (long long)slots[r] * kv_width;
+    if (item < query_pairs + key_pairs)
+    {
+        bool is_key = item >= query_pairs;
+        int local = is_key ? item - query_pairs : item;
+        int head = local / half, pair = local % half;
+        float angle = (float)positions[r] * inverse_frequencies[pair];
+        float s, c;
+        sincosf(angle, &s, &c);
+        float* v = (is_key ? keys + (long long)r * kv_width : queries + (long long)r * heads * head_dim) + (long long)head * head_dim;
+        float a = v[pair], b = v[pair + half];
+        float rotated_a = a * c - b * s, rotated_b = b * c + a * s;
+        v[pair] = rotated_a;
+        v[pair + half] = rotated_b;
+        if (is_key)
+        {
+            store_from_f32(key_cache, cache_row + (long long)head * head_dim + pair, rotated_a);
+            store_from_f32(key_cache, cache_row + (long long)head * head_dim + pair + half, rotated_b);
+        }
+    }
+    else
+    {
+        int c = item - query_pairs - key_pairs;
+        store_from_f32(value_cache, cache_row + c, values[(long long)r * kv_width + c]);
+    }
+}
+
+extern "C" __global__ void rope_store_kv_f16(float* q, float* k, const float* v, const int* positions, const float* inverse_frequencies,
+    half_bits* kc, half_bits* vc, const int* slots, int rows, int heads, int kv_heads, int head_dim, long long layer_offset)
+{
+    rope_store_kv_impl(q, k, v, positions, inverse_frequencies, kc, vc, slots, rows, heads, kv_heads, head_dim, layer_offset);
+}
+
+extern "C" __global__ void rope_store_kv_f32(float* q, float* k, const float* v, const int* positions, const float* inverse_frequencies,
+    float* kc, float* vc, const int* slots, int rows, int heads, int kv_heads, int head_dim, long long layer_offset)
+{
+    rope_store_kv_impl(q, k, v, positions, inverse_frequencies, kc, vc, slots, rows, heads, kv_heads, head_dim, layer_offset);
+}

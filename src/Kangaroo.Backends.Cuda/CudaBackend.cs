@@ -24,6 +24,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     private const int AttentionThreads = 128;
     private readonly int AttentionBlockKeys;
     private const int AttentionMaxHeadDim = 256;
+    private const int AttentionRowsPerBlock = 8;            // attention.cu: ATTENTION_ROWS
     private const int AttentionMaxCombinedBlocks = 1024;   // attention.cu: ATTENTION_MAX_BLOCKS_COMBINED
     private const int ArgmaxThreads = 256;
 
@@ -49,7 +50,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
     }
 
     private readonly DType _kvCacheType;
-    private readonly int _matMulFeatures, _matMulBlocks;
+    // matmul.cu's tile widths (FEATURES for batches, FEATURES_R1 for one row) and resident blocks per multiprocessor.
+    private readonly int _matMulFeatures, _matMulFeaturesOneRow, _matMulBlocksPerSm, _matMulBlocksPerSmOneRow;
+    private readonly Dictionary<CudaFunction, int> _matMulResidentBlocks = [];
 
     /// <param name="deviceOrdinal">Which GPU.</param>
     /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
@@ -69,10 +72,13 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
             // KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." and KANGAROO_MATMUL_BLOCKS_PER_SM tune kernels without a rebuild.
             string[] defines = (Environment.GetEnvironmentVariable("KANGAROO_KERNEL_DEFINES") ?? "")
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            _matMulFeatures = Define(defines, "FEATURES", 4);
             AttentionBlockKeys = Define(defines, "ATTENTION_BLOCK_KEYS", 64);
-            _matMulBlocks = _device.MultiprocessorCount *
-                            (int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) ? perSm : 8);
+            _matMulFeatures = Define(defines, "FEATURES", 4);
+            _matMulFeaturesOneRow = Define(defines, "FEATURES_R1", 2);
+            // Measured best on an H100 (bench/RESULTS.md): 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
+            bool blocksSet = int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) && perSm > 0;
+            _matMulBlocksPerSm = blocksSet ? perSm : 8;
+            _matMulBlocksPerSmOneRow = blocksSet ? perSm : 16;
             _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines);
         }
         catch
@@ -282,17 +288,106 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         var x = AsCuda(input);
         var w = AsCuda(weight);
         var y = AsCuda(output);
-        if (ReferenceEquals(x, y)) throw new ArgumentException("MatMul cannot write its output over its input", nameof(output));
-        CheckRows(rows, int.MaxValue, nameof(rows));
-        CheckExtent(x.Length, rows, w.Columns, nameof(input));
-        CheckExtent(y.Length, rows, w.Rows, nameof(output));
+        CheckMatMul(x, w, y, rows, nameof(output));
+        if (rows == 0) return;
+        LaunchMatMul(x, rows, w.Columns, w.DType, (w, y), default, default);
+    }
+
+    public void MatMulShared(ComputeBuffer input, int rows, WeightTensor first, ComputeBuffer firstOutput,
+        WeightTensor second, ComputeBuffer secondOutput, WeightTensor? third = null, ComputeBuffer? thirdOutput = null)
+    {
+        if ((third is null) != (thirdOutput is null))
+            throw new ArgumentException("a third weight needs a third output, and the other way round", nameof(thirdOutput));
+        var x = AsCuda(input);
+        var (w0, y0, w1, y1) = (AsCuda(first), AsCuda(firstOutput), AsCuda(second), AsCuda(secondOutput));
+        CheckMatMul(x, w0, y0, rows, nameof(firstOutput));
+        CheckMatMul(x, w1, y1, rows, nameof(secondOutput));
+        (CudaWeight, CudaActivations) target2 = default;
+        if (third is not null)
+        {
+            var (w2, y2) = (AsCuda(third), AsCuda(thirdOutput!));
+            CheckMatMul(x, w2, y2, rows, nameof(thirdOutput));
+            target2 = (w2, y2);
+        }
+        if (w1.Columns != w0.Columns || (target2.Item1 is { } w2c && w2c.Columns != w0.Columns))
+            throw new ArgumentException("weights that share an input must have the same number of columns", nameof(second));
+        if (rows == 0) return;
+        // One launch needs one weight type; mixed types (never seen in a checkpoint, but legal) take one launch each.
+        if (w1.DType != w0.DType || (target2.Item1 is { } w2t && w2t.DType != w0.DType))
+        {
+            LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), default, default);
+            LaunchMatMul(x, rows, w1.Columns, w1.DType, (w1, y1), default, default);
+            if (target2.Item1 is { } w2d) LaunchMatMul(x, rows, w2d.Columns, w2d.DType, target2, default, default);
+            return;
+        }
+        LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), (w1, y1), target2);
+    }
+
+    public void MatMulSiluMul(ComputeBuffer input, WeightTensor gate, WeightTensor up, ComputeBuffer output, ComputeBuffer upScratch, int rows)
+    {
+        var x = AsCuda(input);
+        var (g, u, y) = (AsCuda(gate), AsCuda(up), AsCuda(output));
+        CheckMatMul(x, g, y, rows, nameof(output));
+        if (u.Rows != g.Rows || u.Columns != g.Columns || u.DType != g.DType)
+            throw new ArgumentException($"up ({u.Rows}×{u.Columns} {u.DType}) must have the shape and type of gate ({g.Rows}×{g.Columns} {g.DType})", nameof(up));
         if (rows == 0) return;
         var args = new KernelArguments();
-        args.Add(x.Memory); args.Add(w.Memory); args.Add(y.Memory); args.Add(rows); args.Add(w.Columns); args.Add(w.Rows);
-        // Blocks loop over tiles of output features: at most a few resident blocks per multiprocessor, so one wave.
-        int tiles = (w.Rows + _matMulFeatures - 1) / _matMulFeatures;
+        args.Add(x.Memory); args.Add(rows); args.Add(g.Columns); args.Add(g.Memory); args.Add(u.Memory); args.Add(y.Memory); args.Add(g.Rows);
+        // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
+        int half = (rows == 1 ? _matMulFeaturesOneRow : _matMulFeatures) / 2;
+        var kernel = _kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
+        Launch(kernel, MatMulGrid(kernel, (g.Rows + half - 1) / half), MatMulThreads, args);
+    }
+
+    private void CheckMatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows, string outputName)
+    {
+        if (ReferenceEquals(x, y)) throw new ArgumentException("MatMul cannot write its output over its input", outputName);
+        CheckRows(rows, int.MaxValue, nameof(rows));
+        CheckExtent(x.Length, rows, w.Columns, "input");
+        CheckExtent(y.Length, rows, w.Rows, outputName);
+    }
+
+    // Up to three weights sharing x, one output each; absent targets are default. matmul.cu: a block tile is FEATURES
+    // weight rows of one matrix; blocks grid-stride over the tiles of all three.
+    private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype,
+        (CudaWeight W, CudaActivations Y) first, (CudaWeight? W, CudaActivations? Y) second, (CudaWeight? W, CudaActivations? Y) third)
+    {
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(rows); args.Add(columns);
+        int features = rows == 1 ? _matMulFeaturesOneRow : _matMulFeatures;
+        int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
+                    AddTarget(ref args, third.W, third.Y, features);
         // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
-        Launch(_kernels.ForType("matmul", w.DType, rows == 1 ? "_r1" : ""), (uint)Math.Min(tiles, _matMulBlocks), MatMulThreads, args);
+        var kernel = _kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
+        Launch(kernel, MatMulGrid(kernel, tiles), MatMulThreads, args);
+    }
+
+    private static int AddTarget(ref KernelArguments args, CudaWeight? w, CudaActivations? y, int features)
+    {
+        if (w is null)
+        {
+            args.Add(0UL); args.Add(0UL); args.Add(0);
+            return 0;
+        }
+        args.Add(w.Memory); args.Add(y!.Memory); args.Add(w.Rows);
+        return (w.Rows + features - 1) / features;
+    }
+
+    // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
+    // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
+    private uint MatMulGrid(CudaFunction kernel, int tiles)
+    {
+        int resident;
+        lock (_matMulResidentBlocks)
+        {
+            if (!_matMulResidentBlocks.TryGetValue(kernel, out resident))
+            {
+                int cap = kernel.Name.EndsWith("_r1", StringComparison.Ordinal) ? _matMulBlocksPerSmOneRow : _matMulBlocksPerSm;
+                resident = _device.MultiprocessorCount * Math.Clamp(kernel.MaxActiveBlocksPerMultiprocessor(MatMulThreads), 1, cap);
+                _matMulResidentBlocks.Add(kernel, resident);
+            }
+        }
+        return (uint)Math.Min(tiles, resident);
     }
 
     public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)
@@ -327,6 +422,31 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         args.Add(kv.Keys); args.Add(kv.Values); args.Add(k.Memory); args.Add(v.Memory); args.Add(s.Memory);
         args.Add(rows); args.Add(kv.KvWidth); args.Add(kv.LayerOffset(layer));
         Launch(_kernels.ForType("store_kv", kv.DType), Blocks((long)rows * kv.KvWidth, ElementwiseThreads), ElementwiseThreads, args);
+    }
+
+    public void RopeAndStoreKv(ComputeBuffer queries, ComputeBuffer keys, ComputeBuffer values, IndexBuffer positions, WeightTensor inverseFrequencies,
+        KvCacheStorage cache, int layer, IndexBuffer slots, int rows, int heads, int kvHeads, int headDim)
+    {
+        var (q, k, v) = (AsCuda(queries), AsCuda(keys), AsCuda(values));
+        var (p, s, f, kv) = (AsCuda(positions), AsCuda(slots), AsCuda(inverseFrequencies), AsCuda(cache));
+        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
+        if (f.DType != DType.F32 || (long)f.Rows * f.Columns < headDim / 2)
+            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", nameof(inverseFrequencies));
+        CheckLayer(kv, layer);
+        CheckAttentionShape(kv, heads, kvHeads, headDim);
+        CheckRows(rows, p.Length, nameof(positions));
+        CheckRows(rows, s.Length, nameof(slots));
+        CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
+        CheckExtent(k.Length, rows, kv.KvWidth, nameof(keys));
+        CheckExtent(v.Length, rows, kv.KvWidth, nameof(values));
+        CheckPositions(s.Host, rows, kv.Capacity, nameof(slots));
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(q.Memory); args.Add(k.Memory); args.Add(v.Memory); args.Add(p.Memory); args.Add(f.Memory);
+        args.Add(kv.Keys); args.Add(kv.Values); args.Add(s.Memory);
+        args.Add(rows); args.Add(heads); args.Add(kvHeads); args.Add(headDim); args.Add(kv.LayerOffset(layer));
+        long items = (long)rows * ((heads + kvHeads) * (headDim / 2) + kv.KvWidth);
+        Launch(_kernels.ForType("rope_store_kv", kv.DType), Blocks(items, ElementwiseThreads), ElementwiseThreads, args);
     }
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
@@ -365,9 +485,12 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture
         var partialArgs = new KernelArguments();
         partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
         partialArgs.Add(int.MaxValue); partialArgs.Add(0UL); partialArgs.Add(0);   // no token tree: slot = position
-        partialArgs.Add(kv.Partials!); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
+        partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
-        Launch(_kernels.ForType("attention_partial", kv.DType), new Dim3((uint)(rows * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
+        // One row (a decode step) takes the kernel for single rows: the same operations per row, fewer registers.
+        int rowsPerBlock = rows == 1 ? 1 : AttentionRowsPerBlock;
+        Launch(_kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + (rows == 1 ? "_r1" : "")),
+            new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
 
         var combineArgs = new KernelArguments();
         combineArgs.Add(kv.Partials!); combineArgs.Add(p.Memory); combineArgs.Add(o.Memory); combineArgs.Add(heads); combineArgs.Add(headDim); combineArgs.Add(maxBlocks);

@@ -25,6 +25,17 @@ public sealed class CudaFunction
     /// <summary>Registers per thread, as compiled.</summary>
     public int RegisterCount => GetAttribute(Driver.CU_FUNC_ATTRIBUTE_NUM_REGS, "registers");
 
+    /// <summary>How many blocks of <paramref name="blockSize"/> threads fit on one multiprocessor at once (registers, shared memory).</summary>
+    public unsafe int MaxActiveBlocksPerMultiprocessor(int blockSize, int dynamicSharedBytes = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        Prepare();
+        int blocks;
+        CudaErrors.Check(Driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, _function, blockSize, (nuint)dynamicSharedBytes),
+            $"cuOccupancyMaxActiveBlocksPerMultiprocessor({Name}, {blockSize} threads)");
+        return blocks;
+    }
+
     /// <summary>
     /// Allows launches with up to <paramref name="bytes"/> of dynamic shared memory. Needed above 48 KiB, up to
     /// <see cref="CudaDevice.MaxSharedMemoryPerBlockOptin"/> (less the kernel's static shared memory).

@@ -8,5 +8,5 @@ for config in "$@"; do
   KANGAROO_KERNEL_DEFINES="$defines" KANGAROO_MATMUL_BLOCKS_PER_SM=$blocks \
     dotnet .device/Kangaroo.Cli/kangaroo.dll bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 10 --kernels \
     > "$OUT/tune_$(echo "$defines@$blocks" | tr ' =' '_-').txt" 2>&1
-  grep -E "decode step|verify  8|draft|matmul (q|down)|attention" "$OUT/tune_$(echo "$defines@$blocks" | tr ' =' '_-').txt"
+  grep -E "decode step|verify  8|draft|matmul|attention|rope" "$OUT/tune_$(echo "$defines@$blocks" | tr ' =' '_-').txt"
 done

@@ -84,6 +84,45 @@ public interface IComputeBackend : IDisposable
     /// <summary>output[i] = silu(gate[i]) · up[i] for i &lt; count.</summary>
     void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count);
 
+    // ---- Fused steps. Each has the result of the plain ops it replaces, bit for bit, on the same backend; the defaults
+    // here are those ops. A backend overrides them to save launches and passes over memory.
+
+    /// <summary>
+    /// Two or three matmuls of one input (q/k/v projections): each output exactly as <see cref="MatMul"/> computes it.
+    /// </summary>
+    void MatMulShared(ComputeBuffer input, int rows, WeightTensor first, ComputeBuffer firstOutput,
+        WeightTensor second, ComputeBuffer secondOutput, WeightTensor? third = null, ComputeBuffer? thirdOutput = null)
+    {
+        if ((third is null) != (thirdOutput is null))
+            throw new ArgumentException("a third weight needs a third output, and the other way round", nameof(thirdOutput));
+        MatMul(input, first, firstOutput, rows);
+        MatMul(input, second, secondOutput, rows);
+        if (third is not null) MatMul(input, third, thirdOutput!, rows);
+    }
+
+    /// <summary>
+    /// The MLP's first half: output = silu(input·gateᵀ) · (input·upᵀ), as <see cref="MatMul"/> twice then
+    /// <see cref="SiluMul"/> compute it. <paramref name="upScratch"/> (<c>[rows, up.Rows]</c>) may go unused.
+    /// </summary>
+    void MatMulSiluMul(ComputeBuffer input, WeightTensor gate, WeightTensor up, ComputeBuffer output, ComputeBuffer upScratch, int rows)
+    {
+        MatMul(input, gate, output, rows);
+        MatMul(input, up, upScratch, rows);
+        SiluMul(output, upScratch, output, rows * gate.Rows);
+    }
+
+    /// <summary>
+    /// <see cref="Rope"/> on <paramref name="queries"/> and <paramref name="keys"/>, then <see cref="StoreKv"/> of the
+    /// rotated keys and the values into <paramref name="slots"/> of <paramref name="layer"/>.
+    /// </summary>
+    void RopeAndStoreKv(ComputeBuffer queries, ComputeBuffer keys, ComputeBuffer values, IndexBuffer positions, WeightTensor inverseFrequencies,
+        KvCacheStorage cache, int layer, IndexBuffer slots, int rows, int heads, int kvHeads, int headDim)
+    {
+        Rope(queries, positions, inverseFrequencies, rows, heads, headDim);
+        Rope(keys, positions, inverseFrequencies, rows, kvHeads, headDim);
+        StoreKv(cache, layer, keys, values, slots, rows);
+    }
+
     /// <summary>
     /// Per row of <c>logits [rows, vocab]</c>: the index of the largest value (lowest index on ties) and its softmax
     /// probability — the draft's confidence check copies back these few bytes, not the logits.

@@ -50,8 +50,16 @@ public static class OpBenchmark
             model.SetPositions(ws, context, rows);
             void MatMul(string name, WeightTensor w, ComputeBuffer output) => results.Add(Time(b, $"matmul {name}", $"{rows}×{w.Columns} · {w.Rows}×{w.Columns}ᵀ",
                 w.ByteLength + 4L * rows * (w.Columns + w.Rows), callsPerBatch, batches, () => b.MatMul(x, w, output, rows)));
-            MatMul("q_proj", layer.QueryProjection, ws.Queries);
-            MatMul("gate_proj", layer.GateProjection, ws.Up);
+            // The ops a decode step runs, fused as the model calls them.
+            var (q, k, v) = (layer.QueryProjection, layer.KeyProjection, layer.ValueProjection);
+            results.Add(Time(b, "matmul q/k/v (one launch)", $"{rows}×{q.Columns} · {q.Rows + k.Rows + v.Rows}×{q.Columns}ᵀ",
+                q.ByteLength + k.ByteLength + v.ByteLength + 4L * rows * (q.Columns + q.Rows + k.Rows + v.Rows), callsPerBatch, batches,
+                () => b.MatMulShared(x, rows, q, ws.Queries, k, ws.Keys, v, ws.Values)));
+            MatMul("o_proj", layer.OutputProjection, ws.Delta);
+            var (gate, up) = (layer.GateProjection, layer.UpProjection);
+            results.Add(Time(b, "matmul gate/up + silu", $"{rows}×{gate.Columns} · 2×{gate.Rows}×{gate.Columns}ᵀ",
+                gate.ByteLength + up.ByteLength + 4L * rows * (gate.Columns + gate.Rows), callsPerBatch, batches,
+                () => b.MatMulSiluMul(x, gate, up, ws.Gate, ws.Up, rows)));
             MatMul("down_proj", layer.DownProjection, ws.Delta);
             MatMul("lm_head", model.LmHead, ws.Logits);
             results.Add(Time(b, "attention", $"{rows} rows × {c.NumHeads} heads, context {context}",
@@ -59,12 +67,11 @@ public static class OpBenchmark
                 () => b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim)));
             results.Add(Time(b, "add_rmsnorm", $"{rows}×{c.HiddenSize}", 4L * rows * c.HiddenSize * 4, callsPerBatch, batches,
                 () => b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, 1e-5f, ws.Normed, rows, c.HiddenSize)));
-            results.Add(Time(b, "rope", $"{rows}×{c.NumHeads}×{c.HeadDim}", 8L * rows * c.QueryWidth, callsPerBatch, batches,
-                () => b.Rope(ws.Queries, ws.Positions, model.InverseFrequencies, rows, c.NumHeads, c.HeadDim)));
-            results.Add(Time(b, "store_kv", $"{rows}×{c.KvWidth}", 8L * rows * c.KvWidth, callsPerBatch, batches,
-                () => b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows)));
-            results.Add(Time(b, "silu_mul", $"{rows}×{c.IntermediateSize}", 12L * rows * c.IntermediateSize, callsPerBatch, batches,
-                () => b.SiluMul(ws.Gate, ws.Up, ws.Gate, rows * c.IntermediateSize)));
+            results.Add(Time(b, "rope + store_kv", $"{rows}×({c.NumHeads}+{c.NumKvHeads})×{c.HeadDim}",
+                8L * rows * (c.QueryWidth + c.KvWidth) + 4L * rows * c.KvWidth + 2L * rows * c.KvWidth * cache.Storage.ElementBytes,
+                callsPerBatch, batches,
+                () => b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, model.InverseFrequencies, cache.Storage, 0, ws.Positions,
+                    rows, c.NumHeads, c.NumKvHeads, c.HeadDim)));
         }
         return results;
     }

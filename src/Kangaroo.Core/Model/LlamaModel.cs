@@ -224,19 +224,14 @@ public sealed class LlamaModel : IDisposable
         for (int i = firstLayer; i < endLayer; i++)
         {
             var layer = Layers[i];
-            b.MatMul(ws.Normed, layer.QueryProjection, ws.Queries, rows);
-            b.MatMul(ws.Normed, layer.KeyProjection, ws.Keys, rows);
-            b.MatMul(ws.Normed, layer.ValueProjection, ws.Values, rows);
-            b.Rope(ws.Queries, ws.Positions, InverseFrequencies, rows, c.NumHeads, c.HeadDim);
-            b.Rope(ws.Keys, ws.Positions, InverseFrequencies, rows, c.NumKvHeads, c.HeadDim);
-            b.StoreKv(cache.Storage, i, ws.Keys, ws.Values, ws.Positions, rows);
+            b.MatMulShared(ws.Normed, rows, layer.QueryProjection, ws.Queries, layer.KeyProjection, ws.Keys, layer.ValueProjection, ws.Values);
+            b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, InverseFrequencies, cache.Storage, i, ws.Positions,
+                rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
             b.Attention(ws.Queries, cache.Storage, i, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
             b.MatMul(ws.AttentionOutput, layer.OutputProjection, ws.Delta, rows);
             b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, eps, ws.Normed, rows, c.HiddenSize);
 
-            b.MatMul(ws.Normed, layer.GateProjection, ws.Gate, rows);
-            b.MatMul(ws.Normed, layer.UpProjection, ws.Up, rows);
-            b.SiluMul(ws.Gate, ws.Up, ws.Gate, rows * c.IntermediateSize);
+            b.MatMulSiluMul(ws.Normed, layer.GateProjection, layer.UpProjection, ws.Gate, ws.Up, rows);
             b.MatMul(ws.Gate, layer.DownProjection, ws.Delta, rows);
             // The fused add also normalizes for whatever reads the residual next: the next layer, or the LM head.
             var nextNorm = i + 1 < c.NumLayers ? Layers[i + 1].InputNorm : FinalNorm;

@@ -150,12 +150,9 @@ public sealed class KangarooAdapter : IDisposable
         var c = Config;
         float eps = (float)c.RmsNormEps;
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
-        b.MatMul(ws.Normed, _query, ws.Queries, rows);
-        b.MatMul(ws.Normed, _key, ws.Keys, rows);
-        b.MatMul(ws.Normed, _value, ws.Values, rows);
-        b.Rope(ws.Queries, ws.Positions, _inverseFrequencies, rows, c.NumHeads, c.HeadDim);
-        b.Rope(ws.Keys, ws.Positions, _inverseFrequencies, rows, c.NumKvHeads, c.HeadDim);
-        b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows);
+        b.MatMulShared(ws.Normed, rows, _query, ws.Queries, _key, ws.Keys, _value, ws.Values);
+        b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, _inverseFrequencies, cache.Storage, 0, ws.Positions,
+            rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
         b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
         if (!computeLogits) return;
 

@@ -59,7 +59,6 @@ internal sealed class CudaHandle : SafeHandle
     {
         if (Kind == CudaHandleKind.PrimaryContext)
         {
-            CurrentContext.Forget(handle);
             return Driver.cuDevicePrimaryCtxRelease_v2(_device) == CudaErrors.Success;
         }
 
@@ -71,7 +70,6 @@ internal sealed class CudaHandle : SafeHandle
             result = Driver.cuCtxSetCurrent(context.handle);
             if (result == CudaErrors.Success)
             {
-                CurrentContext.Remember(context.handle);
                 result = Kind switch
                 {
                     CudaHandleKind.DeviceMemory => Driver.cuMemFree_v2((ulong)handle),
@@ -98,34 +96,20 @@ internal sealed class CudaHandle : SafeHandle
 }
 
 /// <summary>
-/// Per-thread record of which context this binding last made current, so that the common case (one context,
-/// many calls) costs a thread-static read instead of a P/Invoke per call. It assumes no other code in the
-/// process switches contexts behind the binding's back; <see cref="CudaContext.MakeCurrent"/> always calls the
-/// driver and so repairs the record if something did.
+/// Makes a context current on the calling thread when it is not already. It asks the driver every time
+/// (cuCtxGetCurrent, a few tens of nanoseconds) instead of trusting a per-thread record: other code in the process
+/// switches contexts behind the binding's back — ILGPU's CUDA accelerator makes its own context current on whatever
+/// pool thread it runs, and destroys it later — and a stale record then sent our calls to a destroyed context.
 /// </summary>
 internal static class CurrentContext
 {
-    [ThreadStatic] private static nint t_current;
-
-    public static void Ensure(CudaHandle context)
+    public static unsafe void Ensure(CudaHandle context)
     {
         var value = context.Value;
-        if (t_current != value)
+        nint current;
+        if (Driver.cuCtxGetCurrent(&current) != CudaErrors.Success || current != value)
             Set(value);
     }
 
-    public static void Set(nint context)
-    {
-        CudaErrors.Check(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
-        t_current = context;
-    }
-
-    public static void Remember(nint context) => t_current = context;
-
-    /// <summary>Called when a context is released: this thread's record is stale for it.</summary>
-    public static void Forget(nint context)
-    {
-        if (t_current == context)
-            t_current = 0;
-    }
+    public static void Set(nint context) => CudaErrors.Check(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 }

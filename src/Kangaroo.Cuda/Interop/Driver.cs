@@ -37,6 +37,7 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuDevicePrimaryCtxRetain(nint* pctx, int dev);
     [LibraryImport(Lib)] public static partial int cuDevicePrimaryCtxRelease_v2(int dev);
     [LibraryImport(Lib)] public static partial int cuCtxSetCurrent(nint ctx);
+    [LibraryImport(Lib)] public static partial int cuCtxGetCurrent(nint* pctx);
     [LibraryImport(Lib)] public static partial int cuCtxSynchronize();
     [LibraryImport(Lib)] public static partial int cuMemGetInfo_v2(nuint* free, nuint* total);
 
@@ -46,6 +47,7 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuModuleGetFunction(nint* hfunc, nint hmod, byte* name);
     [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint hfunc, int attrib, int value);
     [LibraryImport(Lib)] public static partial int cuFuncGetAttribute(int* pi, int attrib, nint hfunc);
+    [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, nint func, int blockSize, nuint dynamicSMemSize);
 
     [LibraryImport(Lib)]
     public static partial int cuLaunchKernel(

@@ -254,6 +254,106 @@ public abstract class BackendConformanceTests : IDisposable
         Assert.ThrowsAny<ArgumentException>(() => Backend.LoadWeight("v", new float[5], 2, 3));
     }
 
+    // ---------------------------------------------------------------- Fused steps: the bits of the ops they replace
+
+    public static TheoryData<DType, int, int> FusedShapes => new()
+    {
+        { DType.F32, 1, 64 }, { DType.F32, 9, 67 },
+        { DType.F16, 1, 256 }, { DType.F16, 3, 67 }, { DType.F16, 10, 1000 },
+        { DType.BF16, 1, 1000 }, { DType.BF16, 9, 256 },
+    };
+
+    [Theory]
+    [MemberData(nameof(FusedShapes))]
+    public void MatMulShared_MatchesSeparateMatMulsBitForBit(DType dtype, int rows, int columns)
+    {
+        int[] outFeatures = [48, 21, 33];
+        var weights = outFeatures.Select(o => Weight(dtype, o, columns).Weight).ToArray();
+        ComputeBuffer x = Upload(RandomValues(rows * columns));
+        float[][] separate = weights.Select(w =>
+        {
+            ComputeBuffer y = Poisoned(rows * w.Rows);
+            Backend.MatMul(x, w, y, rows);
+            return Download(y, rows * w.Rows);
+        }).ToArray();
+
+        var outputs = outFeatures.Select(o => Poisoned(rows * o)).ToArray();
+        Backend.MatMulShared(x, rows, weights[0], outputs[0], weights[1], outputs[1], weights[2], outputs[2]);
+        for (int i = 0; i < 3; i++)
+            AssertBitwiseEqual(separate[i], Download(outputs[i], rows * outFeatures[i]), $"shared matmul output {i}");
+
+        // Two weights only.
+        outputs = outFeatures.Select(o => Poisoned(rows * o)).ToArray();
+        Backend.MatMulShared(x, rows, weights[2], outputs[2], weights[0], outputs[0]);
+        AssertBitwiseEqual(separate[2], Download(outputs[2], rows * outFeatures[2]), "first of two");
+        AssertBitwiseEqual(separate[0], Download(outputs[0], rows * outFeatures[0]), "second of two");
+    }
+
+    [Theory]
+    [MemberData(nameof(FusedShapes))]
+    public void MatMulSiluMul_MatchesMatMulsThenSiluMulBitForBit(DType dtype, int rows, int columns)
+    {
+        const int intermediate = 37;
+        var (gate, gateExact) = Weight(dtype, intermediate, columns);
+        var (up, upExact) = Weight(dtype, intermediate, columns);
+        float[] input = RandomValues(rows * columns);
+        ComputeBuffer x = Upload(input);
+        ComputeBuffer g = Poisoned(rows * intermediate), u = Poisoned(rows * intermediate);
+        Backend.MatMul(x, gate, g, rows);
+        Backend.MatMul(x, up, u, rows);
+        Backend.SiluMul(g, u, g, rows * intermediate);
+        float[] unfused = Download(g, rows * intermediate);
+
+        ComputeBuffer fused = Poisoned(rows * intermediate);
+        Backend.MatMulSiluMul(x, gate, up, fused, Poisoned(rows * intermediate), rows);
+
+        AssertBitwiseEqual(unfused, Download(fused, rows * intermediate), "MatMulSiluMul");
+        float[] gateReference = [.. ScalarOps.MatMul(input, gateExact, rows, columns, intermediate).Select(v => (float)v)];
+        float[] upReference = [.. ScalarOps.MatMul(input, upExact, rows, columns, intermediate).Select(v => (float)v)];
+        AssertClose(ScalarOps.SiluMul(gateReference, upReference, rows * intermediate), unfused);
+    }
+
+    [Theory]
+    [InlineData(1, 4, 4, 16)]
+    [InlineData(5, 6, 2, 16)]
+    [InlineData(3, 8, 1, 128)]
+    public void RopeAndStoreKv_MatchesRopeRopeStoreKvBitForBit(int rows, int heads, int kvHeads, int headDim)
+    {
+        const int capacity = 48, layers = 2, layer = 1;
+        int kvWidth = kvHeads * headDim, prefix = 20;
+        WeightTensor frequencies = FloatWeight(InverseFrequencies(headDim, 10000f));
+        int[] positions = Enumerable.Range(prefix, rows).ToArray();
+        int[] slots = positions.Reverse().ToArray();   // slots need not follow positions (token trees)
+        float[] queries = RandomValues(rows * heads * headDim), keys = RandomValues(rows * kvWidth), values = RandomValues(rows * kvWidth);
+        float[] probe = RandomValues(heads * headDim, 3f);
+        float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
+
+        (float[] Queries, float[] Keys, float[] Attended) Run(bool fused)
+        {
+            KvCacheStorage cache = Cache(layers, capacity, kvWidth);
+            Backend.StoreKv(cache, layer, Upload(prefixKeys), Upload(prefixValues), Indices([.. Enumerable.Range(0, prefix)]), prefix);
+            ComputeBuffer q = Upload(queries), k = Upload(keys), v = Upload(values);
+            if (fused)
+                Backend.RopeAndStoreKv(q, k, v, Indices(positions), frequencies, cache, layer, Indices(slots), rows, heads, kvHeads, headDim);
+            else
+            {
+                Backend.Rope(q, Indices(positions), frequencies, rows, heads, headDim);
+                Backend.Rope(k, Indices(positions), frequencies, rows, kvHeads, headDim);
+                Backend.StoreKv(cache, layer, k, v, Indices(slots), rows);
+            }
+            // What reached the cache, read through attention from the last position (it sees every stored slot).
+            ComputeBuffer attended = Poisoned(heads * headDim);
+            Backend.Attention(Upload(probe), cache, layer, Indices([prefix + rows - 1]), attended, 1, heads, kvHeads, headDim);
+            return (Download(q, queries.Length), Download(k, keys.Length), Download(attended, heads * headDim));
+        }
+
+        var plain = Run(fused: false);
+        var fusedRun = Run(fused: true);
+        AssertBitwiseEqual(plain.Queries, fusedRun.Queries, "rotated queries");
+        AssertBitwiseEqual(plain.Keys, fusedRun.Keys, "rotated keys");
+        AssertBitwiseEqual(plain.Attended, fusedRun.Attended, "attention over the stored keys and values");
+    }
+
     // ---------------------------------------------------------------- Rope
 
     [Fact]
@@ -299,6 +399,7 @@ public abstract class BackendConformanceTests : IDisposable
         { 6, 2, 16 },   // grouped: three query heads per KV head
         { 8, 1, 24 },   // multi-query
         { 4, 2, 128 },  // Llama head size
+        { 2, 1, 256 },  // wide heads (Gemma-style sizes)
     };
 
     [Theory]
@@ -364,9 +465,11 @@ public abstract class BackendConformanceTests : IDisposable
     [InlineData(2)]
     [InlineData(5)]
     [InlineData(8)]
+    [InlineData(12)]
     public void Attention_IsRowInvariant(int rows)
     {
-        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 13, capacity = 32;
+        // Positions 58 … 69 straddle the 64-key block boundary; 12 rows make two row groups on backends that group rows.
+        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 58, capacity = 80;
         int kvWidth = kvHeads * headDim, width = heads * headDim;
         float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
         float[] newKeys = RandomValues(rows * kvWidth), newValues = RandomValues(rows * kvWidth);

@@ -28,7 +28,7 @@ public sealed partial class CliGenerateTests(CliModelFixture fixture) : IClassFi
 {
     private const string Prompt = "The quick brown fox";
 
-    [GeneratedRegex(@"^\[cpu\] prompt tokens: (\d+), new tokens: (\d+), prefill: \d+\.\d tok/s, decode: \d+\.\d tok/s, stop: [a-z ]+$")]
+    [GeneratedRegex(@"^\[(?:cpu|cuda|ilgpu)\] prompt tokens: (\d+), new tokens: (\d+), prefill: \d+\.\d tok/s, decode: \d+\.\d tok/s, stop: [a-z ]+$")]
     private static partial Regex StatsLine();
 
     private string[] Model => ["--model", fixture.ModelDirectory];
