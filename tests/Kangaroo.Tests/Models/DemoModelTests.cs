@@ -1,0 +1,89 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Kangaroo.Backends.Cpu;
+using Kangaroo.Generation;
+using Kangaroo.Model;
+using Kangaroo.Speculative;
+using Kangaroo.Tests.CommandLine;
+using Kangaroo.Tokenization;
+using Xunit;
+
+namespace Kangaroo.Tests.Models;
+
+/// <summary>
+/// The committed demo model (models/demo, trained by tools/train): shipped next to the program, found by
+/// <c>kangaroo generate</c> without --model, its tokenizer exactly sentencepiece's on held-out code, Kangaroo greedy
+/// printing the vanilla text.
+/// </summary>
+public sealed partial class DemoModelTests
+{
+    private const string Prompt = "def fibonacci(n):";
+
+    /// <summary>Where the program finds it: the CLI project copies models/demo next to kangaroo.dll (and so next to the tests).</summary>
+    private static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "models", "demo");
+
+    [Fact]
+    public void ShipsNextToTheProgramWithinItsSizeBudgetWithAnAdapterForLayerTwo()
+    {
+        var config = LlamaConfig.Load(Path.Combine(DemoDirectory, LlamaConfig.FileName));
+        Assert.True(config.NumLayers >= 12, $"{config.NumLayers} layers");
+        // The issue's budget: 16 MB for everything the directory holds (weights, adapter, tokenizer, logs, model card).
+        long bytes = Directory.EnumerateFiles(DemoDirectory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        Assert.True(bytes <= 16_000_000, $"{bytes} bytes");
+
+        string adapter = KangarooAdapter.BundledDirectory(DemoDirectory) ?? throw new Xunit.Sdk.XunitException("no kangaroo-adapter/");
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, LlamaConfig.FileName)));
+        Assert.Equal(2, json.RootElement.GetProperty("exit_layer").GetInt32());
+    }
+
+    [Fact]
+    public void TokenizerMatchesSentencePieceOnHeldOutMultiLineCode()
+    {
+        var tokenizer = TextTokenizer.Load(DemoDirectory);
+        string parity = Path.Combine(AppContext.BaseDirectory, "Fixtures", "tokenizer", "demo", "parity.jsonl");
+        var mismatches = new List<string>();
+        int cases = 0, multiLine = 0;
+        foreach (string line in File.ReadLines(parity))
+        {
+            using var record = JsonDocument.Parse(line);
+            string text = record.RootElement.GetProperty("text").GetString()!;
+            int[] expected = record.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            cases++;
+            if (text.Contains('\n')) multiLine++;
+            int[] ids = tokenizer.Encode(text, addBos: false);
+            if (!ids.SequenceEqual(expected))
+                mismatches.Add($"{JsonSerializer.Serialize(text)}: expected [{string.Join(',', expected)}], got [{string.Join(',', ids)}]");
+            else if (tokenizer.Decode(ids) != text)
+                mismatches.Add($"{JsonSerializer.Serialize(text)} does not round-trip");
+        }
+        Assert.True(cases >= 200 && multiLine >= 100, $"{cases} cases, {multiLine} multi-line");
+        Assert.Empty(mismatches);
+    }
+
+    [Fact]
+    public void KangarooGreedyGivesTheVanillaTokensAndAcceptsDrafts()
+    {
+        using var model = LanguageModel.Load(DemoDirectory, new ModelLoadOptions { Backend = new CpuBackend() });
+        var vanilla = model.Generate(Prompt, new GenerationOptions { MaxNewTokens = 64, StopAtEndOfSequence = false });
+        var kangaroo = model.Generate(Prompt, new GenerationOptions { MaxNewTokens = 64, StopAtEndOfSequence = false, Speculation = new KangarooOptions() });
+
+        Assert.Equal(vanilla.TokenIds, kangaroo.TokenIds);
+        Assert.Equal(vanilla.Text, kangaroo.Text);
+        var stats = kangaroo.Speculation ?? throw new Xunit.Sdk.XunitException("no speculation stats");
+        Assert.True(stats.MeanAcceptedPerRound > 1.2, $"mean accepted tokens per round {stats.MeanAcceptedPerRound}");
+        // A trained code model continues a function header with an indented body.
+        Assert.Matches(IndentedLine(), vanilla.Text);
+    }
+
+    [Fact]
+    public void CliWithoutModelUsesTheDemoModelAndPrintsKangarooStats()
+    {
+        var vanilla = CliRunner.AssertSuccess(CliRunner.Run("generate", "--max-tokens", "32", "--ignore-eos", Prompt));
+        var kangaroo = CliRunner.AssertSuccess(CliRunner.Run("generate", "--max-tokens", "32", "--ignore-eos", "--kangaroo", Prompt));
+        Assert.Equal(vanilla.Stdout, kangaroo.Stdout);
+        Assert.Contains(kangaroo.StderrLines, l => l.StartsWith("[kangaroo] exit layer 2/", StringComparison.Ordinal));
+    }
+
+    [GeneratedRegex(@"\n(    |\t)\S")]
+    private static partial Regex IndentedLine();
+}
