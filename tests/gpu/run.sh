@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the GPU machine checks and times, in one command (from the repository root there, after
-# ../shared/device/prepare.sh src/Kangaroo.Cli/Kangaroo.Cli.csproj tests/Kangaroo.Tests/Kangaroo.Tests.csproj here):
+# tests/gpu/prepare.sh here):
 #
 #   . .device/env.sh && bash tests/gpu/run.sh [quick]
 #
@@ -11,6 +11,10 @@ set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-out}
 mkdir -p "$OUT"
 kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
+# prepare.sh leaves the demo model out of .device (the tree carries it once); the CLI and the tests find it next to themselves.
+for program in Kangaroo.Cli Kangaroo.Tests; do
+  [ -d .device/$program/models/demo ] || { mkdir -p .device/$program/models && cp -r models/demo .device/$program/models/; }
+done
 status=0
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
