@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Kangaroo.Backends;
 using Kangaroo.Diagnostics;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
@@ -18,6 +19,8 @@ internal static class BenchCommand
         Times the steps decoding is made of, at a filled context: one vanilla decode step (all layers + LM head),
         verification of k tokens (layers [ℓ, L) over k rows + LM head), and one Kangaroo draft step (layers [0, ℓ) +
         adapter + LM head; needs an adapter). Medians over repetitions after a warm-up. No tokenizer needed.
+        With --prompts, also end to end: each prompt generated greedily, vanilla and Kangaroo, on the same backend —
+        decode tok/s and speedup, tokens per round, acceptance, draft vs verify time, and whether the outputs agree.
 
         Options:
           --model DIR          Model directory (default: the demo model installed with kangaroo)
@@ -28,14 +31,24 @@ internal static class BenchCommand
           --exit-layer L       ℓ for the verify and draft steps (default: the adapter's, else 2)
           --adapter DIR        Adapter for the draft step (default: the model's kangaroo-adapter/ if present)
           --kernels            Also time each op at the model's shapes (1 and 8 rows), with bytes moved and GB/s
+          --prompts FILE       End to end over the "prompt" of each JSON line (e.g. bench/data/prompts.jsonl)
+          --prompt-count N     Only the first N prompts (default: all)
+          --max-tokens N       New tokens per prompt, end to end (default 128; EOS ends a prompt earlier)
+          --draft-steps G      Kangaroo's γ, end to end (default 6)
+          --threshold T        Kangaroo's η, end to end (default 0.6)
+          --no-steps           Skip the step timings (with --prompts)
           --json FILE          Also write the figures as JSON
+          --markdown FILE      Also write the figures as a markdown table
           --verbose            Stack traces with errors
           --help               This text
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var a = new Arguments(args, ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json"], ["help", "verbose", "kernels"]);
+        var a = new Arguments(args,
+            ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
+             "max-tokens", "draft-steps", "threshold"],
+            ["help", "verbose", "kernels", "no-steps"]);
         if (a.Flag("help"))
         {
             stdout.WriteLine(Help);
@@ -47,8 +60,42 @@ internal static class BenchCommand
         if (context < 1) throw new UsageException($"--context must be at least 1, got {context}");
         if (repetitions < 1) throw new UsageException($"--repetitions must be at least 1, got {repetitions}");
 
+        string? promptsPath = a.String("prompts");
+        int maxTokens = a.Int("max-tokens") ?? 128;
+        if (maxTokens < 1) throw new UsageException($"--max-tokens must be at least 1, got {maxTokens}");
+        int? promptCount = a.Int("prompt-count");
+        if (promptCount is < 1) throw new UsageException($"--prompt-count must be at least 1, got {promptCount}");
+        bool steps = !a.Flag("no-steps");
+        if (!steps && promptsPath is null) throw new UsageException("--no-steps leaves nothing to do without --prompts");
+        var speculation = new KangarooOptions
+        {
+            ExitLayer = a.Int("exit-layer"),
+            MaxDraftSteps = a.Int("draft-steps") ?? 6,
+            Threshold = a.Float("threshold") ?? 0.6f,
+        };
+        IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
+
         string directory = Cli.ResolveModelDirectory(a.String("model"));
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"), stderr);
+        var inv = CultureInfo.InvariantCulture;
+        var json = new Dictionary<string, object?> { ["backend"] = backend.Name, ["device"] = backend.DeviceName, ["model"] = Path.GetFullPath(directory) };
+        var markdown = new StringWriter { NewLine = "\n" };
+        stdout.WriteLine($"backend:      {backend.Name}: {backend.DeviceName}");
+        markdown.WriteLine($"Backend: {backend.Name}: {backend.DeviceName}; model: {Path.GetFullPath(directory)}");
+        markdown.WriteLine();
+        if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
+        if (prompts is not null) EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown);
+
+        if (a.String("json") is { } jsonPath)
+            File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
+        if (a.String("markdown") is { } markdownPath)
+            File.WriteAllText(markdownPath, markdown.ToString());
+        return Cli.Success;
+    }
+
+    private static void StepTimings(Arguments a, string directory, IComputeBackend backend, int context, int repetitions, TextWriter stdout,
+        Dictionary<string, object?> json, StringWriter markdown)
+    {
         using var model = LlamaModel.Load(directory, backend);
         string? adapterDirectory = a.String("adapter") ?? KangarooAdapter.BundledDirectory(directory);
         using var adapter = adapterDirectory is null ? null : KangarooAdapter.Load(adapterDirectory, model);
@@ -59,17 +106,28 @@ internal static class BenchCommand
         var t = StepBenchmark.Run(model, adapter, context, exitLayer, repetitions);
         var inv = CultureInfo.InvariantCulture;
         double weightGb = model.WeightBytes / 1e9;
-        stdout.WriteLine($"backend:      {backend.Name}: {backend.DeviceName}");
         stdout.WriteLine(string.Create(inv, $"model:        {Path.GetFullPath(directory)}: {model.Config.NumLayers} layers, hidden {model.Config.HiddenSize}, {weightGb:F3} GB of weights"));
         stdout.WriteLine(string.Create(inv, $"context:      {context} positions, exit layer {exitLayer}, median of {repetitions}"));
         stdout.WriteLine(string.Create(inv, $"decode step:  {t.FullStepMs:F3} ms ({1000 / t.FullStepMs:F1} tok/s; weights read at {weightGb / t.FullStepMs * 1000:F1} GB/s)"));
+        markdown.WriteLine(string.Create(inv, $"Steps at context {context}, exit layer {exitLayer}, median of {repetitions}:"));
+        markdown.WriteLine();
+        markdown.WriteLine("| step | ms | relative |");
+        markdown.WriteLine("| --- | --- | --- |");
+        markdown.WriteLine(string.Create(inv, $"| decode (all {model.Config.NumLayers} layers + LM head) | {t.FullStepMs:F3} | 1 |"));
         double verify1 = t.VerifyMs[1];
         foreach (var (rows, ms) in t.VerifyMs)
+        {
             stdout.WriteLine(string.Create(inv, $"verify {rows,2}:    {ms:F3} ms ({ms / verify1:F2} × verify 1)"));
+            markdown.WriteLine(string.Create(inv, $"| verify {rows} (layers [{exitLayer}, {model.Config.NumLayers}) + LM head) | {ms:F3} | {ms / verify1:F2} × verify 1 |"));
+        }
         if (t.DraftStepMs is double draft)
+        {
             stdout.WriteLine(string.Create(inv, $"draft step:   {draft:F3} ms ({draft / t.FullStepMs:F3} × a decode step)"));
+            markdown.WriteLine(string.Create(inv, $"| draft (layers [0, {exitLayer}) + adapter + LM head) | {draft:F3} | {draft / t.FullStepMs:F3} × decode |"));
+        }
         else
             stdout.WriteLine("draft step:   (no adapter)");
+        markdown.WriteLine();
 
         IReadOnlyList<OpTiming>? ops = null;
         if (a.Flag("kernels"))
@@ -77,28 +135,82 @@ internal static class BenchCommand
             ops = OpBenchmark.Run(model, context, [1, 8]);
             stdout.WriteLine();
             stdout.WriteLine($"{"op",-18} {"shape",-44} {"µs",10} {"MB moved",10} {"GB/s",9}");
+            markdown.WriteLine("| op | shape | µs | MB moved | GB/s |");
+            markdown.WriteLine("| --- | --- | --- | --- | --- |");
             foreach (var op in ops)
+            {
                 stdout.WriteLine(string.Create(inv, $"{op.Op,-18} {op.Shape,-44} {op.Microseconds,10:F2} {op.Bytes / 1e6,10:F2} {op.GigabytesPerSecond,9:F1}"));
+                markdown.WriteLine(string.Create(inv, $"| {op.Op} | {op.Shape} | {op.Microseconds:F2} | {op.Bytes / 1e6:F2} | {op.GigabytesPerSecond:F1} |"));
+            }
+            markdown.WriteLine();
         }
 
-        if (a.String("json") is { } jsonPath)
+        json["layers"] = model.Config.NumLayers;
+        json["weight_bytes"] = model.WeightBytes;
+        json["context"] = context;
+        json["exit_layer"] = exitLayer;
+        json["decode_step_ms"] = t.FullStepMs;
+        json["verify_ms"] = t.VerifyMs.ToDictionary(p => p.Key.ToString(inv), p => p.Value);
+        json["draft_step_ms"] = t.DraftStepMs;
+        json["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList();
+    }
+
+    private static void EndToEnd(string directory, IComputeBackend backend, IReadOnlyList<string> prompts, int maxTokens,
+        KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown)
+    {
+        using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
+        if (model.Adapter is null)
+            throw new UsageException($"{directory} has no kangaroo-adapter/ (pass --adapter DIR): the end-to-end comparison needs one");
+        speculation.Validate(model.Config.NumLayers);
+        var progress = new Progress<int>(done => stderr.Write($"\rend to end: {done}/{prompts.Count} prompts"));
+        var r = EndToEndBenchmark.Run(model, prompts, maxTokens, speculation, progress);
+        stderr.Write("\r" + new string(' ', 40) + "\r");
+
+        var inv = CultureInfo.InvariantCulture;
+        var (v, k, s) = (r.Vanilla, r.Kangaroo, r.Speculation);
+        double vanillaRate = v.DecodeTokensPerSecond(r.Prompts), kangarooRate = k.DecodeTokensPerSecond(r.Prompts);
+        stdout.WriteLine();
+        stdout.WriteLine(string.Create(inv, $"end to end:   {r.Prompts} prompts × ≤ {maxTokens} new tokens, greedy; exit layer {r.ExitLayer}, draft steps {speculation.MaxDraftSteps}, threshold {speculation.Threshold}"));
+        stdout.WriteLine(string.Create(inv, $"  vanilla:    {v.NewTokens} tokens, decode {vanillaRate:F1} tok/s (with prompts {v.TokensPerSecond:F1} tok/s)"));
+        stdout.WriteLine(string.Create(inv, $"  kangaroo:   {k.NewTokens} tokens, decode {kangarooRate:F1} tok/s (with prompts {k.TokensPerSecond:F1} tok/s): {r.Speedup:F2} × vanilla"));
+        stdout.WriteLine(string.Create(inv, $"  rounds:     {s.MeanAcceptedPerRound:F2} tokens per round, {s.AcceptanceRate:P1} of {s.Drafted} drafts accepted; draft {s.DraftTime.TotalSeconds:F2} s, verify {s.VerifyTime.TotalSeconds:F2} s"));
+        stdout.WriteLine($"  outputs:    {(r.AllIdentical ? "identical" : "DIFFERENT")} on {r.IdenticalOutputs} of {r.Prompts} prompts");
+
+        markdown.WriteLine(string.Create(inv, $"End to end: {r.Prompts} prompts, up to {maxTokens} new tokens each, greedy; exit layer {r.ExitLayer}, γ = {speculation.MaxDraftSteps}, η = {speculation.Threshold}:"));
+        markdown.WriteLine();
+        markdown.WriteLine("| | vanilla | Kangaroo |");
+        markdown.WriteLine("| --- | --- | --- |");
+        markdown.WriteLine($"| new tokens | {v.NewTokens} | {k.NewTokens} |");
+        markdown.WriteLine(string.Create(inv, $"| decode tok/s | {vanillaRate:F1} | {kangarooRate:F1} ({r.Speedup:F2} ×) |"));
+        markdown.WriteLine(string.Create(inv, $"| tok/s with prompts | {v.TokensPerSecond:F1} | {k.TokensPerSecond:F1} |"));
+        markdown.WriteLine(string.Create(inv, $"| tokens per round | — | {s.MeanAcceptedPerRound:F2} |"));
+        markdown.WriteLine(string.Create(inv, $"| drafts accepted | — | {s.AcceptanceRate:P1} of {s.Drafted} |"));
+        markdown.WriteLine(string.Create(inv, $"| draft / verify time | — | {s.DraftTime.TotalSeconds:F2} s / {s.VerifyTime.TotalSeconds:F2} s |"));
+        markdown.WriteLine($"| identical outputs | {r.IdenticalOutputs} of {r.Prompts} | |");
+
+        json["end_to_end"] = new Dictionary<string, object?>
         {
-            var json = new Dictionary<string, object?>
-            {
-                ["backend"] = backend.Name,
-                ["device"] = backend.DeviceName,
-                ["model"] = Path.GetFullPath(directory),
-                ["layers"] = model.Config.NumLayers,
-                ["weight_bytes"] = model.WeightBytes,
-                ["context"] = context,
-                ["exit_layer"] = exitLayer,
-                ["decode_step_ms"] = t.FullStepMs,
-                ["verify_ms"] = t.VerifyMs.ToDictionary(p => p.Key.ToString(inv), p => p.Value),
-                ["draft_step_ms"] = t.DraftStepMs,
-                ["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList(),
-            };
-            File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
-        }
-        return Cli.Success;
+            ["prompts"] = r.Prompts,
+            ["max_new_tokens"] = maxTokens,
+            ["exit_layer"] = r.ExitLayer,
+            ["draft_steps"] = speculation.MaxDraftSteps,
+            ["threshold"] = speculation.Threshold,
+            ["vanilla_tokens"] = v.NewTokens,
+            ["vanilla_tok_s"] = vanillaRate,
+            ["vanilla_tok_s_with_prompts"] = v.TokensPerSecond,
+            ["kangaroo_tokens"] = k.NewTokens,
+            ["kangaroo_tok_s"] = kangarooRate,
+            ["kangaroo_tok_s_with_prompts"] = k.TokensPerSecond,
+            ["speedup"] = r.Speedup,
+            ["mean_accepted"] = s.MeanAcceptedPerRound,
+            ["acceptance_rate"] = s.AcceptanceRate,
+            ["rounds"] = s.Rounds,
+            ["drafted"] = s.Drafted,
+            ["accepted"] = s.Accepted,
+            ["draft_seconds"] = s.DraftTime.TotalSeconds,
+            ["verify_seconds"] = s.VerifyTime.TotalSeconds,
+            ["identical_outputs"] = r.AllIdentical,
+            ["identical_prompts"] = r.IdenticalOutputs,
+        };
     }
 }

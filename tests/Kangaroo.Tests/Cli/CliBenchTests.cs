@@ -1,0 +1,55 @@
+using System.Text.Json;
+using Xunit;
+using static Kangaroo.Tests.CommandLine.CliRunner;
+
+namespace Kangaroo.Tests.CommandLine;
+
+/// <summary><c>kangaroo bench --prompts</c>: the end-to-end comparison on the demo model (CPU), its JSON and markdown.</summary>
+public sealed class CliBenchTests
+{
+    [Fact]
+    public void EndToEndComparesVanillaAndKangarooAndWritesJsonAndMarkdown()
+    {
+        using var dir = new TestDirectory("cli-bench");
+        string prompts = dir.Combine("prompts.jsonl");
+        File.WriteAllLines(prompts,
+        [
+            JsonSerializer.Serialize(new { id = 0, prompt = "def fibonacci(n):" }),
+            "",
+            JsonSerializer.Serialize(new { id = 1, prompt = "import os\n\n\ndef main(argv):\n    path = argv[1]\n" }),
+            JsonSerializer.Serialize(new { id = 2, prompt = "class Stack:\n    def __init__(self):\n" }),
+        ]);
+        string json = dir.Combine("bench.json"), markdown = dir.Combine("bench.md");
+
+        var r = AssertSuccess(Run("bench", "--backend", "cpu", "--no-steps", "--prompts", prompts, "--prompt-count", "2", "--max-tokens", "16",
+            "--json", json, "--markdown", markdown));
+
+        Assert.Contains("end to end:   2 prompts × ≤ 16 new tokens, greedy; exit layer 2, draft steps 6, threshold 0.6", r.Stdout);
+        Assert.Contains("outputs:    identical on 2 of 2 prompts", r.Stdout);
+        Assert.DoesNotContain("decode step:", r.Stdout);
+        using var figures = JsonDocument.Parse(File.ReadAllText(json));
+        var e2e = figures.RootElement.GetProperty("end_to_end");
+        Assert.Equal(2, e2e.GetProperty("prompts").GetInt32());
+        Assert.True(e2e.GetProperty("identical_outputs").GetBoolean());
+        Assert.Equal(e2e.GetProperty("vanilla_tokens").GetInt32(), e2e.GetProperty("kangaroo_tokens").GetInt32());
+        Assert.True(e2e.GetProperty("mean_accepted").GetDouble() >= 1);
+        Assert.True(e2e.GetProperty("speedup").GetDouble() > 0);
+        string table = File.ReadAllText(markdown);
+        Assert.Contains("| identical outputs | 2 of 2 | |", table);
+        Assert.Contains("| decode tok/s |", table);
+    }
+
+    [Fact]
+    public void MissingOrMalformedPromptsAreBadInput()
+    {
+        using var dir = new TestDirectory("cli-bench-bad");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", dir.Combine("absent.jsonl")), "absent.jsonl", "not found");
+        string malformed = dir.Combine("malformed.jsonl");
+        File.WriteAllLines(malformed, ["{\"prompt\": \"def f():\"}", "{\"text\": 1}"]);
+        AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", malformed), "malformed.jsonl", "line 2", "\"prompt\"");
+        string notJson = dir.Combine("text.jsonl");
+        File.WriteAllText(notJson, "def f():\n");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", notJson), "text.jsonl", "line 1", "not JSON");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--no-steps"), "--no-steps");
+    }
+}
