@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using Kangaroo.Backends;
+
+namespace Kangaroo.Bench;
+
+/// <summary>
+/// What the benchmark methods record besides BenchmarkDotNet's wall clock: device time per call (GPU events) and the bytes
+/// each op must move. The benchmarks run in-process, so the columns read the same statics.
+/// </summary>
+public static class DeviceTimings
+{
+    private static readonly ConcurrentDictionary<CaseKey, ConcurrentBag<double>> Times = new();
+    private static readonly ConcurrentDictionary<CaseKey, long> Bytes = new();
+
+    public static void Add(CaseKey key, double microseconds) => Times.GetOrAdd(key, _ => []).Add(microseconds);
+
+    public static void SetBytes(CaseKey key, long bytes) => Bytes[key] = bytes;
+
+    public static double? MedianMicroseconds(CaseKey key)
+    {
+        if (!Times.TryGetValue(key, out var bag) || bag.IsEmpty) return null;
+        var sorted = bag.ToArray();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
+    }
+
+    public static long? BytesOf(CaseKey key) => Bytes.TryGetValue(key, out long b) ? b : null;
+
+    public static CaseKey KeyOf(BenchmarkCase c) => new(
+        c.Descriptor.WorkloadMethod.Name,
+        (string)c.Parameters["Backend"],
+        (string)c.Parameters["Shape"],
+        (int)c.Parameters["Rows"]);
+}
+
+/// <summary>
+/// Each backend's memory ceiling, measured once at setup: a 256 MiB buffer copied on the device (bytes read + written,
+/// timed on the device where the backend can). A matmul's GB/s is read-dominated, so this is the reference to hold it
+/// against, not a bound it cannot pass.
+/// </summary>
+public static class Ceilings
+{
+    private static readonly ConcurrentDictionary<string, double> CopyGigabytesPerSecond = new();
+
+    public static void Measure(string name, IComputeBackend backend)
+    {
+        if (CopyGigabytesPerSecond.ContainsKey(name)) return;
+        const int floats = 64 << 20;
+        using var source = backend.Allocate(floats);
+        using var destination = backend.Allocate(floats);
+        void Copy() => backend.Copy(source, 0, destination, 0, floats);
+        Copy();
+        backend.Synchronize();
+        var times = new double[5];
+        for (int i = 0; i < times.Length; i++)
+        {
+            if (backend is IDeviceTimer timer)
+                times[i] = timer.TimeOnDevice(Copy);
+            else
+            {
+                long start = Stopwatch.GetTimestamp();
+                Copy();
+                backend.Synchronize();
+                times[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+        }
+        Array.Sort(times);
+        CopyGigabytesPerSecond[name] = 2.0 * floats * sizeof(float) / (times[times.Length / 2] * 1e3);
+    }
+
+    public static double? Of(string name) => CopyGigabytesPerSecond.TryGetValue(name, out double v) ? v : null;
+}
+
+/// <summary>The extra columns: device µs, MB moved, GB/s (device time where there is one) and that as a share of the copy ceiling.</summary>
+public sealed class DeviceColumn(string name, string legend, Func<Summary, BenchmarkCase, string> value) : IColumn
+{
+    public static readonly IColumn[] All =
+    [
+        new DeviceColumn("Device µs", "Median device time of one call (CUDA events); '-' where the backend has no device timer",
+            (_, c) => DeviceTimings.MedianMicroseconds(DeviceTimings.KeyOf(c)) is double us ? us.ToString("F2", CultureInfo.InvariantCulture) : "-"),
+        new DeviceColumn("MB moved", "Bytes the op must move at least (weights or KV cache read, activations in and out)",
+            (_, c) => DeviceTimings.BytesOf(DeviceTimings.KeyOf(c)) is long b ? (b / 1e6).ToString("F2", CultureInfo.InvariantCulture) : "-"),
+        new DeviceColumn("GB/s", "MB moved over device time, or over the mean wall time where there is no device timer",
+            (s, c) => Rate(s, c) is double gb ? gb.ToString("F1", CultureInfo.InvariantCulture) : "-"),
+        new DeviceColumn("% of copy", "GB/s as a share of the backend's measured device-to-device copy bandwidth (read + write)",
+            (s, c) => Rate(s, c) is double gb && Ceilings.Of((string)c.Parameters["Backend"]) is double ceiling
+                ? (100 * gb / ceiling).ToString("F0", CultureInfo.InvariantCulture) + "%" : "-"),
+    ];
+
+    private static double? Rate(Summary summary, BenchmarkCase c)
+    {
+        var key = DeviceTimings.KeyOf(c);
+        if (DeviceTimings.BytesOf(key) is not long bytes) return null;
+        double? microseconds = DeviceTimings.MedianMicroseconds(key) ?? summary[c]?.ResultStatistics?.Mean / 1e3;
+        return microseconds is > 0 ? bytes / (microseconds.Value * 1e3) : null;
+    }
+
+    public string Id => nameof(DeviceColumn) + "." + ColumnName;
+    public string ColumnName => name;
+    public string Legend => legend;
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => 0;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public bool IsAvailable(Summary summary) => true;
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => value(summary, benchmarkCase);
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) => value(summary, benchmarkCase);
+}
