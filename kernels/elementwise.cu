@@ -119,3 +119,17 @@ extern "C" __global__ void rope_store_kv_f32(float* q, float* k, const float* v,
 {
     rope_store_kv_impl(q, k, v, positions, inverse_frequencies, kc, vc, slots, rows, heads, kv_heads, head_dim, layer_offset);
 }
+
+// Read-bandwidth probe: sums a large buffer (16-byte loads, grid-stride), one partial sum per warp. Only the bytes read
+// matter; the sums are written so that the loads cannot be optimized away.
+extern "C" __global__ void read_sum(const f32x4* data, long long vectors, float* partials)
+{
+    float sum = 0.0f;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += (long long)gridDim.x * blockDim.x)
+    {
+        f32x4 v = data[i];
+        sum += (v.x + v.y) + (v.z + v.w);
+    }
+    sum = warp_sum(sum);
+    if (threadIdx.x % WARP_SIZE == 0) partials[((long long)blockIdx.x * blockDim.x + threadIdx.x) / WARP_SIZE] = sum;
+}

@@ -14,7 +14,7 @@ namespace Kangaroo.Backends.Cpu;
 /// Parallel paths live in separate methods so that the closure Parallel.For needs is not allocated when a
 /// call runs inline (the one-row decode step, or <c>threads = 1</c>).
 /// </remarks>
-public sealed class CpuBackend : IComputeBackend
+public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
 {
     /// <summary>MatMul work items per thread: enough to balance uneven progress, few enough to stay cheap.</summary>
     private const int ChunksPerThread = 4;
@@ -467,6 +467,37 @@ public sealed class CpuBackend : IComputeBackend
             tokens[r] = best;
             probabilities[r] = 1f / sum;
         }
+    }
+
+    /// <summary>
+    /// Main-memory bandwidth with this backend's threads: a copy and a sum (TensorPrimitives) of <paramref name="bytes"/>,
+    /// split in one chunk per thread, each the median of 5 runs after a warm-up.
+    /// </summary>
+    public BandwidthFigures MeasureBandwidth(long bytes = 1L << 30)
+    {
+        int floats = (int)Math.Clamp(bytes / sizeof(float), _threads * 1024L, Array.MaxLength / 2);
+        var source = GC.AllocateUninitializedArray<float>(floats);
+        var destination = GC.AllocateUninitializedArray<float>(floats);
+        source.AsSpan().Fill(1f);
+        int chunk = (floats + _threads - 1) / _threads;
+        var sums = new float[_threads];
+        double Median(Action<int> part)
+        {
+            var times = new double[6];
+            for (int i = 0; i < times.Length; i++)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                Parallel.For(0, _threads, _parallelOptions, part);
+                times[i] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+            Array.Sort(times, 1, times.Length - 1);   // times[0] is the warm-up
+            return times[1 + (times.Length - 1) / 2];
+        }
+        Span<float> Part(float[] array, int t) => array.AsSpan(t * chunk, Math.Max(0, Math.Min(chunk, floats - t * chunk)));
+        double copy = Median(t => Part(source, t).CopyTo(Part(destination, t)));
+        double read = Median(t => sums[t] = TensorPrimitives.Sum<float>(Part(source, t)));
+        long moved = (long)floats * sizeof(float);
+        return new BandwidthFigures(2.0 * moved / (copy * 1e3), moved / (read * 1e3), moved);
     }
 
     public void Synchronize()

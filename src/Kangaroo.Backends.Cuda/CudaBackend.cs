@@ -16,7 +16,7 @@ namespace Kangaroo.Backends.Cuda;
 /// at once.
 /// </para>
 /// </summary>
-public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer
+public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, IBandwidthProbe
 {
     private const int ElementwiseThreads = 256;
     private const int NormThreads = 1024;
@@ -539,6 +539,35 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer
     public void Synchronize()
     {
         lock (_gate) _stream.Synchronize();
+    }
+
+    /// <summary>A device-to-device copy (cuMemcpyDtoDAsync) and the read_sum kernel over <paramref name="bytes"/>, each the median of 5 timed runs.</summary>
+    public BandwidthFigures MeasureBandwidth(long bytes = 1L << 30)
+    {
+        long vectors = Math.Max(1, bytes / 16);
+        bytes = vectors * 16;
+        const int threads = 256;
+        uint blocks = (uint)(_device.MultiprocessorCount * 8);
+        using var source = AllocateBytes(bytes, "bandwidth probe");
+        using var destination = AllocateBytes(bytes, "bandwidth probe");
+        using var partials = AllocateBytes(blocks * (threads / 32) * sizeof(float), "bandwidth probe");
+        void Copy() { lock (_gate) destination.CopyFromDeviceAsync(source, _stream, bytes, 0, 0); }
+        void Read()
+        {
+            var args = new KernelArguments();
+            args.Add(source); args.Add(vectors); args.Add(partials);
+            Launch(_kernels["read_sum"], blocks, threads, args);
+        }
+        double Median(Action work)
+        {
+            TimeOnDevice(work);   // warm-up
+            var times = new double[5];
+            for (int i = 0; i < times.Length; i++) times[i] = TimeOnDevice(work);
+            Array.Sort(times);
+            return times[times.Length / 2];
+        }
+        double copyMicroseconds = Median(Copy), readMicroseconds = Median(Read);
+        return new BandwidthFigures(2.0 * bytes / (copyMicroseconds * 1e3), bytes / (readMicroseconds * 1e3), bytes);
     }
 
     private CudaEvent? _timerStart, _timerEnd;

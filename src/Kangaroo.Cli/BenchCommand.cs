@@ -82,6 +82,17 @@ internal static class BenchCommand
         var markdown = new StringWriter { NewLine = "\n" };
         stdout.WriteLine($"backend:      {backend.Name}: {backend.DeviceName}");
         markdown.WriteLine($"Backend: {backend.Name}: {backend.DeviceName}; model: {Path.GetFullPath(directory)}");
+        if (backend is IBandwidthProbe probe)
+        {
+            // The ceilings the figures below are held against: 1 GiB on a GPU, 256 MiB (past any cache) on the CPU.
+            var b = probe.MeasureBandwidth(backend.Name == "cpu" ? 256L << 20 : 1L << 30);
+            string line = string.Create(inv, $"copy {b.CopyGigabytesPerSecond:F1} GB/s (read + write), read {b.ReadGigabytesPerSecond:F1} GB/s ({b.Bytes >> 20} MiB buffers)");
+            stdout.WriteLine($"memory:       {line}");
+            markdown.WriteLine();
+            markdown.WriteLine($"Memory: {line}.");
+            json["copy_tb_s"] = b.CopyGigabytesPerSecond / 1000;
+            json["read_tb_s"] = b.ReadGigabytesPerSecond / 1000;
+        }
         markdown.WriteLine();
         if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
         if (prompts is not null) EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown);

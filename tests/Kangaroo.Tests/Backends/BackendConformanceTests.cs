@@ -354,6 +354,23 @@ public abstract class BackendConformanceTests : IDisposable
         AssertBitwiseEqual(plain.Attended, fusedRun.Attended, "attention over the stored keys and values");
     }
 
+    // ---------------------------------------------------------------- Bandwidth probe
+
+    [Fact]
+    public void BandwidthProbe_GivesPlausibleFigures()
+    {
+        if (Backend is not IBandwidthProbe probe)
+        {
+            Assert.Skip($"the {Backend.Name} backend has no bandwidth probe (an optional capability)");
+            return;
+        }
+        var figures = probe.MeasureBandwidth(64L << 20);
+        Assert.InRange(figures.Bytes, 60L << 20, 64L << 20);
+        // Between a slow laptop's memory and ten times an H200's.
+        Assert.InRange(figures.CopyGigabytesPerSecond, 0.5, 50_000);
+        Assert.InRange(figures.ReadGigabytesPerSecond, 0.5, 50_000);
+    }
+
     // ---------------------------------------------------------------- Rope
 
     [Fact]

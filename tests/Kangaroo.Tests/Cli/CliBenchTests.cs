@@ -27,7 +27,10 @@ public sealed class CliBenchTests
         Assert.Contains("end to end:   2 prompts × ≤ 16 new tokens, greedy; exit layer 2, draft steps 6, threshold 0.6", r.Stdout);
         Assert.Contains("outputs:    identical on 2 of 2 prompts", r.Stdout);
         Assert.DoesNotContain("decode step:", r.Stdout);
+        Assert.Matches(@"memory:       copy \d+\.\d GB/s \(read \+ write\), read \d+\.\d GB/s \(256 MiB buffers\)", r.Stdout);
         using var figures = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.True(figures.RootElement.GetProperty("read_tb_s").GetDouble() > 0);
+        Assert.True(figures.RootElement.GetProperty("copy_tb_s").GetDouble() > 0);
         var e2e = figures.RootElement.GetProperty("end_to_end");
         Assert.Equal(2, e2e.GetProperty("prompts").GetInt32());
         Assert.True(e2e.GetProperty("identical_outputs").GetBoolean());

@@ -13,7 +13,7 @@ public class KernelSourceTests
         "store_kv_f16", "store_kv_f32", "attention_partial_f16", "attention_partial_f32", "attention_partial_f16_wide", "attention_partial_f32_wide",
         "attention_partial_f16_r1", "attention_partial_f32_r1", "attention_partial_f16_wide_r1", "attention_partial_f32_wide_r1", "attention_combine", "silu_mul",
         "matmul_silu_f32", "matmul_silu_f16", "matmul_silu_bf16", "matmul_silu_f32_r1", "matmul_silu_f16_r1", "matmul_silu_bf16_r1",
-        "rope_store_kv_f16", "rope_store_kv_f32", "argmax_probability", "tree_accept_path", "tree_compact_kv_f16", "tree_compact_kv_f32",
+        "rope_store_kv_f16", "rope_store_kv_f32", "read_sum", "argmax_probability", "tree_accept_path", "tree_compact_kv_f16", "tree_compact_kv_f32",
     ];
 
     [Fact]
