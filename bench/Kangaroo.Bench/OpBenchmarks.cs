@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Kangaroo.Backends;
+using Kangaroo.Diagnostics;
 using Kangaroo.Model;
 
 namespace Kangaroo.Bench;
@@ -81,7 +82,7 @@ public class OpBenchmarks
 
     [Benchmark(Description = "matmul down_proj")]
     public void MatMulDown() =>
-        Measure(nameof(MatMulDown), F.Layer.DownProjection.ByteLength, () => F.Backend.MatMul(F.WideInput, F.Layer.DownProjection, F.Workspace.Delta, Rows));
+        Measure(nameof(MatMulDown), F.Layer.DownProjection.ByteLength, () => F.Backend.MatMul(F.Input, F.Layer.DownProjection, F.Workspace.Delta, Rows));
 
     [Benchmark(Description = "matmul lm_head")]
     public void MatMulLmHead() =>
@@ -133,7 +134,7 @@ public class OpBenchmarks
 /// <summary>One benchmark case: which op, on which backend, at which shape and row count.</summary>
 public readonly record struct CaseKey(string Method, string Backend, string Shape, int Rows);
 
-/// <summary>A model, its first layer, a workspace, a KV cache filled to the context, and random inputs.</summary>
+/// <summary>A backend, a model and its first layer, and the op fixture (workspace, filled KV cache, random inputs).</summary>
 internal sealed class ModelFixture : IDisposable
 {
     private readonly string? _temporaryDirectory;
@@ -158,45 +159,24 @@ internal sealed class ModelFixture : IDisposable
         else throw new ArgumentOutOfRangeException(nameof(shape), shape, "demo or llama7b");
 
         Model = LlamaModel.Load(directory, Backend);
-        var c = Model.Config;
         Layer = Model.Layers[0];
-        Cache = Model.CreateCache(context + rows);
-        Workspace = Model.CreateWorkspace(Math.Max(rows, 2));
-        var random = new Random(3);
-        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        Input = Backend.Allocate(rows * c.HiddenSize);
-        WideInput = Backend.Allocate(rows * c.IntermediateSize);
-        Backend.Upload(Values(Input.Length), Input);
-        Backend.Upload(Values(WideInput.Length), WideInput);
-        Backend.Upload(Values(rows * c.HiddenSize), Workspace.Hidden);
-        Backend.Upload(Values(rows * c.HiddenSize), Workspace.Delta);
-        Backend.Upload(Values(rows * c.QueryWidth), Workspace.Queries);
-        Backend.Upload(Values(rows * c.KvWidth), Workspace.Keys);
-        Backend.Upload(Values(rows * c.KvWidth), Workspace.Values);
-        for (int start = 0; start < context; start += Workspace.MaxRows)
-        {
-            int n = Math.Min(Workspace.MaxRows, context - start);
-            Model.SetPositions(Workspace, start, n);
-            Backend.StoreKv(Cache.Storage, 0, Workspace.Keys, Workspace.Values, Workspace.Positions, n);
-        }
-        Model.SetPositions(Workspace, context, rows);
-        Backend.Synchronize();
+        _ops = new OpFixture(Model, rows, context);
     }
+
+    private readonly OpFixture _ops;
 
     public IComputeBackend Backend { get; }
     public LlamaModel Model { get; }
     public LlamaModel.LayerWeights Layer { get; }
-    public KvCache Cache { get; }
-    public ForwardWorkspace Workspace { get; }
-    public ComputeBuffer Input { get; }
-    public ComputeBuffer WideInput { get; }
+    public KvCache Cache => _ops.Cache;
+    public ForwardWorkspace Workspace => _ops.Workspace;
+
+    /// <summary>Random rows as wide as any matmul's input (hidden or intermediate columns).</summary>
+    public ComputeBuffer Input => _ops.Input;
 
     public void Dispose()
     {
-        Input.Dispose();
-        WideInput.Dispose();
-        Workspace.Dispose();
-        Cache.Dispose();
+        _ops.Dispose();
         Model.Dispose();
         Backend.Dispose();
         if (_temporaryDirectory is not null) Directory.Delete(_temporaryDirectory, recursive: true);

@@ -339,6 +339,22 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         Launch(kernel, MatMulGrid(kernel, (g.Rows + half - 1) / half), MatMulThreads, args);
     }
 
+    private static void CheckRotary(CudaWeight frequencies, int headDim)
+    {
+        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
+        if (frequencies.DType != DType.F32 || (long)frequencies.Rows * frequencies.Columns < headDim / 2)
+            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", "inverseFrequencies");
+    }
+
+    private static void CheckStore(CudaKvCache kv, int layer, CudaActivations keys, CudaActivations values, CudaIndices slots, int rows)
+    {
+        CheckLayer(kv, layer);
+        CheckRows(rows, slots.Length, nameof(slots));
+        CheckExtent(keys.Length, rows, kv.KvWidth, nameof(keys));
+        CheckExtent(values.Length, rows, kv.KvWidth, nameof(values));
+        CheckPositions(slots.Host, rows, kv.Capacity, nameof(slots));
+    }
+
     private void CheckMatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows, string outputName)
     {
         if (ReferenceEquals(x, y)) throw new ArgumentException("MatMul cannot write its output over its input", outputName);
@@ -395,9 +411,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         var v = AsCuda(x);
         var p = AsCuda(positions);
         var f = AsCuda(inverseFrequencies);
-        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
-        if (f.DType != DType.F32 || (long)f.Rows * f.Columns < headDim / 2)
-            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", nameof(inverseFrequencies));
+        CheckRotary(f, headDim);
         CheckRows(rows, p.Length, nameof(positions));
         CheckExtent(v.Length, rows, (long)heads * headDim, nameof(x));
         if (rows == 0) return;
@@ -412,11 +426,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         var k = AsCuda(keys);
         var v = AsCuda(values);
         var s = AsCuda(slots);
-        CheckLayer(kv, layer);
-        CheckRows(rows, s.Length, nameof(slots));
-        CheckExtent(k.Length, rows, kv.KvWidth, nameof(keys));
-        CheckExtent(v.Length, rows, kv.KvWidth, nameof(values));
-        CheckPositions(s.Host, rows, kv.Capacity, nameof(slots));
+        CheckStore(kv, layer, k, v, s, rows);
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(kv.Keys); args.Add(kv.Values); args.Add(k.Memory); args.Add(v.Memory); args.Add(s.Memory);
@@ -429,17 +439,11 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     {
         var (q, k, v) = (AsCuda(queries), AsCuda(keys), AsCuda(values));
         var (p, s, f, kv) = (AsCuda(positions), AsCuda(slots), AsCuda(inverseFrequencies), AsCuda(cache));
-        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
-        if (f.DType != DType.F32 || (long)f.Rows * f.Columns < headDim / 2)
-            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", nameof(inverseFrequencies));
-        CheckLayer(kv, layer);
+        CheckRotary(f, headDim);
         CheckAttentionShape(kv, heads, kvHeads, headDim);
         CheckRows(rows, p.Length, nameof(positions));
-        CheckRows(rows, s.Length, nameof(slots));
         CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
-        CheckExtent(k.Length, rows, kv.KvWidth, nameof(keys));
-        CheckExtent(v.Length, rows, kv.KvWidth, nameof(values));
-        CheckPositions(s.Host, rows, kv.Capacity, nameof(slots));
+        CheckStore(kv, layer, k, v, s, rows);
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(q.Memory); args.Add(k.Memory); args.Add(v.Memory); args.Add(p.Memory); args.Add(f.Memory);

@@ -21,33 +21,14 @@ public static class OpBenchmark
     {
         var b = model.Backend;
         var c = model.Config;
-        int maxRows = rowCounts.Max();
         var results = new List<OpTiming>();
-        using var cache = model.CreateCache(context + maxRows);
-        using var ws = model.CreateWorkspace(Math.Max(maxRows, 2));
+        using var fixture = new OpFixture(model, rowCounts.Max(), context);
+        var (cache, ws, x) = (fixture.Cache, fixture.Workspace, fixture.Input);
         var layer = model.Layers[0];
-        var random = new Random(3);
-        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        using var x = b.Allocate(maxRows * Math.Max(c.IntermediateSize, c.HiddenSize));
-        b.Upload(Values(x.Length), x);
-        b.Upload(Values(maxRows * c.HiddenSize), ws.Hidden);
-        b.Upload(Values(maxRows * c.HiddenSize), ws.Delta);
-        b.Upload(Values(maxRows * c.IntermediateSize), ws.Gate);
-        b.Upload(Values(maxRows * c.IntermediateSize), ws.Up);
-        b.Upload(Values(maxRows * c.QueryWidth), ws.Queries);
-        b.Upload(Values(maxRows * c.KvWidth), ws.Keys);
-        b.Upload(Values(maxRows * c.KvWidth), ws.Values);
-        // Fill the cache to the context so attention reads real keys.
-        for (int start = 0; start < context; start += ws.MaxRows)
-        {
-            int rows = Math.Min(ws.MaxRows, context - start);
-            model.SetPositions(ws, start, rows);
-            b.StoreKv(cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows);
-        }
 
         foreach (int rows in rowCounts)
         {
-            model.SetPositions(ws, context, rows);
+            fixture.SetRows(rows);
             void MatMul(string name, WeightTensor w, ComputeBuffer output) => results.Add(Time(b, $"matmul {name}", $"{rows}×{w.Columns} · {w.Rows}×{w.Columns}ᵀ",
                 w.ByteLength + 4L * rows * (w.Columns + w.Rows), callsPerBatch, batches, () => b.MatMul(x, w, output, rows)));
             // The ops a decode step runs, fused as the model calls them.
