@@ -2,7 +2,7 @@
 # Everything the GPU machine checks and times, in one command (from the repository root there, after
 # tests/gpu/prepare.sh here):
 #
-#   . .device/env.sh && bash tests/gpu/run.sh [quick]
+#   . .device/env.sh && bash tests/gpu/run.sh [quick | microbench]
 #
 # 1. the GPU's memory ceilings (PyTorch), 2. reference models + logits from Hugging Face transformers, 3. the whole test
 # suite with the GPU tests active (CUDA conformance, full-model parity with HF, Kangaroo = vanilla on CUDA),
@@ -11,10 +11,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-out}
 mkdir -p "$OUT"
 kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
-# prepare.sh leaves the demo model out of .device (the tree carries it once); the CLI and the tests find it next to themselves.
-for program in Kangaroo.Cli Kangaroo.Tests; do
-  [ -d .device/$program/models/demo ] || { mkdir -p .device/$program/models && cp -r models/demo .device/$program/models/; }
-done
+. tests/gpu/unpack.sh
 status=0
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -37,5 +34,10 @@ if [ "${1:-}" != "quick" ]; then
   rm -rf /tmp/l7b
   kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 | tail -2
   kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --kernels --json "$OUT/llama7b.json" | tee "$OUT/llama7b.txt" || status=1
+fi
+# On request (`run.sh microbench`): the BenchmarkDotNet microbenchmarks on the GPU backends, their markdown table to $OUT.
+if [ "${1:-}" = "microbench" ]; then
+  KANGAROO_BENCH_BACKENDS=cuda,ilgpu dotnet .device/Kangaroo.Bench/Kangaroo.Bench.dll --filter '*' --artifacts /tmp/bdn > "$OUT/microbench.log" 2>&1 || status=1
+  cp /tmp/bdn/results/*OpBenchmarks-report-github.md "$OUT/microbench.md" 2>/dev/null || { status=1; tail -20 "$OUT/microbench.log"; }
 fi
 exit $status

@@ -2,6 +2,7 @@
 # Kernel tuning sweep on the GPU machine (after tests/gpu/run.sh wrote /tmp/l7b): the decode step and the per-op table
 # for several tilings, through KANGAROO_KERNEL_DEFINES / KANGAROO_MATMUL_BLOCKS_PER_SM (no rebuild needed).
 OUT=${OUT:-/tmp/kangaroo-out}
+. tests/gpu/unpack.sh
 for config in "$@"; do
   defines=${config%@*}; blocks=${config#*@}
   echo "== $defines, matmul blocks per SM $blocks"
