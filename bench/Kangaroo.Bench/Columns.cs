@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Reports;
@@ -39,9 +38,9 @@ public static class DeviceTimings
 }
 
 /// <summary>
-/// Each backend's memory ceiling, measured once at setup: a 256 MiB buffer copied on the device (bytes read + written,
-/// timed on the device where the backend can). A matmul's GB/s is read-dominated, so this is the reference to hold it
-/// against, not a bound it cannot pass.
+/// Each backend's memory ceiling, measured once at setup by the backend's own probe (<see cref="IBandwidthProbe"/>: a
+/// 256 MiB device-to-device copy, bytes read + written). A matmul's GB/s is read-dominated, so this is the reference to
+/// hold it against, not a bound it cannot pass. Backends without a probe (ILGPU) show '-'.
 /// </summary>
 public static class Ceilings
 {
@@ -49,28 +48,8 @@ public static class Ceilings
 
     public static void Measure(string name, IComputeBackend backend)
     {
-        if (CopyGigabytesPerSecond.ContainsKey(name)) return;
-        const int floats = 64 << 20;
-        using var source = backend.Allocate(floats);
-        using var destination = backend.Allocate(floats);
-        void Copy() => backend.Copy(source, 0, destination, 0, floats);
-        Copy();
-        backend.Synchronize();
-        var times = new double[5];
-        for (int i = 0; i < times.Length; i++)
-        {
-            if (backend is IDeviceTimer timer)
-                times[i] = timer.TimeOnDevice(Copy);
-            else
-            {
-                long start = Stopwatch.GetTimestamp();
-                Copy();
-                backend.Synchronize();
-                times[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-            }
-        }
-        Array.Sort(times);
-        CopyGigabytesPerSecond[name] = 2.0 * floats * sizeof(float) / (times[times.Length / 2] * 1e3);
+        if (backend is IBandwidthProbe probe && !CopyGigabytesPerSecond.ContainsKey(name))
+            CopyGigabytesPerSecond[name] = probe.MeasureBandwidth(256L << 20).CopyGigabytesPerSecond;
     }
 
     public static double? Of(string name) => CopyGigabytesPerSecond.TryGetValue(name, out double v) ? v : null;

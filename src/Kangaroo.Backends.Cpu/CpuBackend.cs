@@ -48,13 +48,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
 
     public unsafe WeightTensor LoadWeight(TensorView source, int rows, int columns)
     {
-        CheckMatrixShape(rows, columns);
-        if (source.Pointer == null)
-            throw new ArgumentException($"tensor \"{source.Name}\" has no data", nameof(source));
-        if (source.ElementCount != (long)rows * columns || source.ByteLength != source.ElementCount * source.DType.SizeInBytes())
-            throw new ArgumentException(
-                $"tensor \"{source.Name}\" ({source.DType}[{string.Join(", ", source.Shape)}], {source.ElementCount} elements) cannot be viewed as [{rows}, {columns}]",
-                nameof(source));
+        CheckWeightView(source, rows, columns);
         return new CpuWeightTensor(source.Name, source.DType, rows, columns, source.Pointer);
     }
 

@@ -52,7 +52,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     private readonly DType _kvCacheType;
     // matmul.cu's tile widths (FEATURES for batches, FEATURES_R1 for one row) and resident blocks per multiprocessor.
     private readonly int _matMulFeatures, _matMulFeaturesOneRow, _matMulBlocksPerSm, _matMulBlocksPerSmOneRow;
-    private readonly Dictionary<CudaFunction, int> _matMulResidentBlocks = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<CudaFunction, int> _matMulResidentBlocks = new();
 
     /// <param name="deviceOrdinal">Which GPU.</param>
     /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
@@ -393,16 +393,12 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
     private uint MatMulGrid(CudaFunction kernel, int tiles)
     {
-        int resident;
-        lock (_matMulResidentBlocks)
+        // Computed once per kernel; later launches read it without a lock or an allocation.
+        int resident = _matMulResidentBlocks.GetOrAdd(kernel, static (k, self) =>
         {
-            if (!_matMulResidentBlocks.TryGetValue(kernel, out resident))
-            {
-                int cap = kernel.Name.EndsWith("_r1", StringComparison.Ordinal) ? _matMulBlocksPerSmOneRow : _matMulBlocksPerSm;
-                resident = _device.MultiprocessorCount * Math.Clamp(kernel.MaxActiveBlocksPerMultiprocessor(MatMulThreads), 1, cap);
-                _matMulResidentBlocks.Add(kernel, resident);
-            }
-        }
+            int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._matMulBlocksPerSmOneRow : self._matMulBlocksPerSm;
+            return self._device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(MatMulThreads), 1, cap);
+        }, this);
         return (uint)Math.Min(tiles, resident);
     }
 

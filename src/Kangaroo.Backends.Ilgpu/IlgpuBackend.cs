@@ -109,15 +109,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     public unsafe WeightTensor LoadWeight(TensorView source, int rows, int columns)
     {
-        CheckMatrixShape(rows, columns);
-        if (source.Pointer == null)
-            throw new ArgumentException($"tensor \"{source.Name}\" has no data", nameof(source));
-        if (source.ElementCount != (long)rows * columns || source.ByteLength != source.ElementCount * source.DType.SizeInBytes())
-            throw new ArgumentException(
-                $"tensor \"{source.Name}\" ({source.DType}[{string.Join(", ", source.Shape)}], {source.ElementCount} elements) cannot be viewed as [{rows}, {columns}]",
-                nameof(source));
-        if (source.DType is not (DType.F32 or DType.F16 or DType.BF16))
-            throw new ArgumentException($"tensor \"{source.Name}\": dtype {source.DType} is not supported", nameof(source));
+        CheckWeightView(source, rows, columns);
         lock (_gate)
         {
             ThrowIfDisposed();

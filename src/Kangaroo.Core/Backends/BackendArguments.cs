@@ -1,3 +1,5 @@
+using Kangaroo.Weights;
+
 namespace Kangaroo.Backends;
 
 /// <summary>
@@ -10,6 +12,21 @@ public static class BackendArguments
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
+    }
+
+    /// <summary>
+    /// A weight view that can be used as a <c>[rows, columns]</c> matrix in place: data present, element count and byte
+    /// length matching.
+    /// </summary>
+    public static unsafe void CheckWeightView(TensorView source, int rows, int columns)
+    {
+        CheckMatrixShape(rows, columns);
+        if (source.Pointer == null)
+            throw new ArgumentException($"tensor \"{source.Name}\" has no data", nameof(source));
+        if (source.ElementCount != (long)rows * columns || source.ByteLength != source.ElementCount * source.DType.SizeInBytes())
+            throw new ArgumentException(
+                $"tensor \"{source.Name}\" ({source.DType}[{string.Join(", ", source.Shape)}], {source.ElementCount} elements) cannot be viewed as [{rows}, {columns}]",
+                nameof(source));
     }
 
     public static void CheckRows(int rows) => ArgumentOutOfRangeException.ThrowIfNegative(rows);

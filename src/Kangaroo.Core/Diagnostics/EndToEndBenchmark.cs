@@ -97,12 +97,7 @@ public static class EndToEndBenchmark
             var k = kangarooSession.Generate(prompts[i], speculative);
             vanilla = Add(vanilla, v);
             kangaroo = Add(kangaroo, k);
-            var s = k.Speculation!;
-            stats = stats with
-            {
-                Rounds = stats.Rounds + s.Rounds, Drafted = stats.Drafted + s.Drafted, Accepted = stats.Accepted + s.Accepted,
-                Emitted = stats.Emitted + s.Emitted, DraftTime = stats.DraftTime + s.DraftTime, VerifyTime = stats.VerifyTime + s.VerifyTime,
-            };
+            stats += k.Speculation!;
             if (v.TokenIds.SequenceEqual(k.TokenIds)) identical++;
             progress?.Report(i + 1);
         }

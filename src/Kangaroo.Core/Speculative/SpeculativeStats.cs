@@ -19,4 +19,11 @@ public sealed record SpeculativeStats
 
     /// <summary>Share of drafted tokens accepted.</summary>
     public double AcceptanceRate => Drafted > 0 ? (double)Accepted / Drafted : 0;
+
+    /// <summary>Totals over several generations.</summary>
+    public static SpeculativeStats operator +(SpeculativeStats a, SpeculativeStats b) => new()
+    {
+        Rounds = a.Rounds + b.Rounds, Drafted = a.Drafted + b.Drafted, Accepted = a.Accepted + b.Accepted, Emitted = a.Emitted + b.Emitted,
+        DraftTime = a.DraftTime + b.DraftTime, VerifyTime = a.VerifyTime + b.VerifyTime,
+    };
 }
