@@ -37,6 +37,7 @@ internal static class BenchCommand
           --draft-steps G      Kangaroo's γ, end to end (default 6)
           --threshold T        Kangaroo's η, end to end (default 0.6)
           --no-steps           Skip the step timings (with --prompts)
+          --outputs FILE       End to end: write each prompt's token ids (prompt, vanilla, Kangaroo) as JSON lines
           --json FILE          Also write the figures as JSON
           --markdown FILE      Also write the figures as a markdown table
           --verbose            Stack traces with errors
@@ -47,7 +48,7 @@ internal static class BenchCommand
     {
         var a = new Arguments(args,
             ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
-             "max-tokens", "draft-steps", "threshold"],
+             "max-tokens", "draft-steps", "threshold", "outputs"],
             ["help", "verbose", "kernels", "no-steps"]);
         if (a.Flag("help"))
         {
@@ -67,6 +68,8 @@ internal static class BenchCommand
         if (promptCount is < 1) throw new UsageException($"--prompt-count must be at least 1, got {promptCount}");
         bool steps = !a.Flag("no-steps");
         if (!steps && promptsPath is null) throw new UsageException("--no-steps leaves nothing to do without --prompts");
+        string? outputsPath = a.String("outputs");
+        if (outputsPath is not null && promptsPath is null) throw new UsageException("--outputs needs --prompts");
         var speculation = new KangarooOptions
         {
             ExitLayer = a.Int("exit-layer"),
@@ -95,7 +98,7 @@ internal static class BenchCommand
         }
         markdown.WriteLine();
         if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
-        if (prompts is not null) EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown);
+        if (prompts is not null) EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath);
 
         if (a.String("json") is { } jsonPath)
             File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
@@ -167,7 +170,8 @@ internal static class BenchCommand
     }
 
     private static void EndToEnd(string directory, IComputeBackend backend, IReadOnlyList<string> prompts, int maxTokens,
-        KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown)
+        KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown,
+        string? outputsPath)
     {
         using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
         if (model.Adapter is null)
@@ -223,5 +227,12 @@ internal static class BenchCommand
             ["identical_outputs"] = r.AllIdentical,
             ["identical_prompts"] = r.IdenticalOutputs,
         };
+        if (outputsPath is not null)
+            File.WriteAllLines(outputsPath, r.Outcomes.Select(o => JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["prompt_ids"] = o.PromptTokenIds,
+                ["vanilla_ids"] = o.VanillaTokenIds,
+                ["kangaroo_ids"] = o.KangarooTokenIds,
+            })));
     }
 }

@@ -18,6 +18,15 @@ public sealed record ModeTotals(int PromptTokens, int NewTokens, TimeSpan Prefil
     public double TokensPerSecond => Prefill + Decode > TimeSpan.Zero ? NewTokens / (Prefill + Decode).TotalSeconds : 0;
 }
 
+/// <summary>The tokens one prompt gave in each mode (what peers on the same weights are compared against).</summary>
+/// <param name="PromptTokenIds">The prompt as the model saw it (BOS included when the tokenizer adds one).</param>
+/// <param name="VanillaTokenIds">Vanilla greedy's new tokens (EOS, when it ended the prompt, included).</param>
+/// <param name="KangarooTokenIds">Kangaroo greedy's new tokens.</param>
+public sealed record PromptOutcome(IReadOnlyList<int> PromptTokenIds, IReadOnlyList<int> VanillaTokenIds, IReadOnlyList<int> KangarooTokenIds)
+{
+    public bool Identical => VanillaTokenIds.SequenceEqual(KangarooTokenIds);
+}
+
 /// <summary>Vanilla greedy against Kangaroo greedy on the same prompts: throughput, acceptance, and whether the outputs agree.</summary>
 public sealed record EndToEndResult(
     int Prompts,
@@ -27,8 +36,11 @@ public sealed record EndToEndResult(
     ModeTotals Vanilla,
     ModeTotals Kangaroo,
     SpeculativeStats Speculation,
-    int IdenticalOutputs)
+    IReadOnlyList<PromptOutcome> Outcomes)
 {
+    /// <summary>Prompts on which Kangaroo gave exactly vanilla's tokens.</summary>
+    public int IdenticalOutputs => Outcomes.Count(o => o.Identical);
+
     /// <summary>Kangaroo's decode tok/s over vanilla's.</summary>
     public double Speedup => Vanilla.DecodeTokensPerSecond(Prompts) > 0 ? Kangaroo.DecodeTokensPerSecond(Prompts) / Vanilla.DecodeTokensPerSecond(Prompts) : 0;
 
@@ -89,7 +101,7 @@ public static class EndToEndBenchmark
 
         ModeTotals vanilla = new(0, 0, TimeSpan.Zero, TimeSpan.Zero), kangaroo = vanilla;
         var stats = new SpeculativeStats();
-        int identical = 0;
+        var outcomes = new List<PromptOutcome>(prompts.Count);
         int exitLayer = options.ExitLayer ?? model.Adapter.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
         for (int i = 0; i < prompts.Count; i++)
         {
@@ -98,10 +110,10 @@ public static class EndToEndBenchmark
             vanilla = Add(vanilla, v);
             kangaroo = Add(kangaroo, k);
             stats += k.Speculation!;
-            if (v.TokenIds.SequenceEqual(k.TokenIds)) identical++;
+            outcomes.Add(new PromptOutcome(v.PromptTokenIds, v.TokenIds, k.TokenIds));
             progress?.Report(i + 1);
         }
-        return new EndToEndResult(prompts.Count, maxNewTokens, options, exitLayer, vanilla, kangaroo, stats, identical);
+        return new EndToEndResult(prompts.Count, maxNewTokens, options, exitLayer, vanilla, kangaroo, stats, outcomes);
     }
 
     private static ModeTotals Add(ModeTotals totals, GenerationResult r) => new(

@@ -19,10 +19,10 @@ public sealed class CliBenchTests
             JsonSerializer.Serialize(new { id = 1, prompt = "import os\n\n\ndef main(argv):\n    path = argv[1]\n" }),
             JsonSerializer.Serialize(new { id = 2, prompt = "class Stack:\n    def __init__(self):\n" }),
         ]);
-        string json = dir.Combine("bench.json"), markdown = dir.Combine("bench.md");
+        string json = dir.Combine("bench.json"), markdown = dir.Combine("bench.md"), outputs = dir.Combine("outputs.jsonl");
 
         var r = AssertSuccess(Run("bench", "--backend", "cpu", "--no-steps", "--prompts", prompts, "--prompt-count", "2", "--max-tokens", "16",
-            "--json", json, "--markdown", markdown));
+            "--json", json, "--markdown", markdown, "--outputs", outputs));
 
         Assert.Contains("end to end:   2 prompts × ≤ 16 new tokens, greedy; exit layer 2, draft steps 6, threshold 0.6", r.Stdout);
         Assert.Contains("outputs:    identical on 2 of 2 prompts", r.Stdout);
@@ -40,6 +40,20 @@ public sealed class CliBenchTests
         string table = File.ReadAllText(markdown);
         Assert.Contains("| identical outputs | 2 of 2 | |", table);
         Assert.Contains("| decode tok/s |", table);
+
+        // What peers are compared against: the prompt ids the model saw and each mode's new tokens, one line per prompt.
+        string[] lines = File.ReadAllLines(outputs);
+        Assert.Equal(2, lines.Length);
+        var tokenizer = Kangaroo.Tokenization.TextTokenizer.Load(Path.Combine(AppContext.BaseDirectory, "models", "demo"));
+        for (int i = 0; i < lines.Length; i++)
+        {
+            using var line = JsonDocument.Parse(lines[i]);
+            int[] Ids(string name) => line.RootElement.GetProperty(name).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            string prompt = i == 0 ? "def fibonacci(n):" : "import os\n\n\ndef main(argv):\n    path = argv[1]\n";
+            Assert.Equal(tokenizer.Encode(prompt, tokenizer.AddBosToken), Ids("prompt_ids"));
+            Assert.InRange(Ids("vanilla_ids").Length, 1, 16);
+            Assert.Equal(Ids("vanilla_ids"), Ids("kangaroo_ids"));
+        }
     }
 
     [Fact]
@@ -54,5 +68,6 @@ public sealed class CliBenchTests
         File.WriteAllText(notJson, "def f():\n");
         AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", notJson), "text.jsonl", "line 1", "not JSON");
         AssertBadInput(Run("bench", "--backend", "cpu", "--no-steps"), "--no-steps");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--outputs", dir.Combine("o.jsonl")), "--outputs needs --prompts");
     }
 }
