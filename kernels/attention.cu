@@ -11,13 +11,16 @@
 #include "common.cuh"
 
 #ifndef ATTENTION_BLOCK_KEYS   // keys per block; the backend reads the same definition
-#define ATTENTION_BLOCK_KEYS 64
+// 32: at context 512–1024 a block's serial key loop is what a decode step waits for; 32 keys per block beat 64 at both the
+// 7B shape (5.74 vs 5.95 ms per decode step on an H100) and the bench model's (0.78 vs 0.97 ms); 16 is faster still on
+// the small model (0.69) but slower at 7B (5.87). bench/RESULTS.md has the sweep.
+#define ATTENTION_BLOCK_KEYS 32
 #endif
 #define ATTENTION_THREADS 128
 #define ATTENTION_WARPS (ATTENTION_THREADS / WARP_SIZE)
 #define ATTENTION_KEYS_PER_WARP (ATTENTION_BLOCK_KEYS / ATTENTION_WARPS)
 #define ATTENTION_MAX_HEAD_DIM 256
-#define ATTENTION_ROWS 8   // query rows per block of the batch kernels; the "_r1" kernels take one (the backend agrees)
+#define ATTENTION_ROWS 8   // query rows per block of the batch kernels; "_r1", "_r2", "_r4" take up to 1, 2, 4 (the backend agrees)
 // Each lane owns head-dimension elements lane·4 + 128·t (t < DIM_STEPS): 4 consecutive elements per load. DIM_STEPS is
 // 1 for heads up to 128 wide (Llama's) and 2 up to ATTENTION_MAX_HEAD_DIM: the "_wide" kernels. Register arrays are sized
 // by it, so narrow heads do not pay for wide ones.
@@ -253,7 +256,8 @@ __device__ __forceinline__ void attention_partial_impl(
     queries, key_cache, value_cache, positions, tree_start, ancestor_slots, max_depth, partials, rows, heads, kv_heads, \
     head_dim, kv_width, layer_offset, scale, max_blocks
 
-// Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8, or one: _r1).
+// Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8; or 1, 2, 4 for smaller batches, so a
+// verification of a few tokens does not pay for eight rows' registers and loops).
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16(ATTENTION_PARTIAL_PARAMETERS(half_bits))
 {
     attention_partial_impl<half_bits, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
@@ -262,6 +266,16 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits))
 {
     attention_partial_impl<half_bits, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide(ATTENTION_PARTIAL_PARAMETERS(half_bits))
@@ -274,6 +288,16 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
     attention_partial_impl<half_bits, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits))
+{
+    attention_partial_impl<half_bits, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32(ATTENTION_PARTIAL_PARAMETERS(float))
 {
     attention_partial_impl<float, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
@@ -284,6 +308,16 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
     attention_partial_impl<float, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r2(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r4(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide(ATTENTION_PARTIAL_PARAMETERS(float))
 {
     attention_partial_impl<float, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
@@ -292,6 +326,16 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r1(ATTENTION_PARTIAL_PARAMETERS(float))
 {
     attention_partial_impl<float, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r2(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r4(ATTENTION_PARTIAL_PARAMETERS(float))
+{
+    attention_partial_impl<float, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS);
 }
 
 // grid: x = rows · heads. Merges the key blocks of one (row, head) in block order: block weights e^(m_b − M) computed in

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Numerics.Tensors;
 using Kangaroo.Cuda;
 using Kangaroo.Weights;
@@ -72,7 +73,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
             // KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." and KANGAROO_MATMUL_BLOCKS_PER_SM tune kernels without a rebuild.
             string[] defines = (Environment.GetEnvironmentVariable("KANGAROO_KERNEL_DEFINES") ?? "")
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            AttentionBlockKeys = Define(defines, "ATTENTION_BLOCK_KEYS", 64);
+            AttentionBlockKeys = Define(defines, "ATTENTION_BLOCK_KEYS", 32);
             _matMulFeatures = Define(defines, "FEATURES", 4);
             _matMulFeaturesOneRow = Define(defines, "FEATURES_R1", 2);
             // Measured best on an H100 (bench/RESULTS.md): 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
@@ -487,9 +488,11 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         partialArgs.Add(int.MaxValue); partialArgs.Add(0UL); partialArgs.Add(0);   // no token tree: slot = position
         partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
-        // One row (a decode step) takes the kernel for single rows: the same operations per row, fewer registers.
-        int rowsPerBlock = rows == 1 ? 1 : AttentionRowsPerBlock;
-        Launch(_kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + (rows == 1 ? "_r1" : "")),
+        // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,
+        // fewer registers and shorter loops than the 8-row kernel.
+        int rowsPerBlock = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : AttentionRowsPerBlock;
+        string variant = rowsPerBlock == AttentionRowsPerBlock ? "" : "_r" + rowsPerBlock.ToString(CultureInfo.InvariantCulture);
+        Launch(_kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + variant),
             new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), AttentionThreads, partialArgs);
 
         var combineArgs = new KernelArguments();

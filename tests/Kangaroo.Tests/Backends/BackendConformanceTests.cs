@@ -480,12 +480,14 @@ public abstract class BackendConformanceTests : IDisposable
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
     [InlineData(5)]
     [InlineData(8)]
     [InlineData(12)]
     public void Attention_IsRowInvariant(int rows)
     {
-        // Positions 58 … 69 straddle the 64-key block boundary; 12 rows make two row groups on backends that group rows.
+        // Positions 58 … 69 straddle position 64, a key-block boundary of the CUDA kernels (blocks of 32 or 64 keys); 12 rows make two row groups on backends that group rows.
         const int heads = 8, kvHeads = 2, headDim = 64, prefix = 58, capacity = 80;
         int kvWidth = kvHeads * headDim, width = heads * headDim;
         float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
