@@ -37,7 +37,7 @@ internal static class BenchCommand
           --draft-steps G      Kangaroo's γ, end to end (default 6)
           --threshold T        Kangaroo's η, end to end (default 0.6)
           --no-steps           Skip the step timings (with --prompts)
-          --outputs FILE       End to end: write each prompt's token ids (prompt, vanilla, Kangaroo) as JSON lines
+          --outputs FILE       End to end: each prompt's token ids (prompt, vanilla, Kangaroo) and decode seconds, as JSON lines
           --json FILE          Also write the figures as JSON
           --markdown FILE      Also write the figures as a markdown table
           --verbose            Stack traces with errors
@@ -233,6 +233,8 @@ internal static class BenchCommand
                 ["prompt_ids"] = o.PromptTokenIds,
                 ["vanilla_ids"] = o.VanillaTokenIds,
                 ["kangaroo_ids"] = o.KangarooTokenIds,
+                ["vanilla_decode_seconds"] = o.VanillaDecode.TotalSeconds,
+                ["kangaroo_decode_seconds"] = o.KangarooDecode.TotalSeconds,
             })));
     }
 }

@@ -22,7 +22,10 @@ public sealed record ModeTotals(int PromptTokens, int NewTokens, TimeSpan Prefil
 /// <param name="PromptTokenIds">The prompt as the model saw it (BOS included when the tokenizer adds one).</param>
 /// <param name="VanillaTokenIds">Vanilla greedy's new tokens (EOS, when it ended the prompt, included).</param>
 /// <param name="KangarooTokenIds">Kangaroo greedy's new tokens.</param>
-public sealed record PromptOutcome(IReadOnlyList<int> PromptTokenIds, IReadOnlyList<int> VanillaTokenIds, IReadOnlyList<int> KangarooTokenIds)
+/// <param name="VanillaDecode">Vanilla's time after the first new token.</param>
+/// <param name="KangarooDecode">Kangaroo's time after the first new token.</param>
+public sealed record PromptOutcome(IReadOnlyList<int> PromptTokenIds, IReadOnlyList<int> VanillaTokenIds, IReadOnlyList<int> KangarooTokenIds,
+    TimeSpan VanillaDecode, TimeSpan KangarooDecode)
 {
     public bool Identical => VanillaTokenIds.SequenceEqual(KangarooTokenIds);
 }
@@ -110,7 +113,7 @@ public static class EndToEndBenchmark
             vanilla = Add(vanilla, v);
             kangaroo = Add(kangaroo, k);
             stats += k.Speculation!;
-            outcomes.Add(new PromptOutcome(v.PromptTokenIds, v.TokenIds, k.TokenIds));
+            outcomes.Add(new PromptOutcome(v.PromptTokenIds, v.TokenIds, k.TokenIds, v.Timings.Decode, k.Timings.Decode));
             progress?.Report(i + 1);
         }
         return new EndToEndResult(prompts.Count, maxNewTokens, options, exitLayer, vanilla, kangaroo, stats, outcomes);

@@ -53,6 +53,8 @@ public sealed class CliBenchTests
             Assert.Equal(tokenizer.Encode(prompt, tokenizer.AddBosToken), Ids("prompt_ids"));
             Assert.InRange(Ids("vanilla_ids").Length, 1, 16);
             Assert.Equal(Ids("vanilla_ids"), Ids("kangaroo_ids"));
+            Assert.True(line.RootElement.GetProperty("vanilla_decode_seconds").GetDouble() >= 0);
+            Assert.True(line.RootElement.GetProperty("kangaroo_decode_seconds").GetDouble() >= 0);
         }
     }
 
