@@ -14,7 +14,7 @@
 # Everything lands in $OUT as it is produced; $OUT/results.tar.gz bundles the logs.
 #
 # Environment: BASE_SECONDS (default 200) and ADAPTER_SECONDS (60) are the training budgets; PROMPTS (24) and
-# MAX_TOKENS (128) size the engine's end-to-end run, PEER_PROMPTS (6) the peers' (the first of the same prompts); BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
+# MAX_TOKENS (128) size the engine's end-to-end run, PEER_PROMPTS (4) the peers' (the first of the same prompts); BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
 # with QUICK=1: no 7B model, 4 prompts × 32 tokens).
 set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-bench}
@@ -24,7 +24,7 @@ elapsed() { echo $(( $(date +%s) - started )); }
 log() { echo "[$(elapsed)s] $*"; }
 kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
 BASE_SECONDS=${BASE_SECONDS:-200} ADAPTER_SECONDS=${ADAPTER_SECONDS:-60}
-PROMPTS=${PROMPTS:-24} MAX_TOKENS=${MAX_TOKENS:-128} PEER_PROMPTS=${PEER_PROMPTS:-6} QUICK=${QUICK:-0}
+PROMPTS=${PROMPTS:-24} MAX_TOKENS=${MAX_TOKENS:-128} PEER_PROMPTS=${PEER_PROMPTS:-4} QUICK=${QUICK:-0}
 [[ $QUICK == 1 ]] && { PROMPTS=4; MAX_TOKENS=32; PEER_PROMPTS=2; }
 py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
