@@ -339,7 +339,16 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     }
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim)
+        int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, null, int.MaxValue, 0, output, rows, heads, kvHeads, headDim);
+
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
+        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, AsCpu(ancestorSlots, nameof(ancestorSlots)).Data, treeStart, maxDepth, output,
+            rows, heads, kvHeads, headDim);
+
+    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? ancestors,
+        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
     {
         float[] q = AsCpu(queries, nameof(queries)).Data;
         float[] o = AsCpu(output, nameof(output)).Data;
@@ -352,29 +361,38 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         CheckExtent(q.Length, rows, width, nameof(queries));
         CheckExtent(o.Length, rows, width, nameof(output));
         CheckPositions(at, rows, kv.Capacity, nameof(positions));
+        if (ancestors is not null) CheckTreeSlots(at, ancestors, rows, treeStart, maxDepth, kv.Capacity, "ancestorSlots");
 
+        var keys = new KeySlots(treeStart, ancestors, maxDepth);
         float scale = 1f / MathF.Sqrt(headDim);
         int items = rows * heads;
         if (_threads == 1 || items == 1 || (long)items * ((long)TensorPrimitives.Max<int>(at.AsSpan(0, rows)) + 1) * headDim < ParallelElementThreshold)
         {
             for (int item = 0; item < items; item++)
-                AttentionHead(q, kv, layer, at, o, item, heads, kvHeads, headDim, scale);
+                AttentionHead(q, kv, layer, at, keys, o, item, heads, kvHeads, headDim, scale);
         }
         else
         {
-            AttentionParallel(q, kv, layer, at, o, items, heads, kvHeads, headDim, scale);
+            AttentionParallel(q, kv, layer, at, keys, o, items, heads, kvHeads, headDim, scale);
         }
     }
 
-    private void AttentionParallel(float[] q, CpuKvCache kv, int layer, int[] at, float[] o, int items, int heads, int kvHeads, int headDim, float scale) =>
-        Parallel.For(0, items, _parallelOptions, item => AttentionHead(q, kv, layer, at, o, item, heads, kvHeads, headDim, scale));
+    /// <summary>Where the key at a logical position lives: slot = position before the tree, the row's path inside it.</summary>
+    private readonly record struct KeySlots(int TreeStart, int[]? Ancestors, int MaxDepth)
+    {
+        public int Slot(int row, int position) => position < TreeStart ? position : Ancestors![row * MaxDepth + (position - TreeStart)];
+    }
+
+    private void AttentionParallel(float[] q, CpuKvCache kv, int layer, int[] at, KeySlots keys, float[] o, int items, int heads, int kvHeads,
+        int headDim, float scale) =>
+        Parallel.For(0, items, _parallelOptions, item => AttentionHead(q, kv, layer, at, keys, o, item, heads, kvHeads, headDim, scale));
 
     /// <summary>
     /// One (row, head): scores over keys 0..position in key order, softmax, then the value sum in key order —
-    /// a sequence fixed by the position alone. Safe in place (output = queries): the query is fully consumed by
-    /// the scores before the output slice is written.
+    /// a sequence fixed by the position alone (the slots only say where each key is stored). Safe in place
+    /// (output = queries): the query is fully consumed by the scores before the output slice is written.
     /// </summary>
-    private static unsafe void AttentionHead(float[] queries, CpuKvCache kv, int layer, int[] positions, float[] output,
+    private static unsafe void AttentionHead(float[] queries, CpuKvCache kv, int layer, int[] positions, KeySlots slots, float[] output,
         int item, int heads, int kvHeads, int headDim, float scale)
     {
         int row = item / heads;
@@ -389,7 +407,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         Span<float> scores = CpuScratch.Table(keyCount);
         ReadOnlySpan<float> query = queries.AsSpan(queryOffset, headDim);
         for (int t = 0; t < keyCount; t++)
-            scores[t] = CpuKernels.Dot(query, new ReadOnlySpan<float>(keys + (long)t * kvWidth, headDim)) * scale;
+            scores[t] = CpuKernels.Dot(query, new ReadOnlySpan<float>(keys + (long)slots.Slot(row, t) * kvWidth, headDim)) * scale;
 
         float max = TensorPrimitives.Max(scores);
         CpuKernels.ExpOfDifference(scores, max, scores);
@@ -399,7 +417,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         Span<float> result = output.AsSpan(queryOffset, headDim);
         result.Clear();
         for (int t = 0; t < keyCount; t++)
-            CpuKernels.MultiplyAdd(new ReadOnlySpan<float>(values + (long)t * kvWidth, headDim), scores[t], result);
+            CpuKernels.MultiplyAdd(new ReadOnlySpan<float>(values + (long)slots.Slot(row, t) * kvWidth, headDim), scores[t], result);
     }
 
     public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)

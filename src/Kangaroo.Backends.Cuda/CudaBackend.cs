@@ -451,7 +451,16 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     }
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim)
+        int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, null, int.MaxValue, 0, output, rows, heads, kvHeads, headDim);
+
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
+        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, ancestorSlots, treeStart, maxDepth, output, rows, heads, kvHeads, headDim);
+
+    // The kernels take the tree map (tree_start, ancestor_slots, max_depth) always; a plain attention passes none.
+    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? ancestorSlots,
+        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
     {
         var q = AsCuda(queries);
         var kv = AsCuda(cache);
@@ -465,6 +474,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
         CheckExtent(o.Length, rows, (long)heads * headDim, nameof(output));
         CheckPositions(p.Host, rows, kv.Capacity, nameof(positions));
+        var ancestors = ancestorSlots is null ? null : AsCuda(ancestorSlots);
+        if (ancestors is not null) CheckTreeSlots(p.Host, ancestors.Host, rows, treeStart, maxDepth, kv.Capacity, nameof(ancestorSlots));
         if (rows == 0) return;
 
         // Partials are sized for the whole cache, so a recorded launch (which must cover any later position) never
@@ -485,7 +496,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         float scale = 1f / MathF.Sqrt(headDim);
         var partialArgs = new KernelArguments();
         partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
-        partialArgs.Add(int.MaxValue); partialArgs.Add(0UL); partialArgs.Add(0);   // no token tree: slot = position
+        partialArgs.Add(treeStart);
+        if (ancestors is null) partialArgs.Add(0UL); else partialArgs.Add(ancestors.Memory);
+        partialArgs.Add(maxDepth);
         partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,

@@ -72,6 +72,32 @@ public static class BackendArguments
         }
     }
 
+    /// <summary>
+    /// <see cref="IComputeBackend.TreeAttention"/>'s map: each row's depth below treeStart fits maxDepth, and every
+    /// ancestor slot it reads lies in the cache.
+    /// </summary>
+    public static void CheckTreeSlots(ReadOnlySpan<int> positions, ReadOnlySpan<int> ancestorSlots, int rows, int treeStart, int maxDepth,
+        int capacity, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(treeStart);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxDepth);
+        if (ancestorSlots.Length < (long)rows * maxDepth)
+            throw new ArgumentException($"{ancestorSlots.Length} ancestor slots for {rows} rows × depth {maxDepth}", name);
+        for (int r = 0; r < rows; r++)
+        {
+            int depth = positions[r] - treeStart + 1;   // tree keys row r reads
+            if (depth <= 0) continue;
+            if (depth > maxDepth)
+                throw new ArgumentOutOfRangeException(name, depth, $"row {r} at position {positions[r]} is {depth} levels into a tree of depth {maxDepth}");
+            for (int d = 0; d < depth; d++)
+            {
+                int slot = ancestorSlots[r * maxDepth + d];
+                if ((uint)slot >= (uint)capacity)
+                    throw new ArgumentOutOfRangeException(name, slot, $"row {r}, level {d}: slot must be in [0, {capacity})");
+            }
+        }
+    }
+
     /// <summary>Attention's head layout: positive counts, query heads grouped evenly over KV heads that fill the cache's width.</summary>
     public static void CheckAttentionShape(KvCacheStorage cache, int heads, int kvHeads, int headDim)
     {

@@ -81,6 +81,16 @@ public interface IComputeBackend : IDisposable
     void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
         int rows, int heads, int kvHeads, int headDim);
 
+    /// <summary>
+    /// <see cref="Attention"/> for token-tree verification. Query row r sits at logical position positions[r]; a key at
+    /// logical position p &lt; <paramref name="treeStart"/> is read from cache slot p, one at p ≥ treeStart from slot
+    /// ancestorSlots[r · maxDepth + (p − treeStart)] — row r's path through the tree, first tree level first, the row's
+    /// own slot last. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as a
+    /// plain decode of that path at those positions. treeStart ≥ every position gives <see cref="Attention"/>.
+    /// </summary>
+    void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
+        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim);
+
     /// <summary>output[i] = silu(gate[i]) · up[i] for i &lt; count.</summary>
     void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count);
 

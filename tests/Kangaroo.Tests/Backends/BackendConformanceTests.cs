@@ -517,6 +517,69 @@ public abstract class BackendConformanceTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A token tree verified in one call sees, per node, exactly what a plain decode of that node's path sees: every node's
+    /// output equals (bit for bit) a one-row <see cref="IComputeBackend.Attention"/> after storing its path at consecutive
+    /// positions — whatever the row grouping (11 nodes: the CUDA kernels' 8-row groups split the tree).
+    /// </summary>
+    [Fact]
+    public void TreeAttention_EachNodeSeesItsPathAsAPlainDecodeDoes()
+    {
+        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 61, capacity = 96;
+        // Breadth-first: node 0 and 1 on the first level, then their children; the tree crosses position 64.
+        int[] parents = [-1, -1, 0, 0, 1, 2, 2, 3, 5, 5, 8];
+        int nodes = parents.Length, kvWidth = kvHeads * headDim, width = heads * headDim;
+        int[] depth = new int[nodes];
+        for (int n = 0; n < nodes; n++) depth[n] = parents[n] < 0 ? 0 : depth[parents[n]] + 1;
+        int maxDepth = depth.Max() + 1;
+        int[] path(int n) => parents[n] < 0 ? [n] : [.. path(parents[n]), n];
+        // Tree nodes live in slots after a gap (as a scheduler may place them), not at their logical positions.
+        int slotOf(int n) => prefix + 8 + n;
+        int[] ancestors = new int[nodes * maxDepth];
+        for (int n = 0; n < nodes; n++)
+        {
+            int[] p = path(n);
+            for (int d = 0; d < p.Length; d++) ancestors[n * maxDepth + d] = slotOf(p[d]);
+        }
+        int[] positions = depth.Select(d => prefix + d).ToArray();
+
+        float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
+        float[] nodeKeys = RandomValues(nodes * kvWidth), nodeValues = RandomValues(nodes * kvWidth);
+        float[] queries = RandomValues(nodes * width, 3f);
+        int[] prefixSlots = Enumerable.Range(0, prefix).ToArray();
+
+        KvCacheStorage treeCache = Cache(1, capacity, kvWidth);
+        Backend.StoreKv(treeCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
+        Backend.StoreKv(treeCache, 0, Upload(nodeKeys), Upload(nodeValues), Indices(Enumerable.Range(0, nodes).Select(slotOf).ToArray()), nodes);
+        ComputeBuffer tree = Poisoned(nodes * width);
+        Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(ancestors), prefix, maxDepth, tree, nodes, heads,
+            kvHeads, headDim);
+        float[] treeOutput = Download(tree, nodes * width);
+
+        for (int n = 0; n < nodes; n++)
+        {
+            // The plain decode of this node's path: its nodes' keys at consecutive positions after the prefix.
+            KvCacheStorage pathCache = Cache(1, capacity, kvWidth);
+            Backend.StoreKv(pathCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
+            int[] p = path(n);
+            for (int d = 0; d < p.Length; d++)
+                Backend.StoreKv(pathCache, 0, Upload(nodeKeys.AsSpan(p[d] * kvWidth, kvWidth).ToArray()),
+                    Upload(nodeValues.AsSpan(p[d] * kvWidth, kvWidth).ToArray()), Indices([prefix + d]), 1);
+            ComputeBuffer single = Poisoned(width);
+            Backend.Attention(Upload(queries.AsSpan(n * width, width).ToArray()), pathCache, 0, Indices([positions[n]]), single, 1, heads,
+                kvHeads, headDim);
+            AssertBitwiseEqual(Download(single, width), treeOutput.AsSpan(n * width, width), $"tree node {n} (depth {depth[n]})");
+        }
+
+        // A tree map pointing outside the cache, or deeper than maxDepth, is refused.
+        int[] outside = (int[])ancestors.Clone();
+        outside[maxDepth] = capacity;
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(outside),
+            prefix, maxDepth, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(ancestors),
+            prefix, maxDepth - 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
+    }
+
     [Fact]
     public void StoreKvAndAttention_OutOfRange_Throw()
     {
