@@ -5,9 +5,10 @@
 // blocks in block order. Both orders depend only on the key positions, so a query gets the same bits whether it is
 // verified alone or with other rows.
 //
-// Token trees: keys at logical positions ≥ tree_start are read through ancestor_slots (one list per query row, the slots of
-// its ancestors by depth), so a tree node sees exactly the keys of its own path, in the same order and blocking as a
-// plain decode of that path. With tree_start ≥ every position, slot = position.
+// Token trees: the key j positions before a query row (j < window; j = 0 is the row itself) is read from slot
+// recent_slots[row · window + j] — the row's path through the tree — so a tree node sees exactly the keys of its own
+// path, in the same order and blocking as a plain decode of that path. Keys further back, and every key when window = 0,
+// sit at their own position.
 #include "common.cuh"
 
 #ifndef ATTENTION_BLOCK_KEYS   // keys per block; the backend reads the same definition
@@ -25,9 +26,10 @@
 // 1 for heads up to 128 wide (Llama's) and 2 up to ATTENTION_MAX_HEAD_DIM: the "_wide" kernels. Register arrays are sized
 // by it, so narrow heads do not pay for wide ones.
 
-__device__ __forceinline__ int key_slot(int key, int tree_start, const int* ancestor_slots, int row, int max_depth)
+__device__ __forceinline__ int key_slot(int key, int position, const int* recent_slots, int row, int window)
 {
-    return key < tree_start ? key : ancestor_slots[row * max_depth + (key - tree_start)];
+    int back = position - key;
+    return back < window ? recent_slots[row * window + back] : key;
 }
 
 // The lane's slice of one cached head vector (elements lane·4 + 128·t + e) as F32; zeros when absent or past head_dim.
@@ -87,7 +89,7 @@ __device__ __forceinline__ void load_head_slice(const KV* cache, long long offse
 template <typename KV, int DIM_STEPS, int ROWS>
 __device__ __forceinline__ void attention_partial_impl(
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions,
-    int tree_start, const int* ancestor_slots, int max_depth, float* partials,
+    const int* recent_slots, int window, float* partials,
     int rows, int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
     __shared__ float scores[ROWS][ATTENTION_BLOCK_KEYS];
@@ -142,7 +144,7 @@ __device__ __forceinline__ void attention_partial_impl(
             {
                 if (j < counts[r])
                 {
-                    int slot = key_slot(first + j, tree_start, ancestor_slots, row0 + r, max_depth);
+                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window);
                     if (slot != loaded)
                     {
                         load_head_slice<KV, DIM_STEPS>(key_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, k);
@@ -208,7 +210,7 @@ __device__ __forceinline__ void attention_partial_impl(
             {
                 if (j < counts[r])
                 {
-                    int slot = key_slot(first + j, tree_start, ancestor_slots, row0 + r, max_depth);
+                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window);
                     if (slot != loaded)
                     {
                         load_head_slice<KV, DIM_STEPS>(value_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, v);
@@ -249,11 +251,11 @@ __device__ __forceinline__ void attention_partial_impl(
 }
 
 #define ATTENTION_PARTIAL_PARAMETERS(KV) \
-    const float* queries, const KV* key_cache, const KV* value_cache, const int* positions, int tree_start, \
-    const int* ancestor_slots, int max_depth, float* partials, int rows, int heads, int kv_heads, int head_dim, int kv_width, \
+    const float* queries, const KV* key_cache, const KV* value_cache, const int* positions, \
+    const int* recent_slots, int window, float* partials, int rows, int heads, int kv_heads, int head_dim, int kv_width, \
     long long layer_offset, float scale, int max_blocks
 #define ATTENTION_PARTIAL_ARGUMENTS \
-    queries, key_cache, value_cache, positions, tree_start, ancestor_slots, max_depth, partials, rows, heads, kv_heads, \
+    queries, key_cache, value_cache, positions, recent_slots, window, partials, rows, heads, kv_heads, \
     head_dim, kv_width, layer_offset, scale, max_blocks
 
 // Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8; or 1, 2, 4 for smaller batches, so a

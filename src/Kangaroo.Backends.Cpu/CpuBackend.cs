@@ -340,15 +340,15 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
         int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, int.MaxValue, 0, output, rows, heads, kvHeads, headDim);
+        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
 
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, AsCpu(ancestorSlots, nameof(ancestorSlots)).Data, treeStart, maxDepth, output,
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, AsCpu(recentSlots, nameof(recentSlots)).Data, window, output,
             rows, heads, kvHeads, headDim);
 
-    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? ancestors,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? recent,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
     {
         float[] q = AsCpu(queries, nameof(queries)).Data;
         float[] o = AsCpu(output, nameof(output)).Data;
@@ -361,9 +361,9 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         CheckExtent(q.Length, rows, width, nameof(queries));
         CheckExtent(o.Length, rows, width, nameof(output));
         CheckPositions(at, rows, kv.Capacity, nameof(positions));
-        if (ancestors is not null) CheckTreeSlots(at, ancestors, rows, treeStart, maxDepth, kv.Capacity, "ancestorSlots");
+        if (recent is not null) CheckRecentSlots(at, recent, rows, window, kv.Capacity, "recentSlots");
 
-        var keys = new KeySlots(treeStart, ancestors, maxDepth);
+        var keys = new KeySlots(at, recent, recent is null ? 0 : window);
         float scale = 1f / MathF.Sqrt(headDim);
         int items = rows * heads;
         if (_threads == 1 || items == 1 || (long)items * ((long)TensorPrimitives.Max<int>(at.AsSpan(0, rows)) + 1) * headDim < ParallelElementThreshold)
@@ -377,10 +377,14 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         }
     }
 
-    /// <summary>Where the key at a logical position lives: slot = position before the tree, the row's path inside it.</summary>
-    private readonly record struct KeySlots(int TreeStart, int[]? Ancestors, int MaxDepth)
+    /// <summary>Where the key at a logical position lives: the row's window of recent slots, else the position itself.</summary>
+    private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window)
     {
-        public int Slot(int row, int position) => position < TreeStart ? position : Ancestors![row * MaxDepth + (position - TreeStart)];
+        public int Slot(int row, int position)
+        {
+            int back = Positions[row] - position;
+            return back < Window ? Recent![row * Window + back] : position;
+        }
     }
 
     private void AttentionParallel(float[] q, CpuKvCache kv, int layer, int[] at, KeySlots keys, float[] o, int items, int heads, int kvHeads,

@@ -452,15 +452,15 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
         int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, int.MaxValue, 0, output, rows, heads, kvHeads, headDim);
+        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
 
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, ancestorSlots, treeStart, maxDepth, output, rows, heads, kvHeads, headDim);
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim);
 
-    // The kernels take the tree map (tree_start, ancestor_slots, max_depth) always; a plain attention passes none.
-    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+    // The kernels always take a window of recent slots; a plain attention passes an empty one.
+    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
     {
         var q = AsCuda(queries);
         var kv = AsCuda(cache);
@@ -474,8 +474,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         CheckExtent(q.Length, rows, (long)heads * headDim, nameof(queries));
         CheckExtent(o.Length, rows, (long)heads * headDim, nameof(output));
         CheckPositions(p.Host, rows, kv.Capacity, nameof(positions));
-        var ancestors = ancestorSlots is null ? null : AsCuda(ancestorSlots);
-        if (ancestors is not null) CheckTreeSlots(p.Host, ancestors.Host, rows, treeStart, maxDepth, kv.Capacity, nameof(ancestorSlots));
+        var recent = recentSlots is null ? null : AsCuda(recentSlots);
+        if (recent is not null) CheckRecentSlots(p.Host, recent.Host, rows, window, kv.Capacity, nameof(recentSlots));
         if (rows == 0) return;
 
         // Partials are sized for the whole cache, so a recorded launch (which must cover any later position) never
@@ -496,9 +496,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         float scale = 1f / MathF.Sqrt(headDim);
         var partialArgs = new KernelArguments();
         partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
-        partialArgs.Add(treeStart);
-        if (ancestors is null) partialArgs.Add(0UL); else partialArgs.Add(ancestors.Memory);
-        partialArgs.Add(maxDepth);
+        if (recent is null) partialArgs.Add(0UL); else partialArgs.Add(recent.Memory);
+        partialArgs.Add(recent is null ? 0 : window);
         partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,

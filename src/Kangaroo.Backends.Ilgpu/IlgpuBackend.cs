@@ -35,9 +35,9 @@ public sealed class IlgpuBackend : IComputeBackend
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, ArrayView<float>>? _matMul;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>? _rope;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, long, ArrayView<float>, ArrayView<float>>? _storeKv;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, long, int, int, int, int, int, float, ArrayView<float>>? _attentionScoresKernel;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, float, ArrayView<float>>? _attentionScoresKernel;
     private Action<Index1D, ArrayView<int>, int, int, ArrayView<float>>? _attentionSoftmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, long, int, int, int, int, int, ArrayView<float>>? _attentionValues;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, ArrayView<float>>? _attentionValues;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluMul;
     private Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>>? _argmax;
 
@@ -381,14 +381,14 @@ public sealed class IlgpuBackend : IComputeBackend
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
         int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, int.MaxValue, 0, output, rows, heads, kvHeads, headDim);
+        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
 
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, ancestorSlots, treeStart, maxDepth, output, rows, heads, kvHeads, headDim);
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim);
 
-    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+    private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
     {
         IlgpuComputeBuffer q = Own(queries, nameof(queries));
         IlgpuComputeBuffer o = Own(output, nameof(output));
@@ -401,12 +401,13 @@ public sealed class IlgpuBackend : IComputeBackend
         CheckExtent(q.Length, rows, width, nameof(queries));
         CheckExtent(o.Length, rows, width, nameof(output));
         CheckPositions(at.HostShadow, rows, kv.Capacity, nameof(positions));
-        IlgpuIndexBuffer? tree = ancestorSlots is null ? null : Own(ancestorSlots, nameof(ancestorSlots));
-        if (tree is not null) CheckTreeSlots(at.HostShadow, tree.HostShadow, rows, treeStart, maxDepth, kv.Capacity, nameof(ancestorSlots));
+        IlgpuIndexBuffer? tree = recentSlots is null ? null : Own(recentSlots, nameof(recentSlots));
+        if (tree is not null) CheckRecentSlots(at.HostShadow, tree.HostShadow, rows, window, kv.Capacity, nameof(recentSlots));
+        if (tree is null) window = 0;
         if (rows == 0)
             return;
-        // Without a tree the kernels never read the ancestor view (every key lies before treeStart): any view will do.
-        ArrayView<int> ancestors = tree is null ? at.View : tree.View;
+        // With window 0 the kernels never read the slot view: any view will do.
+        ArrayView<int> recent = tree is null ? at.View : tree.View;
 
         // Scores are laid out [rows × heads, keyStride]; the stride only places them, each row still reads keys
         // 0..position in order, so a longer neighbour does not change its bits.
@@ -422,12 +423,12 @@ public sealed class IlgpuBackend : IComputeBackend
         {
             ThrowIfDisposed();
             ArrayView<float> scores = Scratch(ref _attentionScores, scoreCount);
-            _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
+            _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
             _attentionSoftmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<float>>(IlgpuKernels.AttentionSoftmax);
-            _attentionValues ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, long, int, int, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionValues);
-            _attentionScoresKernel((int)scoreCount, q.View, kv.Keys, at.View, ancestors, treeStart, maxDepth, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, scale, scores);
+            _attentionValues ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionValues);
+            _attentionScoresKernel((int)scoreCount, q.View, kv.Keys, at.View, recent, window, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, scale, scores);
             _attentionSoftmax(items, at.View, heads, keyStride, scores);
-            _attentionValues(checked(items * headDim), scores, kv.Values, at.View, ancestors, treeStart, maxDepth, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, o.View);
+            _attentionValues(checked(items * headDim), scores, kv.Values, at.View, recent, window, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, o.View);
         }
     }
 

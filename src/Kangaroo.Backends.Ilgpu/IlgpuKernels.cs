@@ -172,7 +172,7 @@ internal static class IlgpuKernels
     /// head dimension in order. Keys past the row's position are left unwritten and never read.
     /// </summary>
     public static void AttentionScores(Index1D index, ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<int> positions,
-        ArrayView<int> ancestors, int treeStart, int maxDepth,
+        ArrayView<int> recent, int window,
         long layerStart, int heads, int groupSize, int headDim, int kvWidth, int keyStride, float scale, ArrayView<float> scores)
     {
         int item = index / keyStride;
@@ -182,16 +182,19 @@ internal static class IlgpuKernels
             return;
         int head = item - row * heads;
         long queryStart = (long)item * headDim;
-        long keyStart = layerStart + (long)KeySlot(key, row, ancestors, treeStart, maxDepth) * kvWidth + (long)(head / groupSize) * headDim;
+        long keyStart = layerStart + (long)KeySlot(key, positions[row], row, recent, window) * kvWidth + (long)(head / groupSize) * headDim;
         float dot = 0f;
         for (int d = 0; d < headDim; d++)
             dot += queries[queryStart + d] * keyCache[keyStart + d];
         scores[index] = dot * scale;
     }
 
-    /// <summary>The cache slot of the key at a logical position: itself before a token tree, row's path inside it.</summary>
-    private static int KeySlot(int position, int row, ArrayView<int> ancestors, int treeStart, int maxDepth) =>
-        position < treeStart ? position : ancestors[(long)row * maxDepth + (position - treeStart)];
+    /// <summary>The cache slot of the key at logical position <paramref name="key"/> for a row at <paramref name="position"/>: the row's window of recent slots, else the key's own position.</summary>
+    private static int KeySlot(int key, int position, int row, ArrayView<int> recent, int window)
+    {
+        int back = position - key;
+        return back < window ? recent[(long)row * window + back] : key;
+    }
 
     /// <summary>Attention step 2, one thread per (row, head): softmax over keys 0..position in key order, in place.</summary>
     public static void AttentionSoftmax(Index1D item, ArrayView<int> positions, int heads, int keyStride, ArrayView<float> scores)
@@ -217,7 +220,7 @@ internal static class IlgpuKernels
     /// the scores consumed the queries, so the output may be the query buffer.
     /// </summary>
     public static void AttentionValues(Index1D index, ArrayView<float> scores, ArrayView<float> valueCache, ArrayView<int> positions,
-        ArrayView<int> ancestors, int treeStart, int maxDepth,
+        ArrayView<int> recent, int window,
         long layerStart, int heads, int groupSize, int headDim, int kvWidth, int keyStride, ArrayView<float> output)
     {
         int item = index / headDim;
@@ -229,7 +232,7 @@ internal static class IlgpuKernels
         long valueStart = layerStart + (long)(head / groupSize) * headDim + d;
         float sum = 0f;
         for (int t = 0; t < keyCount; t++)
-            sum += scores[scoreStart + t] * valueCache[valueStart + (long)KeySlot(t, row, ancestors, treeStart, maxDepth) * kvWidth];
+            sum += scores[scoreStart + t] * valueCache[valueStart + (long)KeySlot(t, keyCount - 1, row, recent, window) * kvWidth];
         output[index] = sum;
     }
 

@@ -72,28 +72,21 @@ public static class BackendArguments
         }
     }
 
-    /// <summary>
-    /// <see cref="IComputeBackend.TreeAttention"/>'s map: each row's depth below treeStart fits maxDepth, and every
-    /// ancestor slot it reads lies in the cache.
-    /// </summary>
-    public static void CheckTreeSlots(ReadOnlySpan<int> positions, ReadOnlySpan<int> ancestorSlots, int rows, int treeStart, int maxDepth,
-        int capacity, string name)
+    /// <summary><see cref="IComputeBackend.TreeAttention"/>'s map: room for every row's window, each slot read inside the cache.</summary>
+    public static void CheckRecentSlots(ReadOnlySpan<int> positions, ReadOnlySpan<int> recentSlots, int rows, int window, int capacity,
+        string name)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(treeStart);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxDepth);
-        if (ancestorSlots.Length < (long)rows * maxDepth)
-            throw new ArgumentException($"{ancestorSlots.Length} ancestor slots for {rows} rows × depth {maxDepth}", name);
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
+        if (recentSlots.Length < (long)rows * window)
+            throw new ArgumentException($"{recentSlots.Length} slots for {rows} rows × window {window}", name);
         for (int r = 0; r < rows; r++)
         {
-            int depth = positions[r] - treeStart + 1;   // tree keys row r reads
-            if (depth <= 0) continue;
-            if (depth > maxDepth)
-                throw new ArgumentOutOfRangeException(name, depth, $"row {r} at position {positions[r]} is {depth} levels into a tree of depth {maxDepth}");
-            for (int d = 0; d < depth; d++)
+            int read = Math.Min(window, positions[r] + 1);   // keys of the row's window that exist
+            for (int j = 0; j < read; j++)
             {
-                int slot = ancestorSlots[r * maxDepth + d];
+                int slot = recentSlots[r * window + j];
                 if ((uint)slot >= (uint)capacity)
-                    throw new ArgumentOutOfRangeException(name, slot, $"row {r}, level {d}: slot must be in [0, {capacity})");
+                    throw new ArgumentOutOfRangeException(name, slot, $"row {r}, {j} back: slot must be in [0, {capacity})");
             }
         }
     }

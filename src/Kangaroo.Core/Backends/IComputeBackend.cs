@@ -82,14 +82,15 @@ public interface IComputeBackend : IDisposable
         int rows, int heads, int kvHeads, int headDim);
 
     /// <summary>
-    /// <see cref="Attention"/> for token-tree verification. Query row r sits at logical position positions[r]; a key at
-    /// logical position p &lt; <paramref name="treeStart"/> is read from cache slot p, one at p ≥ treeStart from slot
-    /// ancestorSlots[r · maxDepth + (p − treeStart)] — row r's path through the tree, first tree level first, the row's
-    /// own slot last. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as a
-    /// plain decode of that path at those positions. treeStart ≥ every position gives <see cref="Attention"/>.
+    /// <see cref="Attention"/> for token trees. For query row r, the key j positions back (logical position
+    /// positions[r] − j, j &lt; <paramref name="window"/>; j = 0 is the row's own) is read from cache slot
+    /// recentSlots[r · window + j]: the row's path through the tree, the row itself first. Keys further back sit at
+    /// their own position. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as
+    /// a plain decode of that path. Window 0 is <see cref="Attention"/>. Everything that varies per round lives in
+    /// buffers, so a recorded pass replays for any tree of the same size.
     /// </summary>
-    void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer ancestorSlots,
-        int treeStart, int maxDepth, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim);
+    void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim);
 
     /// <summary>output[i] = silu(gate[i]) · up[i] for i &lt; count.</summary>
     void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count);

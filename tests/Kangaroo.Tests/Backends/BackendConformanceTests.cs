@@ -531,17 +531,19 @@ public abstract class BackendConformanceTests : IDisposable
         int nodes = parents.Length, kvWidth = kvHeads * headDim, width = heads * headDim;
         int[] depth = new int[nodes];
         for (int n = 0; n < nodes; n++) depth[n] = parents[n] < 0 ? 0 : depth[parents[n]] + 1;
-        int maxDepth = depth.Max() + 1;
+        int window = depth.Max() + 1;
         int[] path(int n) => parents[n] < 0 ? [n] : [.. path(parents[n]), n];
         // Tree nodes live in slots after a gap (as a scheduler may place them), not at their logical positions.
         int slotOf(int n) => prefix + 8 + n;
-        int[] ancestors = new int[nodes * maxDepth];
+        int[] positions = depth.Select(d => prefix + d).ToArray();
+        // Row n's window: its path backwards (itself first), then keys before the tree at their own positions.
+        int[] recent = new int[nodes * window];
         for (int n = 0; n < nodes; n++)
         {
             int[] p = path(n);
-            for (int d = 0; d < p.Length; d++) ancestors[n * maxDepth + d] = slotOf(p[d]);
+            for (int j = 0; j < window; j++)
+                recent[n * window + j] = j < p.Length ? slotOf(p[p.Length - 1 - j]) : positions[n] - j;
         }
-        int[] positions = depth.Select(d => prefix + d).ToArray();
 
         float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
         float[] nodeKeys = RandomValues(nodes * kvWidth), nodeValues = RandomValues(nodes * kvWidth);
@@ -552,8 +554,7 @@ public abstract class BackendConformanceTests : IDisposable
         Backend.StoreKv(treeCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
         Backend.StoreKv(treeCache, 0, Upload(nodeKeys), Upload(nodeValues), Indices(Enumerable.Range(0, nodes).Select(slotOf).ToArray()), nodes);
         ComputeBuffer tree = Poisoned(nodes * width);
-        Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(ancestors), prefix, maxDepth, tree, nodes, heads,
-            kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(recent), window, tree, nodes, heads, kvHeads, headDim);
         float[] treeOutput = Download(tree, nodes * width);
 
         for (int n = 0; n < nodes; n++)
@@ -571,13 +572,17 @@ public abstract class BackendConformanceTests : IDisposable
             AssertBitwiseEqual(Download(single, width), treeOutput.AsSpan(n * width, width), $"tree node {n} (depth {depth[n]})");
         }
 
-        // A tree map pointing outside the cache, or deeper than maxDepth, is refused.
-        int[] outside = (int[])ancestors.Clone();
-        outside[maxDepth] = capacity;
+        // Window 0 is plain attention; a slot outside the cache, or a map shorter than rows × window, is refused.
+        ComputeBuffer plain = Poisoned(nodes * width), windowless = Poisoned(nodes * width);
+        Backend.Attention(Upload(queries), treeCache, 0, Indices(positions), plain, nodes, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices([0]), 0, windowless, nodes, heads, kvHeads, headDim);
+        AssertBitwiseEqual(Download(plain, nodes * width), Download(windowless, nodes * width), "window 0");
+        int[] outside = (int[])recent.Clone();
+        outside[window] = capacity;
         Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(outside),
-            prefix, maxDepth, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
-        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(ancestors),
-            prefix, maxDepth - 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
+            window, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices(recent),
+            window + 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
     }
 
     [Fact]
