@@ -67,6 +67,36 @@ extern "C" __global__ void store_kv_f32(float* kc, float* vc, const float* k, co
     store_kv_impl(kc, vc, k, v, slots, rows, kv_width, layer_offset);
 }
 
+// Moves cache slot moves[i] to slot moves[count + i] for i = 0, 1, … in order, in every layer (a token tree's accepted
+// path packed into consecutive positions). One block per layer; the moves run one after another, a barrier between them:
+// with destinations ascending and never past their source, no move reads a slot that an earlier one has written.
+template <typename KV>
+__device__ __forceinline__ void kv_move_slots_impl(KV* kc, KV* vc, const int* moves, int count, int kv_width, long long layer_stride)
+{
+    long long layer = (long long)blockIdx.x * layer_stride;
+    for (int i = 0; i < count; i++)
+    {
+        long long source = layer + (long long)moves[i] * kv_width, target = layer + (long long)moves[count + i] * kv_width;
+        if (source != target)
+            for (int e = threadIdx.x; e < kv_width; e += blockDim.x)
+            {
+                kc[target + e] = kc[source + e];
+                vc[target + e] = vc[source + e];
+            }
+        __syncthreads();
+    }
+}
+
+extern "C" __global__ void kv_move_slots_f16(half_bits* kc, half_bits* vc, const int* moves, int count, int kv_width, long long layer_stride)
+{
+    kv_move_slots_impl(kc, vc, moves, count, kv_width, layer_stride);
+}
+
+extern "C" __global__ void kv_move_slots_f32(float* kc, float* vc, const int* moves, int count, int kv_width, long long layer_stride)
+{
+    kv_move_slots_impl(kc, vc, moves, count, kv_width, layer_stride);
+}
+
 // rope(queries), rope(keys), store_kv(keys, values) in one launch, each element computed exactly as those kernels do.
 // One thread per (row, item); a row's items are its query pairs, then its key pairs, then its value elements.
 template <typename KV>

@@ -377,6 +377,22 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         }
     }
 
+    public unsafe void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
+        CpuKvCache kv = AsCpu(cache);
+        CheckSlotMoves(from, to, kv.Capacity);
+        int width = kv.KvWidth;
+        for (int i = 0; i < from.Length; i++)
+        {
+            if (from[i] == to[i]) continue;
+            for (int layer = 0; layer < kv.Layers; layer++)
+            {
+                new ReadOnlySpan<float>(kv.KeyRow(layer, from[i]), width).CopyTo(new Span<float>(kv.KeyRow(layer, to[i]), width));
+                new ReadOnlySpan<float>(kv.ValueRow(layer, from[i]), width).CopyTo(new Span<float>(kv.ValueRow(layer, to[i]), width));
+            }
+        }
+    }
+
     /// <summary>Where the key at a logical position lives: the row's window of recent slots, else the position itself.</summary>
     private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window)
     {

@@ -512,6 +512,27 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         Launch(_kernels["attention_combine"], (uint)(rows * heads), AttentionThreads, combineArgs);
     }
 
+    public void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
+        var kv = AsCuda(cache);
+        CheckSlotMoves(from, to, kv.Capacity);
+        if (from.IsEmpty) return;
+        int count = from.Length;
+        if (kv.Moves is null || kv.Moves.Length < 2 * count)
+        {
+            kv.Moves?.Dispose();
+            kv.Moves = AllocateIndices(Math.Max(2 * count, 64));
+        }
+        Span<int> moves = stackalloc int[2 * count];
+        from.CopyTo(moves);
+        to.CopyTo(moves[count..]);
+        Upload(moves, kv.Moves);
+        var args = new KernelArguments();
+        args.Add(kv.Keys); args.Add(kv.Values); args.Add(AsCuda(kv.Moves).Memory); args.Add(count); args.Add(kv.KvWidth);
+        args.Add(kv.LayerOffset(1));
+        Launch(_kernels.ForType("kv_move_slots", kv.DType), (uint)kv.Layers, ElementwiseThreads, args);
+    }
+
     public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)
     {
         var g = AsCuda(gate);

@@ -47,6 +47,8 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType d
     public DeviceBuffer Keys { get; } = keys;
     public DeviceBuffer Values { get; } = values;
     public DeviceBuffer? Partials { get; set; }
+    /// <summary>MoveKvSlots' sources then destinations, uploaded per call.</summary>
+    public IndexBuffer? Moves { get; set; }
 
     public long LayerOffset(int layer) => (long)layer * Capacity * KvWidth;
 
@@ -55,5 +57,6 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType d
         Keys.Dispose();
         Values.Dispose();
         Partials?.Dispose();
+        Moves?.Dispose();
     }
 }

@@ -432,6 +432,28 @@ public sealed class IlgpuBackend : IComputeBackend
         }
     }
 
+    public void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
+        IlgpuKvCache kv = Own(cache, nameof(cache));
+        CheckSlotMoves(from, to, kv.Capacity);
+        int width = kv.KvWidth;
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            // A handful of rows per round (a tree's accepted path), in order: one device copy per layer and row.
+            for (int i = 0; i < from.Length; i++)
+            {
+                if (from[i] == to[i]) continue;
+                for (int layer = 0; layer < kv.Layers; layer++)
+                {
+                    long source = kv.LayerStart(layer) + (long)from[i] * width, target = kv.LayerStart(layer) + (long)to[i] * width;
+                    kv.Keys.SubView(source, width).CopyTo(kv.Keys.SubView(target, width));
+                    kv.Values.SubView(source, width).CopyTo(kv.Values.SubView(target, width));
+                }
+            }
+        }
+    }
+
     public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)
     {
         IlgpuComputeBuffer g = Own(gate, nameof(gate));

@@ -72,6 +72,18 @@ public static class BackendArguments
         }
     }
 
+    /// <summary><see cref="IComputeBackend.MoveKvSlots"/>'s moves: pairs inside the cache, destinations ascending and never after their source.</summary>
+    public static void CheckSlotMoves(ReadOnlySpan<int> from, ReadOnlySpan<int> to, int capacity)
+    {
+        if (from.Length != to.Length) throw new ArgumentException($"{from.Length} sources for {to.Length} destinations", nameof(to));
+        for (int i = 0; i < from.Length; i++)
+        {
+            if ((uint)from[i] >= (uint)capacity) throw new ArgumentOutOfRangeException(nameof(from), from[i], $"move {i}: slot must be in [0, {capacity})");
+            if ((uint)to[i] > (uint)from[i]) throw new ArgumentOutOfRangeException(nameof(to), to[i], $"move {i}: the destination must be in [0, {from[i]}] (its source)");
+            if (i > 0 && to[i] <= to[i - 1]) throw new ArgumentException($"move {i}: destinations must ascend ({to[i - 1]}, then {to[i]})", nameof(to));
+        }
+    }
+
     /// <summary><see cref="IComputeBackend.TreeAttention"/>'s map: room for every row's window, each slot read inside the cache.</summary>
     public static void CheckRecentSlots(ReadOnlySpan<int> positions, ReadOnlySpan<int> recentSlots, int rows, int window, int capacity,
         string name)

@@ -92,6 +92,13 @@ public interface IComputeBackend : IDisposable
     void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim);
 
+    /// <summary>
+    /// For i = 0, 1, … in order, copies cache slot from[i] to slot to[i] in every layer, keys and values: packs a token
+    /// tree's accepted path into consecutive positions. to must ascend and to[i] ≤ from[i], so no move reads a slot an
+    /// earlier one wrote.
+    /// </summary>
+    void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to);
+
     /// <summary>output[i] = silu(gate[i]) · up[i] for i &lt; count.</summary>
     void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count);
 

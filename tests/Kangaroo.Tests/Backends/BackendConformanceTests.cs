@@ -585,6 +585,45 @@ public abstract class BackendConformanceTests : IDisposable
             window + 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
     }
 
+    /// <summary>Packing a tree path: after the moves, attention over the cache equals attention over one written in place.</summary>
+    [Fact]
+    public void MoveKvSlots_PacksSlotsInOrderInEveryLayer()
+    {
+        const int layers = 2, heads = 4, kvHeads = 2, headDim = 16, capacity = 24, prefix = 8;
+        int kvWidth = kvHeads * headDim, width = heads * headDim;
+        int[] from = [10, 12, 15], to = [8, 9, 10];   // move 2 reads slot 15 after move 0 read slot 10 and before it is overwritten
+        int total = prefix + to.Length;
+        var keys = new float[layers][];
+        var values = new float[layers][];
+        KvCacheStorage moved = Cache(layers, capacity, kvWidth), expected = Cache(layers, capacity, kvWidth);
+        for (int layer = 0; layer < layers; layer++)
+        {
+            keys[layer] = RandomValues(capacity * kvWidth);
+            values[layer] = RandomValues(capacity * kvWidth);
+            Backend.StoreKv(moved, layer, Upload(keys[layer]), Upload(values[layer]), Indices(Enumerable.Range(0, capacity).ToArray()), capacity);
+            // The packed layout: slots [0, prefix) as they were, then from[i]'s rows at to[i].
+            int[] source = [.. Enumerable.Range(0, prefix), .. from];
+            float[] k = source.SelectMany(slot => keys[layer].AsSpan(slot * kvWidth, kvWidth).ToArray()).ToArray();
+            float[] v = source.SelectMany(slot => values[layer].AsSpan(slot * kvWidth, kvWidth).ToArray()).ToArray();
+            Backend.StoreKv(expected, layer, Upload(k), Upload(v), Indices(Enumerable.Range(0, total).ToArray()), total);
+        }
+        Backend.MoveKvSlots(moved, from, to);
+
+        float[] queries = RandomValues(width, 3f);
+        for (int layer = 0; layer < layers; layer++)
+        {
+            ComputeBuffer a = Poisoned(width), b = Poisoned(width);
+            Backend.Attention(Upload(queries), moved, layer, Indices([total - 1]), a, 1, heads, kvHeads, headDim);
+            Backend.Attention(Upload(queries), expected, layer, Indices([total - 1]), b, 1, heads, kvHeads, headDim);
+            AssertBitwiseEqual(Download(b, width), Download(a, width), $"layer {layer} after the moves");
+        }
+
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MoveKvSlots(moved, [5], [6]));          // destination past its source
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MoveKvSlots(moved, [9, 7], [8, 6]));    // destinations descending
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MoveKvSlots(moved, [capacity], [0]));   // outside the cache
+        Assert.ThrowsAny<ArgumentException>(() => Backend.MoveKvSlots(moved, [3, 4], [3]));       // unpaired
+    }
+
     [Fact]
     public void StoreKvAndAttention_OutOfRange_Throw()
     {
