@@ -116,7 +116,7 @@ public sealed class InferenceSession : IDisposable
 {
     private readonly LanguageModel _owner;
     private VanillaDecoder? _vanilla;
-    private KangarooDecoder? _kangaroo;
+    private ISpeculativeDecoder? _kangaroo;
     private KangarooOptions? _kangarooOptions;
 
     internal InferenceSession(LanguageModel owner, int contextLength)
@@ -152,7 +152,7 @@ public sealed class InferenceSession : IDisposable
         return new GenerationRun(decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength, cancellationToken);
     }
 
-    private KangarooDecoder KangarooDecoderFor(KangarooOptions options)
+    private ISpeculativeDecoder KangarooDecoderFor(KangarooOptions options)
     {
         var adapter = _owner.Adapter ?? throw new InvalidRequestException(
             $"Kangaroo decoding needs an adapter: none was loaded (give one, or put it in {Path.Combine(_owner.Directory, KangarooAdapter.DefaultSubdirectory)})");
@@ -160,7 +160,9 @@ public sealed class InferenceSession : IDisposable
         if (_kangaroo is null || _kangarooOptions != options)
         {
             _kangaroo?.Dispose();
-            _kangaroo = new KangarooDecoder(_owner.Model, adapter, options, ContextLength);
+            _kangaroo = options.Tree is null
+                ? new KangarooDecoder(_owner.Model, adapter, options, ContextLength)
+                : new KangarooTreeDecoder(_owner.Model, adapter, options, ContextLength);
             _kangarooOptions = options;
         }
         return _kangaroo;

@@ -9,9 +9,18 @@ namespace Kangaroo.Model;
 public sealed class ForwardWorkspace : IDisposable
 {
     /// <param name="withFeedForward">False for attention-only blocks (the Kangaroo adapter): no MLP scratch.</param>
-    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true)
+    /// <param name="treeWindow">For token-tree passes: how many recent keys a row may read through its own slot map (the
+    /// deepest path + 1); 0 = plain passes only.</param>
+    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true, int treeWindow = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(treeWindow);
         MaxRows = maxRows;
+        TreeWindow = treeWindow;
+        if (treeWindow > 0)
+        {
+            Slots = backend.AllocateIndices(maxRows);
+            RecentSlots = backend.AllocateIndices(maxRows * treeWindow);
+        }
         Hidden = backend.Allocate(maxRows * config.HiddenSize);
         Normed = backend.Allocate(maxRows * config.HiddenSize);
         Delta = backend.Allocate(maxRows * config.HiddenSize);
@@ -48,14 +57,23 @@ public sealed class ForwardWorkspace : IDisposable
     internal ComputeBuffer Gate { get; }
     internal ComputeBuffer Up { get; }
     internal IndexBuffer Tokens { get; }
-    /// <summary>Absolute position (= cache slot) of each row.</summary>
+    /// <summary>Absolute (logical) position of each row; in plain passes also its cache slot.</summary>
     public IndexBuffer Positions { get; }
+
+    /// <summary>Recent keys a tree pass may remap per row (0: this workspace runs plain passes only).</summary>
+    public int TreeWindow { get; }
+    /// <summary>Tree passes: the cache slot each row's keys and values go to.</summary>
+    internal IndexBuffer? Slots { get; }
+    /// <summary>Tree passes: per row, the slots of its last <see cref="TreeWindow"/> keys (see <see cref="IComputeBackend.TreeAttention"/>).</summary>
+    internal IndexBuffer? RecentSlots { get; }
+    /// <summary>True after <see cref="LlamaModel.StageTree"/>, false after plain positions were staged.</summary>
+    internal bool TreeStaged { get; set; }
 
     public void Dispose()
     {
         foreach (var recorded in Recorded.Values) recorded.Dispose();
         Recorded.Clear();
-        foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions })
+        foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions, Slots, RecentSlots })
             buffer?.Dispose();
     }
 }

@@ -136,10 +136,11 @@ public sealed class LlamaModel : IDisposable
         _tensors.Add(InverseFrequencies);
     }
 
-    public ForwardWorkspace CreateWorkspace(int maxRows)
+    /// <param name="treeWindow">Room for token-tree passes (<see cref="StageTree"/>): the deepest path + 1; 0 for none.</param>
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
-        return new ForwardWorkspace(Backend, Config, maxRows);
+        return new ForwardWorkspace(Backend, Config, maxRows, treeWindow: treeWindow);
     }
 
     public KvCache CreateCache(int capacity)
@@ -169,6 +170,33 @@ public sealed class LlamaModel : IDisposable
         Backend.Upload(tokens, workspace.Tokens);
     }
 
+    /// <summary>
+    /// Stages a token-tree pass of positions.Length rows: each row's logical position (for RoPE and causality), the cache
+    /// slot its keys and values go to, and its window of recent slots (row r: <c>recentSlots[r · TreeWindow + j]</c> is
+    /// the slot of the key j positions back — its path through the tree, itself first; see
+    /// <see cref="IComputeBackend.TreeAttention"/>). The next <see cref="RunLayers"/> runs as a tree pass; staging plain
+    /// positions ends tree mode. Tokens, when given, are staged for <see cref="EmbedStaged"/>.
+    /// </summary>
+    public void StageTree(ForwardWorkspace workspace, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, ReadOnlySpan<int> recentSlots,
+        ReadOnlySpan<int> tokens = default)
+    {
+        int rows = positions.Length;
+        CheckRows(workspace, rows);
+        if (workspace.TreeWindow == 0) throw new InvalidOperationException("this workspace was made without room for token trees");
+        if (slots.Length != rows || recentSlots.Length != rows * workspace.TreeWindow || (!tokens.IsEmpty && tokens.Length != rows))
+            throw new ArgumentException($"a tree pass of {rows} rows needs {rows} slots, {rows * workspace.TreeWindow} recent slots and no or {rows} tokens");
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Config.VocabSize})");
+        }
+        Backend.Upload(positions, workspace.Positions);
+        Backend.Upload(slots, workspace.Slots!);
+        Backend.Upload(recentSlots, workspace.RecentSlots!);
+        if (!tokens.IsEmpty) Backend.Upload(tokens, workspace.Tokens);
+        workspace.TreeStaged = true;
+    }
+
     /// <summary>The device half of <see cref="Embed"/>: gathers the staged tokens' embeddings (recordable).</summary>
     public void EmbedStaged(ForwardWorkspace workspace, int rows) => Backend.Embed(Embedding, workspace.Tokens, workspace.Hidden, rows);
 
@@ -184,7 +212,7 @@ public sealed class LlamaModel : IDisposable
             work();
             return;
         }
-        var key = (step, cache, rows);
+        var key = (workspace.TreeStaged ? step + "/tree" : step, cache, rows);
         if (!workspace.Recorded.TryGetValue(key, out var recorded))
         {
             // One plain run first: it sizes the backend's scratch, which recording must not allocate.
@@ -202,6 +230,7 @@ public sealed class LlamaModel : IDisposable
         Span<int> positions = rows <= 256 ? stackalloc int[rows] : new int[rows];
         for (int r = 0; r < rows; r++) positions[r] = startPosition + r;
         Backend.Upload(positions, workspace.Positions);
+        workspace.TreeStaged = false;
     }
 
     /// <summary>
@@ -225,9 +254,7 @@ public sealed class LlamaModel : IDisposable
         {
             var layer = Layers[i];
             b.MatMulShared(ws.Normed, rows, layer.QueryProjection, ws.Queries, layer.KeyProjection, ws.Keys, layer.ValueProjection, ws.Values);
-            b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, InverseFrequencies, cache.Storage, i, ws.Positions,
-                rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-            b.Attention(ws.Queries, cache.Storage, i, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+            StoreAndAttend(ws, cache.Storage, i, rows, c, InverseFrequencies);
             b.MatMul(ws.AttentionOutput, layer.OutputProjection, ws.Delta, rows);
             b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, eps, ws.Normed, rows, c.HiddenSize);
 
@@ -237,6 +264,21 @@ public sealed class LlamaModel : IDisposable
             var nextNorm = i + 1 < c.NumLayers ? Layers[i + 1].InputNorm : FinalNorm;
             b.AddRmsNorm(ws.Hidden, ws.Delta, nextNorm, eps, ws.Normed, rows, c.HiddenSize);
         }
+    }
+
+    /// <summary>
+    /// RoPE, KV store and attention of one layer: at the rows' positions (plain) or, after <see cref="StageTree"/>, keys
+    /// and values into the rows' tree slots and attention through their slot windows. Shared with the Kangaroo adapter.
+    /// </summary>
+    internal void StoreAndAttend(ForwardWorkspace ws, KvCacheStorage cache, int layer, int rows, LlamaConfig c, WeightTensor inverseFrequencies)
+    {
+        var b = Backend;
+        var slots = ws.TreeStaged ? ws.Slots! : ws.Positions;
+        b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        if (ws.TreeStaged)
+            b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots!, ws.TreeWindow, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        else
+            b.Attention(ws.Queries, cache, layer, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
     }
 
     /// <summary>

@@ -128,7 +128,8 @@ public sealed class KangarooAdapter : IDisposable
     }
 
     /// <summary>Scratch for up to <paramref name="maxRows"/> adapter rows (attention only: no MLP buffers).</summary>
-    public ForwardWorkspace CreateWorkspace(int maxRows) => new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false);
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0) =>
+        new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false, treeWindow: treeWindow);
 
     public KvCache CreateCache(int capacity) => new(_base.Backend.AllocateKvCache(1, capacity, Config.KvWidth));
 
@@ -143,21 +144,28 @@ public sealed class KangarooAdapter : IDisposable
         ForwardStaged(ws, cache, rows, computeLogits);
     }
 
-    /// <summary>The device part of <see cref="Forward"/>, at positions already staged with <see cref="LlamaModel.SetPositions"/> (recordable).</summary>
-    public void ForwardStaged(ForwardWorkspace ws, KvCache cache, int rows, bool computeLogits)
+    /// <summary>
+    /// The device part of <see cref="Forward"/>, at positions already staged with <see cref="LlamaModel.SetPositions"/>
+    /// or <see cref="LlamaModel.StageTree"/> (recordable). <paramref name="everyRow"/>: logits for all rows (a token
+    /// tree's level), not only the last.
+    /// </summary>
+    public void ForwardStaged(ForwardWorkspace ws, KvCache cache, int rows, bool computeLogits, bool everyRow = false)
     {
         var b = _base.Backend;
         var c = Config;
         float eps = (float)c.RmsNormEps;
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
         b.MatMulShared(ws.Normed, rows, _query, ws.Queries, _key, ws.Keys, _value, ws.Values);
-        b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, _inverseFrequencies, cache.Storage, 0, ws.Positions,
-            rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-        b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        _base.StoreAndAttend(ws, cache.Storage, 0, rows, c, _inverseFrequencies);
         if (!computeLogits) return;
 
         b.MatMul(ws.AttentionOutput, _output, ws.Delta, rows);
         b.AddRmsNorm(ws.Hidden, ws.Delta, _finalNorm, eps, ws.Normed, rows, c.HiddenSize);
+        if (everyRow)
+        {
+            b.MatMul(ws.Normed, _base.LmHead, ws.Logits, rows);
+            return;
+        }
         var last = ws.Normed;
         if (rows > 1)
         {

@@ -4,6 +4,16 @@ using Kangaroo.Model;
 
 namespace Kangaroo.Speculative;
 
+/// <summary>A Kangaroo scheduler (chain or token tree): a sequence decoder that takes the generation's sampling settings.</summary>
+public interface ISpeculativeDecoder : ISequenceDecoder, IDisposable
+{
+    /// <summary>Sets sampling for the next sequence (call before <see cref="ISequenceDecoder.Prefill"/>).</summary>
+    void Configure(GenerationOptions options, DeterministicRandom random);
+
+    /// <summary>Drafting and verification figures of the current sequence.</summary>
+    SpeculativeStats Stats { get; }
+}
+
 /// <summary>
 /// The Kangaroo scheduler for one sequence: per round the <see cref="KangarooDrafter"/> drafts with the shallow
 /// sub-network + adapter until its confidence stop, the deep layers [ℓ, L) verify the last token and every draft in ONE
@@ -11,7 +21,7 @@ namespace Kangaroo.Speculative;
 /// back to the accepted sequence. Written only against <see cref="LlamaModel"/>'s stages, so it runs on every backend;
 /// with row-invariant ops its greedy output is bit-identical to <see cref="VanillaDecoder"/>'s.
 /// </summary>
-public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
+public sealed class KangarooDecoder : ISpeculativeDecoder
 {
     private readonly LlamaModel _model;
     private readonly KvCache _cache;
@@ -103,20 +113,7 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
         _draftClock.Reset();
         _verifyClock.Reset();
 
-        // Like LlamaModel.Prefill, but split at ℓ so the adapter's cache sees the prompt's layer-ℓ states.
-        var tokens = promptTokens;
-        while (!tokens.IsEmpty)
-        {
-            int rows = Math.Min(tokens.Length, _verify.MaxRows);
-            int start = _cache.Length;
-            _model.Embed(_verify, tokens[..rows], start);
-            _model.RunLayers(_verify, _cache, 0, _exitLayer, rows);
-            _drafter.PrefillChunk(_verify, start, rows);
-            _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, rows);
-            _cache.Advance(rows);
-            tokens = tokens[rows..];
-            if (tokens.IsEmpty) _model.ComputeLogits(_verify, rows - 1, 1);
-        }
+        PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens, _drafter.PrefillChunk);
         _sequence.AddRange(promptTokens);
         _prefillLogitsReady = true;
     }
@@ -175,6 +172,27 @@ public sealed class KangarooDecoder : ISequenceDecoder, IDisposable
         _emitted += accepted + 1;
         for (int i = 0; i <= accepted; i++) _sequence.Add(destination[i]);
         return accepted + 1;
+    }
+
+    /// <summary>
+    /// Like <see cref="LlamaModel.Prefill"/>, but split at ℓ: <paramref name="atExit"/>(ws, start, rows) sees each chunk's
+    /// layer-ℓ states (the adapter's cache reads them). Leaves the last token's logits in row 0 of ws.Logits.
+    /// </summary>
+    internal static void PrefillSplitAtExit(LlamaModel model, KvCache cache, ForwardWorkspace ws, int exitLayer, ReadOnlySpan<int> tokens,
+        Action<ForwardWorkspace, int, int> atExit)
+    {
+        while (!tokens.IsEmpty)
+        {
+            int rows = Math.Min(tokens.Length, ws.MaxRows);
+            int start = cache.Length;
+            model.Embed(ws, tokens[..rows], start);
+            model.RunLayers(ws, cache, 0, exitLayer, rows);
+            atExit(ws, start, rows);
+            model.RunLayers(ws, cache, exitLayer, model.Config.NumLayers, rows);
+            cache.Advance(rows);
+            tokens = tokens[rows..];
+            if (tokens.IsEmpty) model.ComputeLogits(ws, rows - 1, 1);
+        }
     }
 
     private int ChooseFromLogits(int row)

@@ -18,6 +18,9 @@ public sealed record KangarooOptions
     /// </summary>
     public float Threshold { get; init; } = 0.6f;
 
+    /// <summary>Draft a dynamic token tree instead of a chain (greedy decoding); null = chain drafting.</summary>
+    public TokenTreeOptions? Tree { get; init; }
+
     public const int DefaultExitLayer = 2;
 
     /// <summary>Throws <see cref="InvalidRequestException"/> naming the invalid setting.</summary>
@@ -29,5 +32,31 @@ public sealed record KangarooOptions
             throw new InvalidRequestException($"draft steps must be at least 1, got {MaxDraftSteps}");
         if (!(Threshold >= 0 && Threshold <= 1))
             throw new InvalidRequestException($"threshold must be in [0, 1], got {Threshold}");
+        Tree?.Validate();
+    }
+}
+
+/// <summary>
+/// Kangaroo's dynamic token tree (paper: top-K = 10, η = 0.4). Level by level, every node of the deepest level proposes
+/// its adapter's top-K tokens; the best proposals (by path probability, the product of the adapter's probabilities along
+/// the path) that reach <see cref="Threshold"/> become the next level — at most top-K of them — until
+/// <see cref="Budget"/> nodes or γ (<see cref="KangarooOptions.MaxDraftSteps"/>) levels. The root's best child is always drafted.
+/// </summary>
+public sealed record TokenTreeOptions
+{
+    /// <summary>Children proposed per node.</summary>
+    public int TopK { get; init; } = 10;
+
+    /// <summary>Smallest path probability a drafted node may have.</summary>
+    public float Threshold { get; init; } = 0.4f;
+
+    /// <summary>Most drafted nodes per round (the root, the last accepted token, not counted).</summary>
+    public int Budget { get; init; } = 16;
+
+    public void Validate()
+    {
+        if (TopK < 1) throw new InvalidRequestException($"tree top-K must be at least 1, got {TopK}");
+        if (!(Threshold >= 0 && Threshold <= 1)) throw new InvalidRequestException($"tree threshold must be in [0, 1], got {Threshold}");
+        if (Budget < 1 || Budget > 256) throw new InvalidRequestException($"tree budget must be in [1, 256], got {Budget}");
     }
 }

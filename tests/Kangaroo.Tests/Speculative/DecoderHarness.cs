@@ -39,7 +39,10 @@ internal sealed class DecoderHarness : IDisposable
     public (int[] Tokens, SpeculativeStats Stats) Kangaroo(int[] prompt, int count, KangarooOptions kangaroo, GenerationOptions? options = null,
         ulong seed = 0, int? contextLength = null)
     {
-        using var decoder = new KangarooDecoder(Model, Adapter, kangaroo, contextLength ?? prompt.Length + count + 1, prefillChunk: 4);
+        int context = contextLength ?? prompt.Length + count + 1;
+        using ISpeculativeDecoder decoder = kangaroo.Tree is null
+            ? new KangarooDecoder(Model, Adapter, kangaroo, context, prefillChunk: 4)
+            : new KangarooTreeDecoder(Model, Adapter, kangaroo, context, prefillChunk: 4);
         decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
         return (Decode(decoder, prompt, count, decoder.MaxTokensPerStep), decoder.Stats);
     }

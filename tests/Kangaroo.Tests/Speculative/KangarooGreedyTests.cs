@@ -102,6 +102,72 @@ public abstract class KangarooGreedyConformance
         Assert.Equal(h.Vanilla(prompt, 20), tokens);
     }
 
+    // ---------------------------------------------------------------- token trees
+
+    [Fact]
+    public void TokenTreesOnRandomModelsAlwaysReproduceVanillaGreedy()
+    {
+        var rng = new Random(2025);
+        for (int trial = 0; trial < Math.Max(3, RandomTrials / 3); trial++)
+        {
+            int layers = rng.Next(2, 6);
+            var spec = new TinyModelSpec
+            {
+                Name = $"tree{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
+                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 3000 + trial,
+            };
+            int exitLayer = rng.Next(1, layers);
+            var tree = new TokenTreeOptions { TopK = rng.Next(1, 6), Threshold = new[] { 0f, 0.05f, 0.4f }[trial % 3], Budget = rng.Next(1, 20) };
+            var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 7), threshold: 0.6f) with { Tree = tree };
+            int[] prompt = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray();
+
+            using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 11 + trial));
+            int[] vanilla = h.Vanilla(prompt, 30);
+            var (kangaroo, stats) = h.Kangaroo(prompt, 30, options);
+            Assert.True(vanilla.SequenceEqual(kangaroo),
+                $"tree trial {trial} ({layers} layers, {spec.DType}, ℓ={exitLayer}, γ={options.MaxDraftSteps}, {tree}): " +
+                $"vanilla [{string.Join(' ', vanilla)}] tree [{string.Join(' ', kangaroo)}]");
+            Assert.True(stats.Rounds > 0);
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0f, 6, 3, 0f, 12)]     // deep layers identity: the best path is always right — long accepted runs
+    [InlineData(0.15f, 6, 4, 0f, 24)]    // near identity: branches accepted off the best path, rejections, cache packing
+    [InlineData(0.15f, 4, 10, 0.4f, 16)] // the paper's top-K and threshold
+    [InlineData(0.3f, 3, 2, 0.05f, 1)]   // a budget of one node: chain-like
+    public void TokenTreesOnAgreeingModelsAcceptPathsAndMatchVanilla(float deepScale, int steps, int topK, float threshold, int budget)
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
+        const int exitLayer = 2;
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
+        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
+        using var h = Harness(spec, modelWeights, adapterWeights);
+        int[] prompt = [1, 50, 51, 52, 7];
+        int[] vanilla = h.Vanilla(prompt, 60);
+        var tree = new TokenTreeOptions { TopK = topK, Threshold = threshold, Budget = budget };
+        var (tokens, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, 0.6f) with { Tree = tree });
+
+        Assert.Equal(vanilla, tokens);
+        Assert.True(stats.Drafted <= stats.Rounds * budget);
+        // Identity deep layers: the best path is always right and a level holds at most top-K nodes, so it runs this deep.
+        if (deepScale == 0) Assert.True(stats.MeanAcceptedPerRound > Math.Min(steps, budget / topK), $"mean accepted per round {stats.MeanAcceptedPerRound}");
+        else Assert.True(stats.MeanAcceptedPerRound > 1.2, $"mean accepted per round {stats.MeanAcceptedPerRound}");
+    }
+
+    [Fact]
+    public void TokenTreesRespectTheContextLimitAndRefuseSampling()
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 4, Seed = 80 };
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, 1, 0f);
+        using var h = Harness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0));
+        int[] prompt = [1, 9, 8];
+        var options = TinyAdapterFactory.Options(1, 6, 0f) with { Tree = new TokenTreeOptions { TopK = 4, Threshold = 0f, Budget = 24 } };
+        var (tokens, _) = h.Kangaroo(prompt, 20, options, contextLength: prompt.Length + 19);
+        Assert.Equal(h.Vanilla(prompt, 20), tokens);
+        Assert.Throws<InvalidRequestException>(() => h.Kangaroo(prompt, 5, options, new Kangaroo.Generation.GenerationOptions { Temperature = 0.8f }));
+    }
+
     [Fact]
     public void RecordedExitLayerIsUsedWhenNoneIsAsked()
     {

@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Kangaroo.Generation;
+using Kangaroo.Model;
+
+namespace Kangaroo.Speculative;
+
+/// <summary>
+/// Kangaroo with a dynamic token tree (greedy). Per round: the root (the last accepted token) runs base layers [0, ℓ) and
+/// the adapter; then level by level the tree grows (<see cref="TokenTreeOptions"/>): each new level runs layers [0, ℓ)
+/// and the adapter as one tree pass — every node attending to exactly its own path — and the adapter's top-K of each
+/// node propose the next level. Layers [ℓ, L) then verify every node in one tree pass; the longest path that matches the
+/// target's own choices is accepted, plus the target's next token, and both caches are packed to that path
+/// (<see cref="Backends.IComputeBackend.MoveKvSlots"/>). Each node's target choice has the bits of a plain decode of
+/// its path (row-invariant ops, <see cref="Backends.IComputeBackend.TreeAttention"/>), so the output is vanilla greedy's.
+/// </summary>
+public sealed class KangarooTreeDecoder : ISpeculativeDecoder
+{
+    private readonly LlamaModel _model;
+    private readonly KangarooAdapter _adapter;
+    private readonly KvCache _cache, _adapterCache;
+    private readonly ForwardWorkspace _verify, _shallow, _adapterWorkspace;
+    private readonly int _exitLayer, _depthLimit, _topK, _budget;
+    private readonly float _threshold;
+    private readonly TokenTree _tree;
+    private readonly int[] _positions, _slots, _recent, _tokens, _targets, _path, _from, _to;
+    private readonly float[] _targetProbabilities, _logits, _candidateScores;
+    private readonly int[] _candidateTokens, _candidateParents, _order;
+    private readonly RankComparer _byRank;
+    private readonly int[] _proposalTokens;     // [node, k]: the adapter's top-K after each node
+    private readonly float[] _proposalProbabilities;
+    private readonly List<int> _sequence = [];
+    private readonly Action[] _shallowSteps, _adapterSteps, _adapterLogitSteps, _verifySteps;   // by row count
+    private readonly Stopwatch _draftClock = new(), _verifyClock = new();
+    private bool _prefillLogitsReady;
+    private int _rounds, _drafted, _accepted, _emitted;
+
+    public KangarooTreeDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
+    {
+        options.Validate(model.Config.NumLayers);
+        var tree = options.Tree ?? throw new ArgumentException("no tree options: use KangarooDecoder for chain drafting", nameof(options));
+        _model = model;
+        _adapter = adapter;
+        _exitLayer = options.ExitLayer ?? adapter.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
+        if (_exitLayer < 1 || _exitLayer >= model.Config.NumLayers)
+            throw new InvalidRequestException($"exit layer must be in [1, {model.Config.NumLayers - 1}] for a model of {model.Config.NumLayers} layers, got {_exitLayer}");
+        _depthLimit = options.MaxDraftSteps;
+        (_topK, _threshold, _budget) = (tree.TopK, tree.Threshold, tree.Budget);
+        int nodes = _budget + 1, window = _depthLimit + 1, vocab = model.Config.VocabSize;
+        _cache = model.CreateCache(contextLength);
+        _adapterCache = adapter.CreateCache(contextLength);
+        _verify = model.CreateWorkspace(Math.Max(prefillChunk, nodes), window);
+        _shallow = model.CreateWorkspace(nodes, window);
+        _adapterWorkspace = adapter.CreateWorkspace(Math.Max(prefillChunk, nodes), window);
+        _tree = new TokenTree(nodes, window);
+        (_positions, _slots, _recent) = (new int[nodes], new int[nodes], new int[nodes * window]);
+        (_tokens, _targets, _path, _from, _to) = (new int[nodes], new int[nodes], new int[nodes], new int[nodes], new int[nodes]);
+        _targetProbabilities = new float[nodes];
+        _logits = new float[nodes * vocab];
+        _proposalTokens = new int[nodes * _topK];
+        _proposalProbabilities = new float[nodes * _topK];
+        _candidateTokens = new int[nodes * _topK];
+        _candidateParents = new int[nodes * _topK];
+        _candidateScores = new float[nodes * _topK];
+        _order = new int[nodes * _topK];
+        _byRank = new RankComparer(this);
+
+        _shallowSteps = new Action[nodes + 1];
+        _adapterSteps = new Action[nodes + 1];
+        _adapterLogitSteps = new Action[nodes + 1];
+        _verifySteps = new Action[nodes + 1];
+        for (int r = 1; r <= nodes; r++)
+        {
+            int rows = r;
+            _shallowSteps[r] = () =>
+            {
+                _model.EmbedStaged(_shallow, rows);
+                _model.RunLayers(_shallow, _cache, 0, _exitLayer, rows);
+            };
+            _adapterSteps[r] = () => _adapter.ForwardStaged(_adapterWorkspace, _adapterCache, rows, computeLogits: false);
+            _adapterLogitSteps[r] = () => _adapter.ForwardStaged(_adapterWorkspace, _adapterCache, rows, computeLogits: true, everyRow: true);
+            _verifySteps[r] = () =>
+            {
+                _model.RunLayers(_verify, _cache, _exitLayer, _model.Config.NumLayers, rows);
+                _model.ComputeLogits(_verify, 0, rows);
+            };
+        }
+    }
+
+    public int ContextLength => _cache.Capacity;
+    public int ExitLayer => _exitLayer;
+
+    /// <summary>Most tokens one round can emit: a path of γ drafts plus the target's token.</summary>
+    public int MaxTokensPerStep => _depthLimit + 1;
+
+    SpeculativeStats? ISequenceDecoder.SpeculativeStats => Stats;
+
+    public SpeculativeStats Stats => new()
+    {
+        Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
+        DraftTime = _draftClock.Elapsed, VerifyTime = _verifyClock.Elapsed,
+    };
+
+    /// <summary>Token trees verify greedily: sampling needs a multi-draft acceptance rule this decoder does not have yet.</summary>
+    public void Configure(GenerationOptions options, DeterministicRandom random)
+    {
+        if (!options.IsGreedy)
+            throw new InvalidRequestException("token-tree drafting decodes greedily (temperature 0); sampling with trees is not supported yet");
+    }
+
+    public void Prefill(ReadOnlySpan<int> promptTokens)
+    {
+        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
+        if (promptTokens.Length > _cache.Capacity)
+            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {_cache.Capacity}");
+        _cache.Clear();
+        _adapterCache.Clear();
+        _sequence.Clear();
+        _rounds = _drafted = _accepted = _emitted = 0;
+        _draftClock.Reset();
+        _verifyClock.Reset();
+        KangarooDecoder.PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens, (ws, start, rows) =>
+        {
+            _model.Backend.Copy(ws.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * _model.Config.HiddenSize);
+            _adapter.Forward(_adapterWorkspace, _adapterCache, start, rows, computeLogits: false);
+            _adapterCache.Advance(rows);
+        });
+        _sequence.AddRange(promptTokens);
+        _prefillLogitsReady = true;
+    }
+
+    public int Next(Span<int> destination)
+    {
+        if (destination.IsEmpty) throw new ArgumentException("no room for a token", nameof(destination));
+        if (_prefillLogitsReady)
+        {
+            _prefillLogitsReady = false;
+            _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, _model.Config.VocabSize, _targets, _targetProbabilities);
+            destination[0] = _targets[0];
+            _sequence.Add(destination[0]);
+            return 1;
+        }
+        if (_sequence.Count == 0) throw new InvalidOperationException("Prefill must come first");
+        return Round(destination);
+    }
+
+    private int Round(Span<int> destination)
+    {
+        int basePosition = _cache.Length;   // the root (last token, in no cache yet) sits here
+        // Depth: γ, the tokens the caller still wants; nodes: the budget and the cache's room.
+        int depthLimit = Math.Min(_depthLimit, destination.Length - 1);
+        int nodeLimit = Math.Min(_tree.MaxNodes, _cache.Capacity - basePosition);
+
+        _draftClock.Start();
+        _tree.Reset(_sequence[^1], basePosition);
+        int levelStart = 0, levelEnd = 1;
+        RunLevel(levelStart, levelEnd, withLogits: depthLimit > 0);
+        for (int depth = 1; depth <= depthLimit; depth++)
+        {
+            int added = Grow(levelStart, levelEnd, nodeLimit);
+            if (added == 0) break;
+            levelStart = levelEnd;
+            levelEnd += added;
+            RunLevel(levelStart, levelEnd, withLogits: depth < depthLimit);
+        }
+        _draftClock.Stop();
+
+        _verifyClock.Start();
+        int count = _tree.Count;
+        _tree.Layout(0, count, _positions, _slots, _recent.AsSpan(0, count * _tree.Window));
+        _model.StageTree(_verify, _positions.AsSpan(0, count), _slots.AsSpan(0, count), _recent.AsSpan(0, count * _tree.Window));
+        _model.RunRecorded(_verify, "verify", _cache, count, _verifySteps[count]);
+        _model.Backend.ArgmaxWithProbability(_verify.Logits, count, _model.Config.VocabSize, _targets, _targetProbabilities);
+        int pathLength = _tree.AcceptGreedy(_targets, _path);
+        int accepted = pathLength - 1;
+        for (int i = 1; i < pathLength; i++) destination[i - 1] = _tree.Token(_path[i]);
+        destination[accepted] = _targets[_path[accepted]];
+
+        // Pack the accepted path into consecutive positions in both caches (node i of the path to base + i).
+        int moves = 0;
+        for (int i = 1; i < pathLength; i++)
+        {
+            if (_path[i] == i) continue;
+            _from[moves] = basePosition + _path[i];
+            _to[moves++] = basePosition + i;
+        }
+        if (moves > 0)
+        {
+            _model.Backend.MoveKvSlots(_cache.Storage, _from.AsSpan(0, moves), _to.AsSpan(0, moves));
+            _model.Backend.MoveKvSlots(_adapterCache.Storage, _from.AsSpan(0, moves), _to.AsSpan(0, moves));
+        }
+        _cache.Advance(pathLength);
+        _adapterCache.Advance(pathLength);
+        _verifyClock.Stop();
+
+        _rounds++;
+        _drafted += count - 1;
+        _accepted += accepted;
+        _emitted += accepted + 1;
+        for (int i = 0; i <= accepted; i++) _sequence.Add(destination[i]);
+        return accepted + 1;
+    }
+
+    /// <summary>
+    /// Nodes [first, end) (one level): base layers [0, ℓ) and the adapter as tree passes; their layer-ℓ states become the
+    /// verifier's input rows first..end; with <paramref name="withLogits"/>, the adapter's top-K after each node.
+    /// </summary>
+    private void RunLevel(int first, int end, bool withLogits)
+    {
+        int rows = end - first, hidden = _model.Config.HiddenSize, window = _tree.Window;
+        _tree.Layout(first, rows, _positions, _slots, _recent.AsSpan(0, rows * window));
+        for (int i = 0; i < rows; i++) _tokens[i] = _tree.Token(first + i);
+        var positions = _positions.AsSpan(0, rows);
+        var slots = _slots.AsSpan(0, rows);
+        var recent = _recent.AsSpan(0, rows * window);
+        _model.StageTree(_shallow, positions, slots, recent, _tokens.AsSpan(0, rows));
+        _model.RunRecorded(_shallow, "shallow", _cache, rows, _shallowSteps[rows]);
+        var backend = _model.Backend;
+        backend.Copy(_shallow.Hidden, 0, _verify.Hidden, first * hidden, rows * hidden);
+        backend.Copy(_shallow.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * hidden);
+        _model.StageTree(_adapterWorkspace, positions, slots, recent);
+        if (!withLogits)
+        {
+            _model.RunRecorded(_adapterWorkspace, "adapter", _adapterCache, rows, _adapterSteps[rows]);
+            return;
+        }
+        _model.RunRecorded(_adapterWorkspace, "adapter+heads", _adapterCache, rows, _adapterLogitSteps[rows]);
+        int vocab = _model.Config.VocabSize;
+        backend.Download(_adapterWorkspace.Logits, 0, _logits.AsSpan(0, rows * vocab));
+        for (int i = 0; i < rows; i++)
+            TopK(_logits.AsSpan(i * vocab, vocab), _proposalTokens.AsSpan((first + i) * _topK, _topK),
+                _proposalProbabilities.AsSpan((first + i) * _topK, _topK));
+    }
+
+    /// <summary>
+    /// Adds the next level from the proposals of nodes [first, end): those whose path probability reaches the threshold,
+    /// best first (ties: earlier parent, better rank), up to top-K of them and the node limit; the root's best child always.
+    /// </summary>
+    private int Grow(int first, int end, int nodeLimit)
+    {
+        int candidates = 0;
+        for (int node = first; node < end; node++)
+        {
+            for (int k = 0; k < _topK; k++)
+            {
+                float score = _tree.Score(node) * _proposalProbabilities[node * _topK + k];
+                bool rootBest = node == 0 && k == 0;
+                if (score < _threshold && !rootBest) break;   // proposals come best first
+                _candidateTokens[candidates] = _proposalTokens[node * _topK + k];
+                _candidateParents[candidates] = node;
+                _candidateScores[candidates] = score;
+                _order[candidates] = candidates;
+                candidates++;
+            }
+        }
+        // At most top-K nodes per level (a beam): the budget goes to depth, not only to the first levels' breadth.
+        int added = Math.Min(Math.Min(nodeLimit - _tree.Count, candidates), _topK);
+        if (added <= 0) return 0;
+        _rootLevel = first == 0;
+        Array.Sort(_order, 0, candidates, _byRank);
+        Array.Sort(_order, 0, added);   // the chosen ones in (parent, rank) order: breadth-first numbering
+        for (int i = 0; i < added; i++)
+        {
+            int c = _order[i];
+            _tree.Add(_candidateTokens[c], _candidateParents[c], _candidateScores[c]);
+        }
+        return added;
+    }
+
+    private bool _rootLevel;
+
+    /// <summary>Candidate order: the root's best child first, then by path probability, ties by candidate index.</summary>
+    private sealed class RankComparer(KangarooTreeDecoder owner) : IComparer<int>
+    {
+        public int Compare(int a, int b)
+        {
+            if (a == b) return 0;
+            if (owner._rootLevel && (a == 0 || b == 0)) return a == 0 ? -1 : 1;
+            int byScore = owner._candidateScores[b].CompareTo(owner._candidateScores[a]);
+            return byScore != 0 ? byScore : a.CompareTo(b);
+        }
+    }
+
+    /// <summary>The <paramref name="tokens"/>.Length most likely tokens (lowest id on ties) and their softmax probabilities, best first.</summary>
+    internal static void TopK(ReadOnlySpan<float> logits, Span<int> tokens, Span<float> probabilities)
+    {
+        int k = tokens.Length;
+        tokens.Fill(-1);
+        probabilities.Fill(float.NegativeInfinity);   // holds logits until the end
+        for (int v = 0; v < logits.Length; v++)
+        {
+            float x = logits[v];
+            if (x <= probabilities[k - 1]) continue;
+            int at = k - 1;
+            while (at > 0 && x > probabilities[at - 1])
+            {
+                probabilities[at] = probabilities[at - 1];
+                tokens[at] = tokens[at - 1];
+                at--;
+            }
+            probabilities[at] = x;
+            tokens[at] = v;
+        }
+        float max = TensorPrimitives.Max(logits);
+        double sum = 0;
+        foreach (float x in logits) sum += Math.Exp(x - max);
+        for (int i = 0; i < k; i++)
+            probabilities[i] = tokens[i] < 0 ? 0 : (float)(Math.Exp(probabilities[i] - max) / sum);
+    }
+
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _adapterCache.Dispose();
+        _verify.Dispose();
+        _shallow.Dispose();
+        _adapterWorkspace.Dispose();
+    }
+}

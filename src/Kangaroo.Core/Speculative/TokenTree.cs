@@ -1,0 +1,96 @@
+namespace Kangaroo.Speculative;
+
+/// <summary>
+/// One round's token tree on the host. Node 0 is the root (the last accepted token); nodes are numbered breadth-first, so
+/// a node at depth d has index ≥ d and its parent a smaller one. Node n's keys and values live in cache slot
+/// <c>base + n</c>; its logical position is <c>base + depth</c>. Allocation-free after construction.
+/// </summary>
+internal sealed class TokenTree
+{
+    private readonly int[] _tokens, _parents, _depths;
+    private readonly float[] _scores;
+
+    public TokenTree(int maxNodes, int window)
+    {
+        _tokens = new int[maxNodes];
+        _parents = new int[maxNodes];
+        _depths = new int[maxNodes];
+        _scores = new float[maxNodes];
+        Window = window;
+    }
+
+    /// <summary>Recent keys a node's slot map covers: the deepest path (root included) fits in it.</summary>
+    public int Window { get; }
+    public int Count { get; private set; }
+    public int MaxNodes => _tokens.Length;
+    public int Base { get; private set; }
+
+    public int Token(int node) => _tokens[node];
+    public int Parent(int node) => _parents[node];
+    public int Depth(int node) => _depths[node];
+    public float Score(int node) => _scores[node];
+
+    /// <summary>Starts a round: the root <paramref name="token"/> at cache position <paramref name="basePosition"/>.</summary>
+    public void Reset(int token, int basePosition)
+    {
+        Base = basePosition;
+        Count = 0;
+        Add(token, parent: -1, score: 1f);
+    }
+
+    public int Add(int token, int parent, float score)
+    {
+        if (Count == MaxNodes) throw new InvalidOperationException("the token tree is full");
+        int node = Count++;
+        _tokens[node] = token;
+        _parents[node] = parent;
+        _depths[node] = parent < 0 ? 0 : _depths[parent] + 1;
+        if (_depths[node] >= Window) throw new InvalidOperationException($"node {node} at depth {_depths[node]} does not fit a window of {Window}");
+        _scores[node] = score;
+        return node;
+    }
+
+    /// <summary>
+    /// Positions, cache slots and slot windows of nodes [first, first + count), for <see cref="Model.LlamaModel.StageTree"/>:
+    /// a node's window is its path back to the root (itself first), then the positions before the tree.
+    /// </summary>
+    public void Layout(int first, int count, Span<int> positions, Span<int> slots, Span<int> recentSlots)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            int node = first + i;
+            positions[i] = Base + _depths[node];
+            slots[i] = Base + node;
+            var window = recentSlots.Slice(i * Window, Window);
+            int j = 0;
+            for (int n = node; n >= 0; n = _parents[n]) window[j++] = Base + n;
+            for (; j < Window; j++) window[j] = positions[i] - j;   // before the tree: the key's own position (never read below 0)
+        }
+    }
+
+    /// <summary>
+    /// Greedy acceptance: from the root, follow the child whose token is the target's choice after its parent
+    /// (<paramref name="targetChoices"/>[n] is the target's argmax after node n). Writes the path's nodes (root first) to
+    /// <paramref name="path"/> and returns its length; the target's token after the path is targetChoices[path[^1]].
+    /// </summary>
+    public int AcceptGreedy(ReadOnlySpan<int> targetChoices, Span<int> path)
+    {
+        int length = 0, current = 0;
+        path[length++] = 0;
+        while (true)
+        {
+            int next = -1;
+            for (int child = current + 1; child < Count; child++)
+            {
+                if (_parents[child] == current && _tokens[child] == targetChoices[current])
+                {
+                    next = child;
+                    break;
+                }
+            }
+            if (next < 0) return length;
+            path[length++] = next;
+            current = next;
+        }
+    }
+}
