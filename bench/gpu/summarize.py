@@ -66,6 +66,7 @@ def main():
     model_dir = open(os.path.join(d, "bench_model_dir.txt")).read().strip()
     config = json.load(open(os.path.join(model_dir, "config.json")))
     e2e = bench["end_to_end"]
+    tree = bench.get("end_to_end_tree")
 
     read_tb_s, copy_tb_s = l7b["read_tb_s"], l7b["copy_tb_s"]
     vanilla_ms = l7b["decode_step_ms"]
@@ -92,7 +93,7 @@ def main():
             "kangaroo_tok_s": round(e2e["kangaroo_tok_s"], 1),
             "speedup": round(e2e["speedup"], 3),
             "mean_accepted": round(e2e["mean_accepted"], 3),
-            "tree_speedup": None,
+            "tree_speedup": round(tree["speedup"], 3) if tree else None,
             # null where a peer did not run or failed (peers.json says why): never a made-up zero
             "hf_vanilla_tok_s": rounded(peer_rate(peers, "hf_vanilla")),
             "hf_early_exit_tok_s": rounded(peer_rate(peers, f"hf_early_exit_{e2e['exit_layer']}")),
@@ -124,6 +125,11 @@ def main():
             f"| Kangaroo.Native vanilla | {b['vanilla_tok_s']} | 1.00 | 1 | — |",
             f"| Kangaroo.Native Kangaroo (ℓ = {e2e['exit_layer']}, γ = {e2e['draft_steps']}, η = {e2e['threshold']}) | {b['kangaroo_tok_s']} | {b['speedup']:.2f} | {b['mean_accepted']:.2f} | {e2e['identical_prompts']}/{e2e['prompts']} |",
         ]
+        if tree:
+            t = tree["tree"]
+            lines.append(f"| Kangaroo.Native token tree (top-K {t['top_k']}, path threshold {t['threshold']}, budget {t['budget']}) | "
+                         f"{tree['kangaroo_tok_s']:.1f} (its vanilla run: {tree['vanilla_tok_s']:.1f}) | {tree['speedup']:.2f} | "
+                         f"{tree['mean_accepted']:.2f} | {tree['identical_prompts']}/{tree['prompts']} |")
         # The peers ran on the first prompts only (transformers decodes at tens of tokens per second): their ratios are
         # taken against the engine's rates on exactly those prompts.
         subset = (peers or {}).get("engine_vanilla")

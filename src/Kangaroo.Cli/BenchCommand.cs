@@ -37,6 +37,8 @@ internal static class BenchCommand
           --draft-steps G      Kangaroo's γ, end to end (default 6)
           --threshold T        Kangaroo's η, end to end (default 0.6)
           --no-steps           Skip the step timings (with --prompts)
+          --tree               End to end: also Kangaroo with a token tree (its figures as "end_to_end_tree" in the JSON)
+          --tree-top-k K, --tree-threshold T, --tree-budget N   The tree's settings (see kangaroo generate --help)
           --outputs FILE       End to end: each prompt's token ids (prompt, vanilla, Kangaroo) and decode seconds, as JSON lines
           --json FILE          Also write the figures as JSON
           --markdown FILE      Also write the figures as a markdown table
@@ -48,8 +50,8 @@ internal static class BenchCommand
     {
         var a = new Arguments(args,
             ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
-             "max-tokens", "draft-steps", "threshold", "outputs"],
-            ["help", "verbose", "kernels", "no-steps"]);
+             "max-tokens", "draft-steps", "threshold", "outputs", .. TreeArguments.ValueOptions],
+            ["help", "verbose", "kernels", "no-steps", TreeArguments.Flag]);
         if (a.Flag("help"))
         {
             stdout.WriteLine(Help);
@@ -76,6 +78,8 @@ internal static class BenchCommand
             MaxDraftSteps = a.Int("draft-steps") ?? 6,
             Threshold = a.Float("threshold") ?? 0.6f,
         };
+        var tree = TreeArguments.Parse(a);
+        if (tree is not null && promptsPath is null) throw new UsageException("--tree needs --prompts");
         IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
@@ -98,7 +102,12 @@ internal static class BenchCommand
         }
         markdown.WriteLine();
         if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
-        if (prompts is not null) EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath);
+        if (prompts is not null)
+        {
+            EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");
+            if (tree is not null)
+                EndToEnd(directory, backend, prompts, maxTokens, speculation with { Tree = tree }, stdout, stderr, json, markdown, null, "end_to_end_tree");
+        }
 
         if (a.String("json") is { } jsonPath)
             File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
@@ -171,7 +180,7 @@ internal static class BenchCommand
 
     private static void EndToEnd(string directory, IComputeBackend backend, IReadOnlyList<string> prompts, int maxTokens,
         KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown,
-        string? outputsPath)
+        string? outputsPath, string key)
     {
         using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
         if (model.Adapter is null)
@@ -185,13 +194,18 @@ internal static class BenchCommand
         var (v, k, s) = (r.Vanilla, r.Kangaroo, r.Speculation);
         double vanillaRate = v.DecodeTokensPerSecond(r.Prompts), kangarooRate = k.DecodeTokensPerSecond(r.Prompts);
         stdout.WriteLine();
-        stdout.WriteLine(string.Create(inv, $"end to end:   {r.Prompts} prompts × ≤ {maxTokens} new tokens, greedy; exit layer {r.ExitLayer}, draft steps {speculation.MaxDraftSteps}, threshold {speculation.Threshold}"));
+        string drafting = speculation.Tree is { } t
+            ? string.Create(inv, $"token tree (top-k {t.TopK}, threshold {t.Threshold}, budget {t.Budget}), confidence stop {speculation.Threshold}")
+            : string.Create(inv, $"threshold {speculation.Threshold}");
+        stdout.WriteLine(string.Create(inv, $"end to end:   {r.Prompts} prompts × ≤ {maxTokens} new tokens, greedy; exit layer {r.ExitLayer}, draft steps {speculation.MaxDraftSteps}, {drafting}"));
         stdout.WriteLine(string.Create(inv, $"  vanilla:    {v.NewTokens} tokens, decode {vanillaRate:F1} tok/s (with prompts {v.TokensPerSecond:F1} tok/s)"));
         stdout.WriteLine(string.Create(inv, $"  kangaroo:   {k.NewTokens} tokens, decode {kangarooRate:F1} tok/s (with prompts {k.TokensPerSecond:F1} tok/s): {r.Speedup:F2} × vanilla"));
         stdout.WriteLine(string.Create(inv, $"  rounds:     {s.MeanAcceptedPerRound:F2} tokens per round, {s.AcceptanceRate:P1} of {s.Drafted} drafts accepted; draft {s.DraftTime.TotalSeconds:F2} s, verify {s.VerifyTime.TotalSeconds:F2} s"));
         stdout.WriteLine($"  outputs:    {(r.AllIdentical ? "identical" : "DIFFERENT")} on {r.IdenticalOutputs} of {r.Prompts} prompts");
 
-        markdown.WriteLine(string.Create(inv, $"End to end: {r.Prompts} prompts, up to {maxTokens} new tokens each, greedy; exit layer {r.ExitLayer}, γ = {speculation.MaxDraftSteps}, η = {speculation.Threshold}:"));
+        markdown.WriteLine();
+        markdown.WriteLine(string.Create(inv, $"End to end: {r.Prompts} prompts, up to {maxTokens} new tokens each, greedy; exit layer {r.ExitLayer}, γ = {speculation.MaxDraftSteps}, η = {speculation.Threshold}") +
+            (speculation.Tree is { } tt ? string.Create(inv, $", token tree (top-K {tt.TopK}, path threshold {tt.Threshold}, budget {tt.Budget})") : "") + ":");
         markdown.WriteLine();
         markdown.WriteLine("| | vanilla | Kangaroo |");
         markdown.WriteLine("| --- | --- | --- |");
@@ -203,8 +217,11 @@ internal static class BenchCommand
         markdown.WriteLine(string.Create(inv, $"| draft / verify time | — | {s.DraftTime.TotalSeconds:F2} s / {s.VerifyTime.TotalSeconds:F2} s |"));
         markdown.WriteLine($"| identical outputs | {r.IdenticalOutputs} of {r.Prompts} | |");
 
-        json["end_to_end"] = new Dictionary<string, object?>
+        json[key] = new Dictionary<string, object?>
         {
+            ["tree"] = speculation.Tree is { } treeOptions
+                ? new Dictionary<string, object> { ["top_k"] = treeOptions.TopK, ["threshold"] = treeOptions.Threshold, ["budget"] = treeOptions.Budget }
+                : null,
             ["prompts"] = r.Prompts,
             ["max_new_tokens"] = maxTokens,
             ["exit_layer"] = r.ExitLayer,

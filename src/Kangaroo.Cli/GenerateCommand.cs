@@ -32,6 +32,7 @@ internal static class GenerateCommand
           --exit-layer L       Layers used for drafting, ℓ (default: the adapter's exit_layer, else 2)
           --draft-steps G      Most drafts per round, γ (default 6)
           --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
+        """ + "\n" + TreeArguments.Help + """
 
           --backend NAME       auto (default: cuda, else ILGPU on a GPU, else cpu), cuda, ilgpu or cpu
           --threads N          CPU threads (default: all cores)
@@ -42,8 +43,8 @@ internal static class GenerateCommand
 
     private static readonly string[] ValueOptions =
         ["model", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "context", "backend", "threads",
-         "adapter", "exit-layer", "draft-steps", "threshold"];
-    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos", "kangaroo"];
+         "adapter", "exit-layer", "draft-steps", "threshold", .. TreeArguments.ValueOptions];
+    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos", "kangaroo", TreeArguments.Flag];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin)
     {
@@ -63,14 +64,16 @@ internal static class GenerateCommand
         if (prompt.Length == 0) throw new UsageException("the prompt is empty: give it as an argument or on standard input");
 
         bool kangaroo = a.Flag("kangaroo");
-        if (!kangaroo && (a.String("adapter") ?? a.String("exit-layer") ?? a.String("draft-steps") ?? a.String("threshold")) is not null)
-            throw new UsageException("--adapter, --exit-layer, --draft-steps and --threshold need --kangaroo");
+        if (!kangaroo && ((a.String("adapter") ?? a.String("exit-layer") ?? a.String("draft-steps") ?? a.String("threshold")) is not null || a.Flag(TreeArguments.Flag)))
+            throw new UsageException("--adapter, --exit-layer, --draft-steps, --threshold and --tree need --kangaroo");
+        var tree = TreeArguments.Parse(a);
         KangarooOptions? speculation = kangaroo
             ? new KangarooOptions
             {
                 ExitLayer = a.Int("exit-layer"),
                 MaxDraftSteps = a.Int("draft-steps") ?? 6,
                 Threshold = a.Float("threshold") ?? 0.6f,
+                Tree = tree,
             }
             : null;
         ValidateBeforeLoading(a, speculation);
@@ -172,8 +175,12 @@ internal static class GenerateCommand
     internal static string FormatSpeculation(SpeculativeStats s, KangarooOptions options, LanguageModel model)
     {
         int exit = options.ExitLayer ?? model.Adapter?.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"[kangaroo] exit layer {exit}/{model.Config.NumLayers}, draft steps {options.MaxDraftSteps}, threshold {options.Threshold}: " +
+        var c = CultureInfo.InvariantCulture;
+        string drafting = options.Tree is { } tree
+            ? string.Create(c, $"tree top-k {tree.TopK}, threshold {tree.Threshold}, budget {tree.Budget}")
+            : string.Create(c, $"threshold {options.Threshold}");
+        return string.Create(c,
+            $"[kangaroo] exit layer {exit}/{model.Config.NumLayers}, draft steps {options.MaxDraftSteps}, {drafting}: " +
             $"rounds {s.Rounds}, drafted {s.Drafted}, accepted {s.Accepted} ({100 * s.AcceptanceRate:F1}%), " +
             $"mean accepted tokens per round {s.MeanAcceptedPerRound:F2}, draft {s.DraftTime.TotalMilliseconds:F1} ms, verify {s.VerifyTime.TotalMilliseconds:F1} ms");
     }

@@ -24,7 +24,9 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
     private readonly float _threshold;
     private readonly TokenTree _tree;
     private readonly int[] _positions, _slots, _recent, _tokens, _targets, _path, _from, _to;
-    private readonly float[] _targetProbabilities, _logits, _candidateScores;
+    private readonly float[] _targetProbabilities, _logits, _candidateScores, _candidateProbabilities;
+    private readonly bool[] _candidateBest;
+    private readonly float _expandThreshold;
     private readonly int[] _candidateTokens, _candidateParents, _order;
     private readonly RankComparer _byRank;
     private readonly int[] _proposalTokens;     // [node, k]: the adapter's top-K after each node
@@ -62,6 +64,9 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         _candidateTokens = new int[nodes * _topK];
         _candidateParents = new int[nodes * _topK];
         _candidateScores = new float[nodes * _topK];
+        _candidateProbabilities = new float[nodes * _topK];
+        _candidateBest = new bool[nodes * _topK];
+        _expandThreshold = options.Threshold;
         _order = new int[nodes * _topK];
         _byRank = new RankComparer(this);
 
@@ -233,49 +238,51 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
     }
 
     /// <summary>
-    /// Adds the next level from the proposals of nodes [first, end): those whose path probability reaches the threshold,
-    /// best first (ties: earlier parent, better rank), up to top-K of them and the node limit; the root's best child always.
+    /// Adds the next level from the proposals of nodes [first, end). A node proposes children if it is the root or its own
+    /// probability reaches η (the chain's confidence stop); its best proposal always becomes a child — so the tree holds the
+    /// chain Kangaroo would draft — and any other whose path probability reaches the tree threshold may. At most top-K
+    /// nodes per level (a beam, so the budget buys depth), the best children first, then by path probability.
     /// </summary>
     private int Grow(int first, int end, int nodeLimit)
     {
         int candidates = 0;
         for (int node = first; node < end; node++)
         {
+            if (node != 0 && _tree.Probability(node) < _expandThreshold) continue;
             for (int k = 0; k < _topK; k++)
             {
-                float score = _tree.Score(node) * _proposalProbabilities[node * _topK + k];
-                bool rootBest = node == 0 && k == 0;
-                if (score < _threshold && !rootBest) break;   // proposals come best first
+                float p = _proposalProbabilities[node * _topK + k];
+                float score = _tree.Score(node) * p;
+                if (k > 0 && score < _threshold) break;   // proposals come best first
                 _candidateTokens[candidates] = _proposalTokens[node * _topK + k];
                 _candidateParents[candidates] = node;
+                _candidateProbabilities[candidates] = p;
                 _candidateScores[candidates] = score;
+                _candidateBest[candidates] = k == 0;
                 _order[candidates] = candidates;
                 candidates++;
             }
         }
-        // At most top-K nodes per level (a beam): the budget goes to depth, not only to the first levels' breadth.
         int added = Math.Min(Math.Min(nodeLimit - _tree.Count, candidates), _topK);
         if (added <= 0) return 0;
-        _rootLevel = first == 0;
         Array.Sort(_order, 0, candidates, _byRank);
         Array.Sort(_order, 0, added);   // the chosen ones in (parent, rank) order: breadth-first numbering
         for (int i = 0; i < added; i++)
         {
             int c = _order[i];
-            _tree.Add(_candidateTokens[c], _candidateParents[c], _candidateScores[c]);
+            _tree.Add(_candidateTokens[c], _candidateParents[c], _candidateProbabilities[c]);
         }
         return added;
     }
 
-    private bool _rootLevel;
-
-    /// <summary>Candidate order: the root's best child first, then by path probability, ties by candidate index.</summary>
+    /// <summary>Candidate order: best children of their parents first, then by path probability, ties by candidate index.</summary>
     private sealed class RankComparer(KangarooTreeDecoder owner) : IComparer<int>
     {
         public int Compare(int a, int b)
         {
             if (a == b) return 0;
-            if (owner._rootLevel && (a == 0 || b == 0)) return a == 0 ? -1 : 1;
+            bool bestA = owner._candidateBest[a], bestB = owner._candidateBest[b];
+            if (bestA != bestB) return bestA ? -1 : 1;
             int byScore = owner._candidateScores[b].CompareTo(owner._candidateScores[a]);
             return byScore != 0 ? byScore : a.CompareTo(b);
         }

@@ -8,7 +8,7 @@ namespace Kangaroo.Speculative;
 internal sealed class TokenTree
 {
     private readonly int[] _tokens, _parents, _depths;
-    private readonly float[] _scores;
+    private readonly float[] _scores, _probabilities;
 
     public TokenTree(int maxNodes, int window)
     {
@@ -16,6 +16,7 @@ internal sealed class TokenTree
         _parents = new int[maxNodes];
         _depths = new int[maxNodes];
         _scores = new float[maxNodes];
+        _probabilities = new float[maxNodes];
         Window = window;
     }
 
@@ -28,17 +29,20 @@ internal sealed class TokenTree
     public int Token(int node) => _tokens[node];
     public int Parent(int node) => _parents[node];
     public int Depth(int node) => _depths[node];
+    /// <summary>The node's path probability: the product of the drafter's probabilities along its path.</summary>
     public float Score(int node) => _scores[node];
+    /// <summary>The drafter's probability of the node given its parent.</summary>
+    public float Probability(int node) => _probabilities[node];
 
     /// <summary>Starts a round: the root <paramref name="token"/> at cache position <paramref name="basePosition"/>.</summary>
     public void Reset(int token, int basePosition)
     {
         Base = basePosition;
         Count = 0;
-        Add(token, parent: -1, score: 1f);
+        Add(token, parent: -1, probability: 1f);
     }
 
-    public int Add(int token, int parent, float score)
+    public int Add(int token, int parent, float probability)
     {
         if (Count == MaxNodes) throw new InvalidOperationException("the token tree is full");
         int node = Count++;
@@ -46,7 +50,8 @@ internal sealed class TokenTree
         _parents[node] = parent;
         _depths[node] = parent < 0 ? 0 : _depths[parent] + 1;
         if (_depths[node] >= Window) throw new InvalidOperationException($"node {node} at depth {_depths[node]} does not fit a window of {Window}");
-        _scores[node] = score;
+        _probabilities[node] = probability;
+        _scores[node] = parent < 0 ? probability : _scores[parent] * probability;
         return node;
     }
 

@@ -238,6 +238,16 @@ public sealed class CliBadInputTests : IDisposable
         AssertBadInput(Generate(option, "1", Prompt), "need --kangaroo");
     }
 
+    [Fact]
+    public void TreeOptionsNeedTheirFlagsAndValidValues()
+    {
+        AssertBadInput(Generate("--tree", Prompt), "need --kangaroo");
+        AssertBadInput(Generate("--kangaroo", "--tree-budget", "8", Prompt), "need --tree");
+        AssertBadInput(Generate("--kangaroo", "--tree", "--tree-budget", "0", Prompt), "tree budget must be in [1, 256], got 0");
+        AssertBadInput(Generate("--kangaroo", "--tree", "--tree-threshold", "1.5", Prompt), "tree threshold must be in [0, 1]");
+        AssertBadInput(Generate("--kangaroo", "--tree", "--tree-top-k", "0", Prompt), "tree top-K must be at least 1");
+    }
+
     [Theory]
     [InlineData("--threshold", "2", "threshold must be in [0, 1], got 2")]
     [InlineData("--threshold", "-0.5", "threshold must be in [0, 1]")]
