@@ -132,11 +132,11 @@ public abstract class KangarooGreedyConformance
     }
 
     [Theory]
-    [InlineData(0.0f, 6, 3, 0f, 12)]     // deep layers identity: the best path is always right — long accepted runs
-    [InlineData(0.15f, 6, 4, 0f, 24)]    // near identity: branches accepted off the best path, rejections, cache packing
-    [InlineData(0.15f, 4, 10, 0.4f, 16)] // the paper's top-K and threshold
-    [InlineData(0.3f, 3, 2, 0.05f, 1)]   // a budget of one node: chain-like
-    public void TokenTreesOnAgreeingModelsAcceptPathsAndMatchVanilla(float deepScale, int steps, int topK, float threshold, int budget)
+    [InlineData(0.0f, 6, 3, 0f, 12, 0f)]       // deep layers identity, every node expands: long accepted runs, 3 nodes per level
+    [InlineData(0.15f, 6, 4, 0f, 24, 0f)]      // near identity: branches accepted off the best path, rejections, cache packing
+    [InlineData(0.15f, 4, 10, 0.1f, 16, 0.6f)] // the defaults: expansion gated by the chain's η, alternatives by path probability
+    [InlineData(0.3f, 3, 2, 0.05f, 1, 0f)]     // a budget of one node: chain-like
+    public void TokenTreesOnAgreeingModelsAcceptPathsAndMatchVanilla(float deepScale, int steps, int topK, float threshold, int budget, float gate)
     {
         var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
         const int exitLayer = 2;
@@ -146,7 +146,7 @@ public abstract class KangarooGreedyConformance
         int[] prompt = [1, 50, 51, 52, 7];
         int[] vanilla = h.Vanilla(prompt, 60);
         var tree = new TokenTreeOptions { TopK = topK, Threshold = threshold, Budget = budget };
-        var (tokens, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, 0.6f) with { Tree = tree });
+        var (tokens, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, gate) with { Tree = tree });
 
         Assert.Equal(vanilla, tokens);
         Assert.True(stats.Drafted <= stats.Rounds * budget);
