@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kangaroo.Generation;
 using Kangaroo.Model;
 
@@ -41,17 +40,14 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
     private GenerationOptions _options = new();
     private DeterministicRandom _random = new(0);
     private bool _prefillLogitsReady;
-    private readonly Stopwatch _draftClock = new(), _verifyClock = new();
-    private int _rounds, _drafted, _accepted, _emitted;
+    private readonly RoundCounters _counters = new();
     private readonly Action[] _verifySteps;   // by row count
 
     public KangarooDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
     {
         options.Validate(model.Config.NumLayers);
         _model = model;
-        _exitLayer = options.ExitLayer ?? adapter.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
-        if (_exitLayer < 1 || _exitLayer >= model.Config.NumLayers)
-            throw new InvalidRequestException($"exit layer must be in [1, {model.Config.NumLayers - 1}] for a model of {model.Config.NumLayers} layers, got {_exitLayer}");
+        _exitLayer = options.ResolveExitLayer(adapter, model.Config.NumLayers);
         _maxDrafts = options.MaxDraftSteps;
         _threshold = options.Threshold;
         int vocab = model.Config.VocabSize;
@@ -88,11 +84,7 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
 
     SpeculativeStats? ISequenceDecoder.SpeculativeStats => Stats;
 
-    public SpeculativeStats Stats => new()
-    {
-        Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
-        DraftTime = _draftClock.Elapsed, VerifyTime = _verifyClock.Elapsed,
-    };
+    public SpeculativeStats Stats => _counters.Snapshot();
 
     /// <summary>Sets sampling for the next sequence (call before <see cref="Prefill"/>).</summary>
     public void Configure(GenerationOptions options, DeterministicRandom random)
@@ -109,9 +101,7 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         _cache.Clear();
         _drafter.Reset();
         _sequence.Clear();
-        _rounds = _drafted = _accepted = _emitted = 0;
-        _draftClock.Reset();
-        _verifyClock.Reset();
+        _counters.Reset();
 
         PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens, _drafter.PrefillChunk);
         _sequence.AddRange(promptTokens);
@@ -139,12 +129,12 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         // Drafts are limited by γ, by the tokens the caller still wants, and by the cache's room.
         int maxDrafts = Math.Min(_maxDrafts, Math.Min(destination.Length - 1, _cache.Capacity - 1 - position));
 
-        _draftClock.Start();
+        _counters.Draft.Start();
         int drafted = _drafter.Draft(lastToken, position, maxDrafts, _threshold, _verify, _drafts, _options, _random, _draftDistributions);
         _drafter.SaveLastRow(_verify, drafted);
-        _draftClock.Stop();
+        _counters.Draft.Stop();
 
-        _verifyClock.Start();
+        _counters.Verify.Start();
         int rows = drafted + 1;
         _model.SetPositions(_verify, position, rows);
         _model.RunRecorded(_verify, "verify", _cache, rows, _verifySteps[rows]);
@@ -164,12 +154,9 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         }
         _cache.Truncate(position + accepted + 1);
         _drafter.Commit(position, drafted, accepted);
-        _verifyClock.Stop();
+        _counters.Verify.Stop();
 
-        _rounds++;
-        _drafted += drafted;
-        _accepted += accepted;
-        _emitted += accepted + 1;
+        _counters.Round(drafted, accepted);
         for (int i = 0; i <= accepted; i++) _sequence.Add(destination[i]);
         return accepted + 1;
     }

@@ -23,6 +23,15 @@ public sealed record KangarooOptions
 
     public const int DefaultExitLayer = 2;
 
+    /// <summary>ℓ for a model of <paramref name="baseLayers"/> layers: the one asked, else the adapter's recorded one, else 2 — checked.</summary>
+    public int ResolveExitLayer(KangarooAdapter adapter, int baseLayers)
+    {
+        int exit = ExitLayer ?? adapter.RecordedExitLayer ?? DefaultExitLayer;
+        if (exit < 1 || exit >= baseLayers)
+            throw new InvalidRequestException($"exit layer must be in [1, {baseLayers - 1}] for a model of {baseLayers} layers, got {exit}");
+        return exit;
+    }
+
     /// <summary>Throws <see cref="InvalidRequestException"/> naming the invalid setting.</summary>
     public void Validate(int baseLayers)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Numerics.Tensors;
 using Kangaroo.Generation;
 using Kangaroo.Model;
@@ -33,9 +32,8 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
     private readonly float[] _proposalProbabilities;
     private readonly List<int> _sequence = [];
     private readonly Action[] _shallowSteps, _adapterSteps, _adapterLogitSteps, _verifySteps;   // by row count
-    private readonly Stopwatch _draftClock = new(), _verifyClock = new();
+    private readonly RoundCounters _counters = new();
     private bool _prefillLogitsReady;
-    private int _rounds, _drafted, _accepted, _emitted;
 
     public KangarooTreeDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
     {
@@ -43,9 +41,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         var tree = options.Tree ?? throw new ArgumentException("no tree options: use KangarooDecoder for chain drafting", nameof(options));
         _model = model;
         _adapter = adapter;
-        _exitLayer = options.ExitLayer ?? adapter.RecordedExitLayer ?? KangarooOptions.DefaultExitLayer;
-        if (_exitLayer < 1 || _exitLayer >= model.Config.NumLayers)
-            throw new InvalidRequestException($"exit layer must be in [1, {model.Config.NumLayers - 1}] for a model of {model.Config.NumLayers} layers, got {_exitLayer}");
+        _exitLayer = options.ResolveExitLayer(adapter, model.Config.NumLayers);
         _depthLimit = options.MaxDraftSteps;
         (_topK, _threshold, _budget) = (tree.TopK, tree.Threshold, tree.Budget);
         int nodes = _budget + 1, window = _depthLimit + 1, vocab = model.Config.VocabSize;
@@ -100,11 +96,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
 
     SpeculativeStats? ISequenceDecoder.SpeculativeStats => Stats;
 
-    public SpeculativeStats Stats => new()
-    {
-        Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
-        DraftTime = _draftClock.Elapsed, VerifyTime = _verifyClock.Elapsed,
-    };
+    public SpeculativeStats Stats => _counters.Snapshot();
 
     /// <summary>Token trees verify greedily: sampling needs a multi-draft acceptance rule this decoder does not have yet.</summary>
     public void Configure(GenerationOptions options, DeterministicRandom random)
@@ -121,9 +113,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         _cache.Clear();
         _adapterCache.Clear();
         _sequence.Clear();
-        _rounds = _drafted = _accepted = _emitted = 0;
-        _draftClock.Reset();
-        _verifyClock.Reset();
+        _counters.Reset();
         KangarooDecoder.PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens, (ws, start, rows) =>
         {
             _model.Backend.Copy(ws.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * _model.Config.HiddenSize);
@@ -156,7 +146,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         int depthLimit = Math.Min(_depthLimit, destination.Length - 1);
         int nodeLimit = Math.Min(_tree.MaxNodes, _cache.Capacity - basePosition);
 
-        _draftClock.Start();
+        _counters.Draft.Start();
         _tree.Reset(_sequence[^1], basePosition);
         int levelStart = 0, levelEnd = 1;
         RunLevel(levelStart, levelEnd, withLogits: depthLimit > 0);
@@ -168,9 +158,9 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
             levelEnd += added;
             RunLevel(levelStart, levelEnd, withLogits: depth < depthLimit);
         }
-        _draftClock.Stop();
+        _counters.Draft.Stop();
 
-        _verifyClock.Start();
+        _counters.Verify.Start();
         int count = _tree.Count;
         _tree.Layout(0, count, _positions, _slots, _recent.AsSpan(0, count * _tree.Window));
         _model.StageTree(_verify, _positions.AsSpan(0, count), _slots.AsSpan(0, count), _recent.AsSpan(0, count * _tree.Window));
@@ -196,12 +186,9 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         }
         _cache.Advance(pathLength);
         _adapterCache.Advance(pathLength);
-        _verifyClock.Stop();
+        _counters.Verify.Stop();
 
-        _rounds++;
-        _drafted += count - 1;
-        _accepted += accepted;
-        _emitted += accepted + 1;
+        _counters.Round(count - 1, accepted);
         for (int i = 0; i <= accepted; i++) _sequence.Add(destination[i]);
         return accepted + 1;
     }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Kangaroo.Speculative;
 
 /// <summary>What speculative decoding did in one generation.</summary>
@@ -25,5 +27,36 @@ public sealed record SpeculativeStats
     {
         Rounds = a.Rounds + b.Rounds, Drafted = a.Drafted + b.Drafted, Accepted = a.Accepted + b.Accepted, Emitted = a.Emitted + b.Emitted,
         DraftTime = a.DraftTime + b.DraftTime, VerifyTime = a.VerifyTime + b.VerifyTime,
+    };
+}
+
+/// <summary>A speculative decoder's counts and clocks for the current sequence.</summary>
+internal sealed class RoundCounters
+{
+    private int _rounds, _drafted, _accepted, _emitted;
+
+    public Stopwatch Draft { get; } = new();
+    public Stopwatch Verify { get; } = new();
+
+    public void Reset()
+    {
+        _rounds = _drafted = _accepted = _emitted = 0;
+        Draft.Reset();
+        Verify.Reset();
+    }
+
+    /// <summary>One round: <paramref name="drafted"/> tokens proposed, <paramref name="accepted"/> kept, plus the target's token.</summary>
+    public void Round(int drafted, int accepted)
+    {
+        _rounds++;
+        _drafted += drafted;
+        _accepted += accepted;
+        _emitted += accepted + 1;
+    }
+
+    public SpeculativeStats Snapshot() => new()
+    {
+        Rounds = _rounds, Drafted = _drafted, Accepted = _accepted, Emitted = _emitted,
+        DraftTime = Draft.Elapsed, VerifyTime = Verify.Elapsed,
     };
 }
