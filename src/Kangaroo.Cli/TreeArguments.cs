@@ -9,7 +9,7 @@ internal static class TreeArguments
     public const string Flag = "tree";
 
     public const string Help = """
-          --tree               Draft a dynamic token tree and verify it in one pass (greedy only)
+          --tree               Draft a dynamic token tree and verify it in one pass (greedy or sampling, lossless)
           --tree-top-k K       Children proposed per node, and most nodes per level (default 10)
           --tree-threshold T   Smallest path probability of a node besides its parent's best child, in [0, 1] (default 0.1)
           --tree-budget N      Most drafted nodes per round, 1 to 256 (default 16)

@@ -72,6 +72,40 @@ public sealed class DraftVerifier
         return drafts.Length;
     }
 
+    /// <summary>
+    /// One node of a token tree, sampling (recursive rejection sampling, as SpecInfer's multi-step speculative sampling):
+    /// <paramref name="draws"/> were drawn i.i.d. from the draft distribution <paramref name="q"/> (repeats allowed).
+    /// Draw i is accepted with probability min(1, pᵢ(x)/q(x)); each rejection replaces pᵢ by normalize(max(0, pᵢ − q)).
+    /// Returns the index of the accepted draw, or −1 with <paramref name="next"/> drawn from the last residual — so the
+    /// token that follows the node is distributed exactly as the target's p (computed from <paramref name="targetLogits"/>).
+    /// </summary>
+    public int VerifyTreeNode(ReadOnlySpan<float> targetLogits, ReadOnlySpan<float> q, ReadOnlySpan<int> draws, GenerationOptions options,
+        DeterministicRandom random, out int next)
+    {
+        _sampler.ComputeDistribution(targetLogits, options, _target);
+        for (int i = 0; i < draws.Length; i++)
+        {
+            int x = draws[i];
+            if (random.NextDouble() < AcceptanceProbability(_target[x], q[x]))
+            {
+                next = x;
+                return i;
+            }
+            double mass = 0;
+            for (int v = 0; v < _residual.Length; v++)
+            {
+                float r = _target[v] - q[v];
+                _residual[v] = r > 0 ? r : 0;
+                mass += _residual[v];
+            }
+            if (mass <= 0) break;   // p ≤ q everywhere means p = q: a rejection cannot happen but by rounding; keep p
+            float scale = (float)(1.0 / mass);
+            for (int v = 0; v < _target.Length; v++) _target[v] = _residual[v] * scale;
+        }
+        next = TokenSampler.SampleFrom(_target, random);
+        return -1;
+    }
+
     /// <summary>A draw from normalize(max(0, p − q)) with p in _target; falls back to p if rounding left no mass.</summary>
     private int SampleResidual(ReadOnlySpan<float> q, DeterministicRandom random)
     {

@@ -18,7 +18,7 @@ public sealed record KangarooOptions
     /// </summary>
     public float Threshold { get; init; } = 0.6f;
 
-    /// <summary>Draft a dynamic token tree instead of a chain (greedy decoding); null = chain drafting.</summary>
+    /// <summary>Draft a dynamic token tree instead of a chain; null = chain drafting.</summary>
     public TokenTreeOptions? Tree { get; init; }
 
     public const int DefaultExitLayer = 2;

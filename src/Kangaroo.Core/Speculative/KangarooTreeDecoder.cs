@@ -5,13 +5,14 @@ using Kangaroo.Model;
 namespace Kangaroo.Speculative;
 
 /// <summary>
-/// Kangaroo with a dynamic token tree (greedy). Per round: the root (the last accepted token) runs base layers [0, ℓ) and
+/// Kangaroo with a dynamic token tree. Per round: the root (the last accepted token) runs base layers [0, ℓ) and
 /// the adapter; then level by level the tree grows (<see cref="TokenTreeOptions"/>): each new level runs layers [0, ℓ)
 /// and the adapter as one tree pass — every node attending to exactly its own path — and the adapter's top-K of each
 /// node propose the next level. Layers [ℓ, L) then verify every node in one tree pass; the longest path that matches the
 /// target's own choices is accepted, plus the target's next token, and both caches are packed to that path
 /// (<see cref="Backends.IComputeBackend.MoveKvSlots"/>). Each node's target choice has the bits of a plain decode of
 /// its path (row-invariant ops, <see cref="Backends.IComputeBackend.TreeAttention"/>), so the output is vanilla greedy's.
+/// Sampling draws each node's children i.i.d. from the adapter and accepts by recursive rejection sampling: lossless too.
 /// </summary>
 public sealed class KangarooTreeDecoder : ISpeculativeDecoder
 {
@@ -33,6 +34,13 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
     private readonly List<int> _sequence = [];
     private readonly Action[] _shallowSteps, _adapterSteps, _adapterLogitSteps, _verifySteps;   // by row count
     private readonly RoundCounters _counters = new();
+    private readonly DraftVerifier _verifier;
+    private readonly TokenSampler _sampler;
+    private readonly float[] _q;                 // sampling: [node, vocab], the draft distribution each node's children were drawn from
+    private readonly int[] _draws, _drawCounts;  // sampling: [node, i], the child each i.i.d. draw landed on (repeats allowed)
+    private readonly int[] _drawTokens;
+    private GenerationOptions _options = new();
+    private DeterministicRandom _random = new(0);
     private bool _prefillLogitsReady;
 
     public KangarooTreeDecoder(LlamaModel model, KangarooAdapter adapter, KangarooOptions options, int contextLength, int prefillChunk = 64)
@@ -65,6 +73,12 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         _expandThreshold = options.Threshold;
         _order = new int[nodes * _topK];
         _byRank = new RankComparer(this);
+        _verifier = new DraftVerifier(vocab);
+        _sampler = new TokenSampler(vocab);
+        _q = new float[nodes * vocab];
+        _draws = new int[nodes * _topK];
+        _drawCounts = new int[nodes];
+        _drawTokens = new int[_topK];
 
         _shallowSteps = new Action[nodes + 1];
         _adapterSteps = new Action[nodes + 1];
@@ -98,11 +112,17 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
 
     public SpeculativeStats Stats => _counters.Snapshot();
 
-    /// <summary>Token trees verify greedily: sampling needs a multi-draft acceptance rule this decoder does not have yet.</summary>
+    internal DraftVerifier Verifier => _verifier;
+
+    /// <summary>
+    /// Sets sampling for the next sequence. Greedy: the tree from the adapter's top-K, the longest matching path accepted.
+    /// Sampling: each expanded node's children are i.i.d. draws from the adapter's (processed) distribution and are
+    /// verified by recursive rejection sampling (<see cref="DraftVerifier.VerifyTreeNode"/>): lossless.
+    /// </summary>
     public void Configure(GenerationOptions options, DeterministicRandom random)
     {
-        if (!options.IsGreedy)
-            throw new InvalidRequestException("token-tree drafting decodes greedily (temperature 0); sampling with trees is not supported yet");
+        _options = options;
+        _random = random;
     }
 
     public void Prefill(ReadOnlySpan<int> promptTokens)
@@ -130,8 +150,17 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         if (_prefillLogitsReady)
         {
             _prefillLogitsReady = false;
-            _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, _model.Config.VocabSize, _targets, _targetProbabilities);
-            destination[0] = _targets[0];
+            int vocab = _model.Config.VocabSize;
+            if (_options.IsGreedy)
+            {
+                _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, vocab, _targets, _targetProbabilities);
+                destination[0] = _targets[0];
+            }
+            else
+            {
+                _model.Backend.Download(_verify.Logits, 0, _logits.AsSpan(0, vocab));
+                destination[0] = _sampler.Sample(_logits.AsSpan(0, vocab), _options, _random, _q.AsSpan(0, vocab));
+            }
             _sequence.Add(destination[0]);
             return 1;
         }
@@ -148,11 +177,12 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
 
         _counters.Draft.Start();
         _tree.Reset(_sequence[^1], basePosition);
+        Array.Clear(_drawCounts);
         int levelStart = 0, levelEnd = 1;
         RunLevel(levelStart, levelEnd, withLogits: depthLimit > 0);
         for (int depth = 1; depth <= depthLimit; depth++)
         {
-            int added = Grow(levelStart, levelEnd, nodeLimit);
+            int added = _options.IsGreedy ? Grow(levelStart, levelEnd, nodeLimit) : GrowSampled(levelStart, levelEnd, nodeLimit);
             if (added == 0) break;
             levelStart = levelEnd;
             levelEnd += added;
@@ -165,11 +195,20 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         _tree.Layout(0, count, _positions, _slots, _recent.AsSpan(0, count * _tree.Window));
         _model.StageTree(_verify, _positions.AsSpan(0, count), _slots.AsSpan(0, count), _recent.AsSpan(0, count * _tree.Window));
         _model.RunRecorded(_verify, "verify", _cache, count, _verifySteps[count]);
-        _model.Backend.ArgmaxWithProbability(_verify.Logits, count, _model.Config.VocabSize, _targets, _targetProbabilities);
-        int pathLength = _tree.AcceptGreedy(_targets, _path);
+        int pathLength, next;
+        if (_options.IsGreedy)
+        {
+            _model.Backend.ArgmaxWithProbability(_verify.Logits, count, _model.Config.VocabSize, _targets, _targetProbabilities);
+            pathLength = _tree.AcceptGreedy(_targets, _path);
+            next = _targets[_path[pathLength - 1]];
+        }
+        else
+        {
+            pathLength = AcceptSampled(count, out next);
+        }
         int accepted = pathLength - 1;
         for (int i = 1; i < pathLength; i++) destination[i - 1] = _tree.Token(_path[i]);
-        destination[accepted] = _targets[_path[accepted]];
+        destination[accepted] = next;
 
         // Pack the accepted path into consecutive positions in both caches (node i of the path to base + i).
         int moves = 0;
@@ -220,8 +259,13 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         int vocab = _model.Config.VocabSize;
         backend.Download(_adapterWorkspace.Logits, 0, _logits.AsSpan(0, rows * vocab));
         for (int i = 0; i < rows; i++)
-            TopK(_logits.AsSpan(i * vocab, vocab), _proposalTokens.AsSpan((first + i) * _topK, _topK),
-                _proposalProbabilities.AsSpan((first + i) * _topK, _topK));
+        {
+            var logits = _logits.AsSpan(i * vocab, vocab);
+            if (_options.IsGreedy)
+                TopK(logits, _proposalTokens.AsSpan((first + i) * _topK, _topK), _proposalProbabilities.AsSpan((first + i) * _topK, _topK));
+            else
+                _sampler.ComputeDistribution(logits, _options, _q.AsSpan((first + i) * vocab, vocab));
+        }
     }
 
     /// <summary>
@@ -260,6 +304,55 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
             _tree.Add(_candidateTokens[c], _candidateParents[c], _candidateProbabilities[c]);
         }
         return added;
+    }
+
+    /// <summary>
+    /// Sampling: each node of [first, end) that passes the expansion gate draws up to top-K tokens i.i.d. from its draft
+    /// distribution; a new token becomes a child, a repeat lands on the existing one. Whether to draw again is decided
+    /// before the draw (room for one more node, top-K nodes per level), never from the value drawn — the draws stay i.i.d.
+    /// </summary>
+    private int GrowSampled(int first, int end, int nodeLimit)
+    {
+        int vocab = _model.Config.VocabSize, added = 0, levelStart = _tree.Count;
+        for (int node = first; node < end; node++)
+        {
+            if (node != 0 && _tree.Probability(node) < _expandThreshold) continue;
+            var q = _q.AsSpan(node * vocab, vocab);
+            for (int d = 0; d < _topK; d++)
+            {
+                if (_tree.Count >= nodeLimit || added >= _topK) break;
+                int token = TokenSampler.SampleFrom(q, _random);
+                int child = -1;
+                for (int c = levelStart; c < _tree.Count; c++)
+                    if (_tree.Parent(c) == node && _tree.Token(c) == token) { child = c; break; }
+                if (child < 0)
+                {
+                    child = _tree.Add(token, node, q[token]);
+                    added++;
+                }
+                _draws[node * _topK + _drawCounts[node]++] = child;
+            }
+        }
+        return added;
+    }
+
+    /// <summary>Sampling acceptance: from the root, recursive rejection sampling over each node's draws. Returns the path length.</summary>
+    private int AcceptSampled(int count, out int next)
+    {
+        int vocab = _model.Config.VocabSize;
+        _model.Backend.Download(_verify.Logits, 0, _logits.AsSpan(0, count * vocab));
+        int length = 0, current = 0;
+        _path[length++] = 0;
+        while (true)
+        {
+            int draws = _drawCounts[current];
+            for (int i = 0; i < draws; i++) _drawTokens[i] = _tree.Token(_draws[current * _topK + i]);
+            int chosen = _verifier.VerifyTreeNode(_logits.AsSpan(current * vocab, vocab), _q.AsSpan(current * vocab, vocab),
+                _drawTokens.AsSpan(0, draws), _options, _random, out next);
+            if (chosen < 0) return length;
+            current = _draws[current * _topK + chosen];
+            _path[length++] = current;
+        }
     }
 
     /// <summary>Candidate order: best children of their parents first, then by path probability, ties by candidate index.</summary>

@@ -53,6 +53,31 @@ public sealed class KangarooSamplingTests : IDisposable
         Assert.True(ChiSquare.Test(vanilla, exact).PValue > 0.001, "vanilla sampling failed its own distribution test");
     }
 
+    /// <summary>Token trees: children drawn i.i.d. from the adapter, recursive rejection sampling — the same distribution.</summary>
+    [Theory]
+    [MemberData(nameof(Settings))]
+    public void TokenTreeSamplingFollowsTheTargetDistribution(float temperature, int topK, float topP)
+    {
+        var options = new GenerationOptions { Temperature = temperature, TopK = topK, TopP = topP };
+        double[] exact = ExactJointDistribution(options);
+        var (statistic, dof, p) = ChiSquare.Test(Count(TreeOptions, options, wrongRule: false), exact);
+        Assert.True(p > 0.001, $"token-tree sampling: chi-square {statistic:F1} with {dof} degrees of freedom, p = {p:E2}");
+    }
+
+    [Fact]
+    public void AWrongTreeAcceptanceRuleFailsTheSameTest()
+    {
+        var options = new GenerationOptions { Temperature = 1.0f };
+        var (statistic, dof, p) = ChiSquare.Test(Count(TreeOptions, options, wrongRule: true), ExactJointDistribution(options));
+        Assert.True(p < 1e-6, $"accept-always tree rule went unnoticed: chi-square {statistic:F1}, {dof} dof, p = {p:E2}");
+    }
+
+    // Three draws per node, up to 8 nodes, every node expanded (η 0): repeats, siblings and deep paths all occur.
+    private static readonly KangarooOptions TreeOptions = new()
+    {
+        ExitLayer = 1, MaxDraftSteps = 3, Threshold = 0f, Tree = new TokenTreeOptions { TopK = 3, Threshold = 0f, Budget = 8 },
+    };
+
     [Fact]
     public void AWrongAcceptanceRuleFailsTheSameTest()
     {
@@ -66,9 +91,12 @@ public sealed class KangarooSamplingTests : IDisposable
     private long[] Count(KangarooOptions kangaroo, GenerationOptions options, bool wrongRule)
     {
         var counts = new long[Vocab * Vocab * Vocab];
-        using var decoder = new KangarooDecoder(_h.Model, _h.Adapter, kangaroo, Prompt.Length + 8, prefillChunk: 4);
+        using ISpeculativeDecoder decoder = kangaroo.Tree is null
+            ? new KangarooDecoder(_h.Model, _h.Adapter, kangaroo, Prompt.Length + 8, prefillChunk: 4)
+            : new KangarooTreeDecoder(_h.Model, _h.Adapter, kangaroo, Prompt.Length + 8, prefillChunk: 4);
         // Accepting every draft outputs the draft's distribution q instead of p.
-        if (wrongRule) decoder.Verifier.AcceptanceProbability = static (_, _) => 1.0;
+        var verifier = decoder is KangarooDecoder chain ? chain.Verifier : ((KangarooTreeDecoder)decoder).Verifier;
+        if (wrongRule) verifier.AcceptanceProbability = static (_, _) => 1.0;
         long drafted = 0, accepted = 0;
         for (int run = 0; run < Runs; run++)
         {
