@@ -38,7 +38,7 @@ public sealed class ForwardWorkspace : IDisposable
     public int MaxRows { get; }
 
     /// <summary>Recorded forward passes of this workspace (CUDA graphs), by what they compute; see <see cref="LlamaModel.RunRecorded"/>.</summary>
-    internal Dictionary<(string Step, object? Cache, int Rows), ICapturedWork> Recorded { get; } = [];
+    internal Dictionary<(string Step, object? Cache, int Rows, bool Tree), ICapturedWork> Recorded { get; } = [];
 
     /// <summary>Replay recorded passes where the backend can (default on); off re-issues every op each time.</summary>
     public bool UseRecordedPasses { get; set; } = true;

@@ -212,7 +212,7 @@ public sealed class LlamaModel : IDisposable
             work();
             return;
         }
-        var key = (workspace.TreeStaged ? step + "/tree" : step, cache, rows);
+        var key = (step, cache, rows, workspace.TreeStaged);
         if (!workspace.Recorded.TryGetValue(key, out var recorded))
         {
             // One plain run first: it sizes the backend's scratch, which recording must not allocate.
