@@ -260,85 +260,22 @@ __device__ __forceinline__ void attention_partial_impl(
 
 // Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8; or 1, 2, 4 for smaller batches, so a
 // verification of a few tokens does not pay for eight rows' registers and loops).
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits))
-{
-    attention_partial_impl<half_bits, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r1(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r2(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r4(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r1(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r2(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r4(ATTENTION_PARTIAL_PARAMETERS(float))
-{
-    attention_partial_impl<float, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS);
-}
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r1(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r2(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f16_wide_r4(ATTENTION_PARTIAL_PARAMETERS(half_bits)) { attention_partial_impl<half_bits, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 1, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r1(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 1, 1>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r2(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 1, 2>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_r4(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 1, 4>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 2, ATTENTION_ROWS>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r1(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 2, 1>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r2(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 2, 2>(ATTENTION_PARTIAL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partial_f32_wide_r4(ATTENTION_PARTIAL_PARAMETERS(float)) { attention_partial_impl<float, 2, 4>(ATTENTION_PARTIAL_ARGUMENTS); }
 
 // grid: x = rows · heads. Merges the key blocks of one (row, head) in block order: block weights e^(m_b − M) computed in
 // parallel, the exp-sum by a fixed-order block reduction, each output element by one thread over the blocks in order.

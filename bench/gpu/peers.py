@@ -60,7 +60,7 @@ def run_peer(peer, rows, prompt_seconds, eos, max_new):
     mismatches = []
     for i, row in enumerate(rows):
         ids, seconds = synchronized_seconds(lambda: peer.generate(row["prompt_ids"]))
-        ids = [t for t in ids[:max_new]]
+        ids = ids[:max_new]
         if eos in ids:  # the engine does not return EOS; compare the text before it
             ids = ids[: ids.index(eos)]
         ours = row["vanilla_ids"]

@@ -104,9 +104,12 @@ internal static class BenchCommand
         if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
         if (prompts is not null)
         {
-            EndToEnd(directory, backend, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");
+            using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
+            if (model.Adapter is null)
+                throw new UsageException($"{directory} has no kangaroo-adapter/ (pass --adapter DIR): the end-to-end comparison needs one");
+            EndToEnd(model, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");
             if (tree is not null)
-                EndToEnd(directory, backend, prompts, maxTokens, speculation with { Tree = tree }, stdout, stderr, json, markdown, null, "end_to_end_tree");
+                EndToEnd(model, prompts, maxTokens, speculation with { Tree = tree }, stdout, stderr, json, markdown, null, "end_to_end_tree");
         }
 
         if (a.String("json") is { } jsonPath)
@@ -178,13 +181,10 @@ internal static class BenchCommand
         json["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList();
     }
 
-    private static void EndToEnd(string directory, IComputeBackend backend, IReadOnlyList<string> prompts, int maxTokens,
+    private static void EndToEnd(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens,
         KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown,
         string? outputsPath, string key)
     {
-        using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
-        if (model.Adapter is null)
-            throw new UsageException($"{directory} has no kangaroo-adapter/ (pass --adapter DIR): the end-to-end comparison needs one");
         speculation.Validate(model.Config.NumLayers);
         var progress = new Progress<int>(done => stderr.Write($"\rend to end: {done}/{prompts.Count} prompts"));
         var r = EndToEndBenchmark.Run(model, prompts, maxTokens, speculation, progress);

@@ -25,3 +25,15 @@ public interface ISequenceDecoder
     /// <summary>Drafting and verification figures of the current sequence; null for non-speculative decoders.</summary>
     SpeculativeStats? SpeculativeStats => null;
 }
+
+/// <summary>Argument checks every <see cref="ISequenceDecoder"/> makes.</summary>
+internal static class SequenceDecoderArguments
+{
+    /// <summary>A prompt must have a token and fit the cache.</summary>
+    public static void CheckPrompt(ReadOnlySpan<int> promptTokens, int capacity)
+    {
+        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
+        if (promptTokens.Length > capacity)
+            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {capacity}");
+    }
+}

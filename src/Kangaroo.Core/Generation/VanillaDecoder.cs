@@ -46,9 +46,7 @@ public sealed class VanillaDecoder : ISequenceDecoder, IDisposable
 
     public void Prefill(ReadOnlySpan<int> promptTokens)
     {
-        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
-        if (promptTokens.Length > _cache.Capacity)
-            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {_cache.Capacity}");
+        SequenceDecoderArguments.CheckPrompt(promptTokens, _cache.Capacity);
 
         // Keep the longest cached prefix of the new prompt (at least one token is run, to get its logits). Row
         // invariance makes this bit-identical to starting from scratch.

@@ -91,13 +91,7 @@ public sealed class DraftVerifier
                 next = x;
                 return i;
             }
-            double mass = 0;
-            for (int v = 0; v < _residual.Length; v++)
-            {
-                float r = _target[v] - q[v];
-                _residual[v] = r > 0 ? r : 0;
-                mass += _residual[v];
-            }
+            double mass = ComputeResidual(q);
             if (mass <= 0) break;   // p ≤ q everywhere means p = q: a rejection cannot happen but by rounding; keep p
             float scale = (float)(1.0 / mass);
             for (int v = 0; v < _target.Length; v++) _target[v] = _residual[v] * scale;
@@ -107,7 +101,11 @@ public sealed class DraftVerifier
     }
 
     /// <summary>A draw from normalize(max(0, p − q)) with p in _target; falls back to p if rounding left no mass.</summary>
-    private int SampleResidual(ReadOnlySpan<float> q, DeterministicRandom random)
+    private int SampleResidual(ReadOnlySpan<float> q, DeterministicRandom random) =>
+        TokenSampler.SampleFrom(ComputeResidual(q) > 0 ? _residual : _target, random);
+
+    /// <summary>_residual = max(0, p − q) with p in _target (unnormalized); returns its mass.</summary>
+    private double ComputeResidual(ReadOnlySpan<float> q)
     {
         double mass = 0;
         for (int v = 0; v < _residual.Length; v++)
@@ -116,6 +114,6 @@ public sealed class DraftVerifier
             _residual[v] = r > 0 ? r : 0;
             mass += _residual[v];
         }
-        return TokenSampler.SampleFrom(mass > 0 ? _residual : _target, random);
+        return mass;
     }
 }

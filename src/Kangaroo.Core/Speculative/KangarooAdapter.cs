@@ -145,6 +145,17 @@ public sealed class KangarooAdapter : IDisposable
     }
 
     /// <summary>
+    /// Prompt processing: the adapter reads a chunk's layer-ℓ states (rows [0, rows) of <paramref name="source"/>.Hidden,
+    /// at positions [startPosition, …)) through its own workspace, and its cache advances past them.
+    /// </summary>
+    public void Prefill(ForwardWorkspace source, ForwardWorkspace ws, KvCache cache, int startPosition, int rows)
+    {
+        _base.Backend.Copy(source.Hidden, 0, ws.Hidden, 0, rows * _base.Config.HiddenSize);
+        Forward(ws, cache, startPosition, rows, computeLogits: false);
+        cache.Advance(rows);
+    }
+
+    /// <summary>
     /// The device part of <see cref="Forward"/>, at positions already staged with <see cref="LlamaModel.SetPositions"/>
     /// or <see cref="LlamaModel.StageTree"/> (recordable). <paramref name="everyRow"/>: logits for all rows (a token
     /// tree's level), not only the last.

@@ -95,9 +95,7 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
 
     public void Prefill(ReadOnlySpan<int> promptTokens)
     {
-        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
-        if (promptTokens.Length > _cache.Capacity)
-            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {_cache.Capacity}");
+        SequenceDecoderArguments.CheckPrompt(promptTokens, _cache.Capacity);
         _cache.Clear();
         _drafter.Reset();
         _sequence.Clear();

@@ -74,12 +74,8 @@ internal sealed class KangarooDrafter : IDisposable
     }
 
     /// <summary>Prompt processing: the adapter reads the layer-ℓ states of a prompt chunk (rows of <paramref name="ws"/>.Hidden).</summary>
-    public void PrefillChunk(ForwardWorkspace ws, int startPosition, int rows)
-    {
-        _model.Backend.Copy(ws.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * _model.Config.HiddenSize);
-        _adapter.Forward(_adapterWorkspace, AdapterCache, startPosition, rows, computeLogits: false);
-        AdapterCache.Advance(rows);
-    }
+    public void PrefillChunk(ForwardWorkspace ws, int startPosition, int rows) =>
+        _adapter.Prefill(ws, _adapterWorkspace, AdapterCache, startPosition, rows);
 
     /// <summary>
     /// Drafts from <paramref name="lastToken"/> at <paramref name="position"/> (the first position not in the cache).

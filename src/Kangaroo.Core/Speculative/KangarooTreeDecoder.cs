@@ -127,19 +127,13 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
 
     public void Prefill(ReadOnlySpan<int> promptTokens)
     {
-        if (promptTokens.IsEmpty) throw new ArgumentException("the prompt has no tokens", nameof(promptTokens));
-        if (promptTokens.Length > _cache.Capacity)
-            throw new InvalidRequestException($"the prompt has {promptTokens.Length} tokens; the context holds {_cache.Capacity}");
+        SequenceDecoderArguments.CheckPrompt(promptTokens, _cache.Capacity);
         _cache.Clear();
         _adapterCache.Clear();
         _sequence.Clear();
         _counters.Reset();
-        KangarooDecoder.PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens, (ws, start, rows) =>
-        {
-            _model.Backend.Copy(ws.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * _model.Config.HiddenSize);
-            _adapter.Forward(_adapterWorkspace, _adapterCache, start, rows, computeLogits: false);
-            _adapterCache.Advance(rows);
-        });
+        KangarooDecoder.PrefillSplitAtExit(_model, _cache, _verify, _exitLayer, promptTokens,
+            (ws, start, rows) => _adapter.Prefill(ws, _adapterWorkspace, _adapterCache, start, rows));
         _sequence.AddRange(promptTokens);
         _prefillLogitsReady = true;
     }
