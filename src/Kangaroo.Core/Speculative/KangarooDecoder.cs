@@ -112,7 +112,8 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         if (_prefillLogitsReady)
         {
             _prefillLogitsReady = false;
-            destination[0] = ChooseFromLogits(row: 0);
+            destination[0] = ChooseFromLogits(_model, _verify, _options, _random, _sampler, _targets, _targetProbabilities, _logits,
+                _draftDistributions);
             _sequence.Add(destination[0]);
             return 1;
         }
@@ -180,17 +181,21 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         }
     }
 
-    private int ChooseFromLogits(int row)
+    /// <summary>
+    /// The token after the prompt, from row 0 of <paramref name="ws"/>.Logits: the argmax (computed on the device) or a
+    /// sample (logits copied into <paramref name="logits"/>, <paramref name="scratch"/> for the distribution; both ≥ vocab).
+    /// </summary>
+    internal static int ChooseFromLogits(LlamaModel model, ForwardWorkspace ws, GenerationOptions options, DeterministicRandom random,
+        TokenSampler sampler, Span<int> targets, Span<float> probabilities, Span<float> logits, Span<float> scratch)
     {
-        int vocab = _model.Config.VocabSize;
-        if (_options.IsGreedy)
+        int vocab = model.Config.VocabSize;
+        if (options.IsGreedy)
         {
-            _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, vocab, _targets, _targetProbabilities);
-            return _targets[0];
+            model.Backend.ArgmaxWithProbability(ws.Logits, 1, vocab, targets, probabilities);
+            return targets[0];
         }
-        var logits = _logits.AsSpan(0, vocab);
-        _model.Backend.Download(_verify.Logits, row * vocab, logits);
-        return _sampler.Sample(logits, _options, _random, _draftDistributions.Length >= vocab ? _draftDistributions.AsSpan(0, vocab) : new float[vocab]);
+        model.Backend.Download(ws.Logits, 0, logits[..vocab]);
+        return sampler.Sample(logits[..vocab], options, random, scratch[..vocab]);
     }
 
     public void Dispose()

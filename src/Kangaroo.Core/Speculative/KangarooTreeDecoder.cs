@@ -144,17 +144,8 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         if (_prefillLogitsReady)
         {
             _prefillLogitsReady = false;
-            int vocab = _model.Config.VocabSize;
-            if (_options.IsGreedy)
-            {
-                _model.Backend.ArgmaxWithProbability(_verify.Logits, 1, vocab, _targets, _targetProbabilities);
-                destination[0] = _targets[0];
-            }
-            else
-            {
-                _model.Backend.Download(_verify.Logits, 0, _logits.AsSpan(0, vocab));
-                destination[0] = _sampler.Sample(_logits.AsSpan(0, vocab), _options, _random, _q.AsSpan(0, vocab));
-            }
+            destination[0] = KangarooDecoder.ChooseFromLogits(_model, _verify, _options, _random, _sampler, _targets, _targetProbabilities,
+                _logits, _q);
             _sequence.Add(destination[0]);
             return 1;
         }
