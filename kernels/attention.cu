@@ -8,7 +8,8 @@
 // Token trees: the key j positions before a query row (j < window; j = 0 is the row itself) is read from slot
 // recent_slots[row · window + j] — the row's path through the tree — so a tree node sees exactly the keys of its own
 // path, in the same order and blocking as a plain decode of that path. Keys further back, and every key when window = 0,
-// sit at their own position.
+// sit at their own position — after the first slot of the row's sequence (sequences[row] · capacity) when several
+// sequences share the cache and one launch (batched decoding); sequences = null means sequence 0 for every row.
 #include "common.cuh"
 
 #ifndef ATTENTION_BLOCK_KEYS   // keys per block; the backend reads the same definition
@@ -26,10 +27,10 @@
 // 1 for heads up to 128 wide (Llama's) and 2 up to ATTENTION_MAX_HEAD_DIM: the "_wide" kernels. Register arrays are sized
 // by it, so narrow heads do not pay for wide ones.
 
-__device__ __forceinline__ int key_slot(int key, int position, const int* recent_slots, int row, int window)
+__device__ __forceinline__ int key_slot(int key, int position, const int* recent_slots, int row, int window, int first_slot)
 {
     int back = position - key;
-    return back < window ? recent_slots[row * window + back] : key;
+    return back < window ? recent_slots[row * window + back] : first_slot + key;
 }
 
 // The lane's slice of one cached head vector (elements lane·4 + 128·t + e) as F32; zeros when absent or past head_dim.
@@ -89,7 +90,7 @@ __device__ __forceinline__ void load_head_slice(const KV* cache, long long offse
 template <typename KV, int DIM_STEPS, int ROWS>
 __device__ __forceinline__ void attention_partial_impl(
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions,
-    const int* recent_slots, int window, float* partials,
+    const int* recent_slots, int window, const int* sequences, int capacity, float* partials,
     int rows, int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
     __shared__ float scores[ROWS][ATTENTION_BLOCK_KEYS];
@@ -99,12 +100,14 @@ __device__ __forceinline__ void attention_partial_impl(
     int kv_head = head / (heads / kv_heads);
     int row0 = group * ROWS, group_rows = min(ROWS, rows - row0);
     int first = block * ATTENTION_BLOCK_KEYS;
-    int counts[ROWS];   // keys of this block each row sees (causal), 0 for absent rows
+    int counts[ROWS];        // keys of this block each row sees (causal), 0 for absent rows
+    int first_slots[ROWS];   // slot of each row's position 0: its sequence's first
     int max_count = 0;
 #pragma unroll
     for (int r = 0; r < ROWS; r++)
     {
         counts[r] = r < group_rows ? max(0, min(ATTENTION_BLOCK_KEYS, positions[row0 + r] + 1 - first)) : 0;
+        first_slots[r] = sequences != nullptr && r < group_rows ? sequences[row0 + r] * capacity : 0;
         max_count = max(max_count, counts[r]);
     }
     if (max_count == 0) return;   // whole block leaves: no row reaches these keys
@@ -144,7 +147,7 @@ __device__ __forceinline__ void attention_partial_impl(
             {
                 if (j < counts[r])
                 {
-                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window);
+                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window, first_slots[r]);
                     if (slot != loaded)
                     {
                         load_head_slice<KV, DIM_STEPS>(key_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, k);
@@ -210,7 +213,7 @@ __device__ __forceinline__ void attention_partial_impl(
             {
                 if (j < counts[r])
                 {
-                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window);
+                    int slot = key_slot(first + j, positions[row0 + r], recent_slots, row0 + r, window, first_slots[r]);
                     if (slot != loaded)
                     {
                         load_head_slice<KV, DIM_STEPS>(value_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, v);
@@ -252,10 +255,10 @@ __device__ __forceinline__ void attention_partial_impl(
 
 #define ATTENTION_PARTIAL_PARAMETERS(KV) \
     const float* queries, const KV* key_cache, const KV* value_cache, const int* positions, \
-    const int* recent_slots, int window, float* partials, int rows, int heads, int kv_heads, int head_dim, int kv_width, \
-    long long layer_offset, float scale, int max_blocks
+    const int* recent_slots, int window, const int* sequences, int capacity, float* partials, int rows, int heads, int kv_heads, \
+    int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks
 #define ATTENTION_PARTIAL_ARGUMENTS \
-    queries, key_cache, value_cache, positions, recent_slots, window, partials, rows, heads, kv_heads, \
+    queries, key_cache, value_cache, positions, recent_slots, window, sequences, capacity, partials, rows, heads, kv_heads, \
     head_dim, kv_width, layer_offset, scale, max_blocks
 
 // Entry points: KV type × head width (≤ 128, ≤ 256: _wide) × rows per block (8; or 1, 2, 4 for smaller batches, so a

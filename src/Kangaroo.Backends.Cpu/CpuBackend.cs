@@ -73,12 +73,13 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         return new CpuIndexBuffer(length);
     }
 
-    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
+    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
-        return new CpuKvCache(layers, capacity, kvWidth);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
+        return new CpuKvCache(layers, capacity, kvWidth, sequences);
     }
 
     public void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0)
@@ -330,7 +331,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         int width = kv.KvWidth;
         CheckExtent(k.Length, rows, width, nameof(keys));
         CheckExtent(v.Length, rows, width, nameof(values));
-        CheckPositions(at, rows, kv.Capacity, nameof(slots));
+        CheckPositions(at, rows, kv.Slots, nameof(slots));
         for (int r = 0; r < rows; r++)
         {
             k.AsSpan(r * width, width).CopyTo(new Span<float>(kv.KeyRow(layer, at[r]), width));
@@ -343,12 +344,12 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
 
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
         AttentionOverSlots(queries, cache, layer, positions, AsCpu(recentSlots, nameof(recentSlots)).Data, window, output,
-            rows, heads, kvHeads, headDim);
+            rows, heads, kvHeads, headDim, sequences is null ? null : AsCpu(sequences, nameof(sequences)).Data);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? recent,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, int[]? sequences = null)
     {
         float[] q = AsCpu(queries, nameof(queries)).Data;
         float[] o = AsCpu(output, nameof(output)).Data;
@@ -361,9 +362,10 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         CheckExtent(q.Length, rows, width, nameof(queries));
         CheckExtent(o.Length, rows, width, nameof(output));
         CheckPositions(at, rows, kv.Capacity, nameof(positions));
-        if (recent is not null) CheckRecentSlots(at, recent, rows, window, kv.Capacity, "recentSlots");
+        if (recent is not null) CheckRecentSlots(at, recent, rows, window, kv.Slots, "recentSlots");
+        if (sequences is not null) CheckSequences(sequences, rows, kv, nameof(sequences));
 
-        var keys = new KeySlots(at, recent, recent is null ? 0 : window);
+        var keys = new KeySlots(at, recent, recent is null ? 0 : window, sequences, kv.Capacity);
         float scale = 1f / MathF.Sqrt(headDim);
         int items = rows * heads;
         if (_threads == 1 || items == 1 || (long)items * ((long)TensorPrimitives.Max<int>(at.AsSpan(0, rows)) + 1) * headDim < ParallelElementThreshold)
@@ -380,7 +382,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     public unsafe void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
     {
         CpuKvCache kv = AsCpu(cache);
-        CheckSlotMoves(from, to, kv.Capacity);
+        CheckSlotMoves(from, to, kv.Slots);
         int width = kv.KvWidth;
         for (int i = 0; i < from.Length; i++)
         {
@@ -393,13 +395,14 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         }
     }
 
-    /// <summary>Where the key at a logical position lives: the row's window of recent slots, else the position itself.</summary>
-    private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window)
+    /// <summary>Where the key at a logical position lives: the row's window of recent slots, else the position itself in the row's sequence.</summary>
+    private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window, int[]? Sequences, int Capacity)
     {
         public int Slot(int row, int position)
         {
             int back = Positions[row] - position;
-            return back < Window ? Recent![row * Window + back] : position;
+            if (back < Window) return Recent![row * Window + back];
+            return Sequences is null ? position : Sequences[row] * Capacity + position;
         }
     }
 

@@ -83,9 +83,9 @@ internal sealed unsafe class CpuKvCache : KvCacheStorage
     private float* _keys;
     private float* _values;
 
-    public CpuKvCache(int layers, int capacity, int kvWidth) : base(layers, capacity, kvWidth)
+    public CpuKvCache(int layers, int capacity, int kvWidth, int sequences) : base(layers, capacity, kvWidth, sequences)
     {
-        nuint bytes = checked((nuint)layers * (nuint)capacity * (nuint)kvWidth * sizeof(float));
+        nuint bytes = checked((nuint)layers * (nuint)Slots * (nuint)kvWidth * sizeof(float));
         // 64-byte alignment: a cache line, and a full vector on every x64/Arm64 SIMD width.
         _keys = (float*)NativeMemory.AlignedAlloc(Math.Max(bytes, 1), 64);
         _values = (float*)NativeMemory.AlignedAlloc(Math.Max(bytes, 1), 64);
@@ -95,7 +95,7 @@ internal sealed unsafe class CpuKvCache : KvCacheStorage
 
     private long PressureBytes { get; }
 
-    private long RowOffset(int layer, int slot) => ((long)layer * Capacity + slot) * KvWidth;
+    private long RowOffset(int layer, int slot) => ((long)layer * Slots + slot) * KvWidth;
 
     public float* KeyRow(int layer, int slot)
     {

@@ -151,20 +151,21 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         }
     }
 
-    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
+    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
         if (capacity > AttentionMaxCombinedBlocks * AttentionBlockKeys)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the CUDA attention kernels handle contexts up to {AttentionMaxCombinedBlocks * AttentionBlockKeys} positions");
-        long bytes = (long)layers * capacity * kvWidth * _kvCacheType.SizeInBytes();
+        long bytes = (long)layers * sequences * capacity * kvWidth * _kvCacheType.SizeInBytes();
         lock (_gate)
         {
-            var keys = AllocateBytes(bytes, $"KV cache keys ({layers} layers × {capacity} positions)");
+            var keys = AllocateBytes(bytes, $"KV cache keys ({layers} layers × {sequences} × {capacity} positions)");
             try
             {
-                return new CudaKvCache(layers, capacity, kvWidth, _kvCacheType, keys, AllocateBytes(bytes, "KV cache values"));
+                return new CudaKvCache(layers, capacity, kvWidth, sequences, _kvCacheType, keys, AllocateBytes(bytes, "KV cache values"));
             }
             catch
             {
@@ -353,7 +354,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         CheckRows(rows, slots.Length, nameof(slots));
         CheckExtent(keys.Length, rows, kv.KvWidth, nameof(keys));
         CheckExtent(values.Length, rows, kv.KvWidth, nameof(values));
-        CheckPositions(slots.Host, rows, kv.Capacity, nameof(slots));
+        CheckPositions(slots.Host, rows, kv.Slots, nameof(slots));
     }
 
     private void CheckMatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows, string outputName)
@@ -452,15 +453,15 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
         int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
+        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim, null);
 
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim);
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
+        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim, sequences);
 
-    // The kernels always take a window of recent slots; a plain attention passes an empty one.
+    // The kernels always take a window of recent slots and the rows' sequences; a plain attention passes neither.
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences)
     {
         var q = AsCuda(queries);
         var kv = AsCuda(cache);
@@ -475,7 +476,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         CheckExtent(o.Length, rows, (long)heads * headDim, nameof(output));
         CheckPositions(p.Host, rows, kv.Capacity, nameof(positions));
         var recent = recentSlots is null ? null : AsCuda(recentSlots);
-        if (recent is not null) CheckRecentSlots(p.Host, recent.Host, rows, window, kv.Capacity, nameof(recentSlots));
+        if (recent is not null) CheckRecentSlots(p.Host, recent.Host, rows, window, kv.Slots, nameof(recentSlots));
+        var rowSequences = sequences is null ? null : AsCuda(sequences);
+        if (rowSequences is not null) CheckSequences(rowSequences.Host, rows, kv, nameof(sequences));
         if (rows == 0) return;
 
         // Partials are sized for the whole cache, so a recorded launch (which must cover any later position) never
@@ -498,6 +501,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
         if (recent is null) partialArgs.Add(0UL); else partialArgs.Add(recent.Memory);
         partialArgs.Add(recent is null ? 0 : window);
+        if (rowSequences is null) partialArgs.Add(0UL); else partialArgs.Add(rowSequences.Memory);
+        partialArgs.Add(kv.Capacity);
         partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,
@@ -515,7 +520,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     public void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
     {
         var kv = AsCuda(cache);
-        CheckSlotMoves(from, to, kv.Capacity);
+        CheckSlotMoves(from, to, kv.Slots);
         if (from.IsEmpty) return;
         int count = from.Length;
         if (kv.Moves is null || kv.Moves.Length < 2 * count)

@@ -39,8 +39,8 @@ internal sealed class CudaWeight(string name, DType dtype, int rows, int columns
 /// Keys and values, <c>[layer][slot][kvWidth]</c> each, in F16 (half the bytes of F32 for attention to read) or F32. Also
 /// holds the attention kernels' per-key-block partial results, grown on demand (one cache belongs to one session).
 /// </summary>
-internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType dtype, DeviceBuffer keys, DeviceBuffer values)
-    : KvCacheStorage(layers, capacity, kvWidth)
+internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, int sequences, DType dtype, DeviceBuffer keys, DeviceBuffer values)
+    : KvCacheStorage(layers, capacity, kvWidth, sequences)
 {
     public DType DType { get; } = dtype;
     public override int ElementBytes => DType.SizeInBytes();
@@ -50,7 +50,7 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, DType d
     /// <summary>MoveKvSlots' sources then destinations, uploaded per call.</summary>
     public IndexBuffer? Moves { get; set; }
 
-    public long LayerOffset(int layer) => (long)layer * Capacity * KvWidth;
+    public long LayerOffset(int layer) => (long)layer * Slots * KvWidth;
 
     public override void Dispose()
     {

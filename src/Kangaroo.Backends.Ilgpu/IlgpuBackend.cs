@@ -26,6 +26,7 @@ public sealed class IlgpuBackend : IComputeBackend
     private bool _disposed;
 
     private MemoryBuffer1D<float, Stride1D.Dense>? _attentionScores;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _attentionBases;
     private MemoryBuffer1D<int, Stride1D.Dense>? _argmaxTokens;
     private MemoryBuffer1D<float, Stride1D.Dense>? _argmaxProbabilities;
 
@@ -35,9 +36,9 @@ public sealed class IlgpuBackend : IComputeBackend
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, ArrayView<float>>? _matMul;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>? _rope;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, long, ArrayView<float>, ArrayView<float>>? _storeKv;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, float, ArrayView<float>>? _attentionScoresKernel;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, float, ArrayView<float>>? _attentionScoresKernel;
     private Action<Index1D, ArrayView<int>, int, int, ArrayView<float>>? _attentionSoftmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, ArrayView<float>>? _attentionValues;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, ArrayView<float>>? _attentionValues;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluMul;
     private Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>>? _argmax;
 
@@ -163,15 +164,16 @@ public sealed class IlgpuBackend : IComputeBackend
         }
     }
 
-    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth)
+    public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
         lock (_gate)
         {
             ThrowIfDisposed();
-            return new IlgpuKvCache(this, _accelerator, layers, capacity, kvWidth);
+            return new IlgpuKvCache(this, _accelerator, layers, capacity, kvWidth, sequences);
         }
     }
 
@@ -368,7 +370,7 @@ public sealed class IlgpuBackend : IComputeBackend
         int width = kv.KvWidth;
         CheckExtent(k.Length, rows, width, nameof(keys));
         CheckExtent(v.Length, rows, width, nameof(values));
-        CheckPositions(at.HostShadow, rows, kv.Capacity, nameof(slots));
+        CheckPositions(at.HostShadow, rows, kv.Slots, nameof(slots));
         if (rows == 0)
             return;
         lock (_gate)
@@ -384,11 +386,11 @@ public sealed class IlgpuBackend : IComputeBackend
         AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
 
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim);
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
+        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim, sequences);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim)
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null)
     {
         IlgpuComputeBuffer q = Own(queries, nameof(queries));
         IlgpuComputeBuffer o = Own(output, nameof(output));
@@ -402,8 +404,10 @@ public sealed class IlgpuBackend : IComputeBackend
         CheckExtent(o.Length, rows, width, nameof(output));
         CheckPositions(at.HostShadow, rows, kv.Capacity, nameof(positions));
         IlgpuIndexBuffer? tree = recentSlots is null ? null : Own(recentSlots, nameof(recentSlots));
-        if (tree is not null) CheckRecentSlots(at.HostShadow, tree.HostShadow, rows, window, kv.Capacity, nameof(recentSlots));
+        if (tree is not null) CheckRecentSlots(at.HostShadow, tree.HostShadow, rows, window, kv.Slots, nameof(recentSlots));
         if (tree is null) window = 0;
+        IlgpuIndexBuffer? rowSequences = sequences is null ? null : Own(sequences, nameof(sequences));
+        if (rowSequences is not null) CheckSequences(rowSequences.HostShadow, rows, kv, nameof(sequences));
         if (rows == 0)
             return;
         // With window 0 the kernels never read the slot view: any view will do.
@@ -423,19 +427,29 @@ public sealed class IlgpuBackend : IComputeBackend
         {
             ThrowIfDisposed();
             ArrayView<float> scores = Scratch(ref _attentionScores, scoreCount);
-            _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
+            // The kernels take each row's first slot (its sequence's) as a view, empty when every row is of sequence 0:
+            // ILGPU kernels take at most 14 parameters, so the sequence ids and capacity become one view on the host.
+            ArrayView<int> bases = at.View.SubView(0, 0);
+            if (rowSequences is not null)
+            {
+                int[] firstSlots = new int[rows];
+                for (int r = 0; r < rows; r++) firstSlots[r] = rowSequences.HostShadow[r] * kv.Capacity;
+                bases = Scratch(ref _attentionBases, rows).SubView(0, rows);
+                bases.CopyFromCPU(firstSlots);
+            }
+            _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
             _attentionSoftmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<float>>(IlgpuKernels.AttentionSoftmax);
-            _attentionValues ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, long, int, int, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionValues);
-            _attentionScoresKernel((int)scoreCount, q.View, kv.Keys, at.View, recent, window, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, scale, scores);
+            _attentionValues ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionValues);
+            _attentionScoresKernel((int)scoreCount, q.View, kv.Keys, at.View, recent, window, bases, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, scale, scores);
             _attentionSoftmax(items, at.View, heads, keyStride, scores);
-            _attentionValues(checked(items * headDim), scores, kv.Values, at.View, recent, window, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, o.View);
+            _attentionValues(checked(items * headDim), scores, kv.Values, at.View, recent, window, bases, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, o.View);
         }
     }
 
     public void MoveKvSlots(KvCacheStorage cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
     {
         IlgpuKvCache kv = Own(cache, nameof(cache));
-        CheckSlotMoves(from, to, kv.Capacity);
+        CheckSlotMoves(from, to, kv.Slots);
         int width = kv.KvWidth;
         lock (_gate)
         {
@@ -515,6 +529,7 @@ public sealed class IlgpuBackend : IComputeBackend
                 return;
             _disposed = true;
             _attentionScores?.Dispose();
+            _attentionBases?.Dispose();
             _argmaxTokens?.Dispose();
             _argmaxProbabilities?.Dispose();
             // Disposing the accelerator also releases any buffer a caller has not disposed yet.

@@ -172,7 +172,7 @@ internal static class IlgpuKernels
     /// head dimension in order. Keys past the row's position are left unwritten and never read.
     /// </summary>
     public static void AttentionScores(Index1D index, ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<int> positions,
-        ArrayView<int> recent, int window,
+        ArrayView<int> recent, int window, ArrayView<int> bases,
         long layerStart, int heads, int groupSize, int headDim, int kvWidth, int keyStride, float scale, ArrayView<float> scores)
     {
         int item = index / keyStride;
@@ -182,18 +182,23 @@ internal static class IlgpuKernels
             return;
         int head = item - row * heads;
         long queryStart = (long)item * headDim;
-        long keyStart = layerStart + (long)KeySlot(key, positions[row], row, recent, window) * kvWidth + (long)(head / groupSize) * headDim;
+        long keyStart = layerStart + (long)KeySlot(key, positions[row], row, recent, window, bases) * kvWidth + (long)(head / groupSize) * headDim;
         float dot = 0f;
         for (int d = 0; d < headDim; d++)
             dot += queries[queryStart + d] * keyCache[keyStart + d];
         scores[index] = dot * scale;
     }
 
-    /// <summary>The cache slot of the key at logical position <paramref name="key"/> for a row at <paramref name="position"/>: the row's window of recent slots, else the key's own position.</summary>
-    private static int KeySlot(int key, int position, int row, ArrayView<int> recent, int window)
+    /// <summary>
+    /// The cache slot of the key at logical position <paramref name="key"/> for a row at <paramref name="position"/>: the
+    /// row's window of recent slots, else the key's own position after its sequence's first slot (<paramref name="bases"/>,
+    /// empty for one sequence).
+    /// </summary>
+    private static int KeySlot(int key, int position, int row, ArrayView<int> recent, int window, ArrayView<int> bases)
     {
         int back = position - key;
-        return back < window ? recent[(long)row * window + back] : key;
+        if (back < window) return recent[(long)row * window + back];
+        return bases.Length == 0 ? key : bases[row] + key;
     }
 
     /// <summary>Attention step 2, one thread per (row, head): softmax over keys 0..position in key order, in place.</summary>
@@ -220,7 +225,7 @@ internal static class IlgpuKernels
     /// the scores consumed the queries, so the output may be the query buffer.
     /// </summary>
     public static void AttentionValues(Index1D index, ArrayView<float> scores, ArrayView<float> valueCache, ArrayView<int> positions,
-        ArrayView<int> recent, int window,
+        ArrayView<int> recent, int window, ArrayView<int> bases,
         long layerStart, int heads, int groupSize, int headDim, int kvWidth, int keyStride, ArrayView<float> output)
     {
         int item = index / headDim;
@@ -232,7 +237,7 @@ internal static class IlgpuKernels
         long valueStart = layerStart + (long)(head / groupSize) * headDim + d;
         float sum = 0f;
         for (int t = 0; t < keyCount; t++)
-            sum += scores[scoreStart + t] * valueCache[valueStart + (long)KeySlot(t, keyCount - 1, row, recent, window) * kvWidth];
+            sum += scores[scoreStart + t] * valueCache[valueStart + (long)KeySlot(t, keyCount - 1, row, recent, window, bases) * kvWidth];
         output[index] = sum;
     }
 

@@ -92,17 +92,17 @@ internal sealed class IlgpuWeightTensor : WeightTensor
     }
 }
 
-/// <summary>F32 keys and values, <c>[layers, capacity, kvWidth]</c> each.</summary>
+/// <summary>F32 keys and values, <c>[layers, sequences × capacity, kvWidth]</c> each.</summary>
 internal sealed class IlgpuKvCache : KvCacheStorage
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _keys;
     private MemoryBuffer1D<float, Stride1D.Dense>? _values;
 
-    public IlgpuKvCache(IlgpuBackend owner, Accelerator accelerator, int layers, int capacity, int kvWidth)
-        : base(layers, capacity, kvWidth)
+    public IlgpuKvCache(IlgpuBackend owner, Accelerator accelerator, int layers, int capacity, int kvWidth, int sequences)
+        : base(layers, capacity, kvWidth, sequences)
     {
         Owner = owner;
-        long length = checked((long)layers * capacity * kvWidth);
+        long length = checked((long)layers * Slots * kvWidth);
         _keys = accelerator.Allocate1D<float>(length);
         _values = accelerator.Allocate1D<float>(length);
         // Fresh slots read as zeros rather than whatever the allocator left behind.
@@ -116,7 +116,7 @@ internal sealed class IlgpuKvCache : KvCacheStorage
 
     public ArrayView<float> Values => (_values ?? throw new ObjectDisposedException(nameof(IlgpuKvCache))).View;
 
-    public long LayerStart(int layer) => (long)layer * Capacity * KvWidth;
+    public long LayerStart(int layer) => (long)layer * Slots * KvWidth;
 
     public override void Dispose()
     {

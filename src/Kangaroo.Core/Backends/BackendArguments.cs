@@ -103,6 +103,13 @@ public static class BackendArguments
         }
     }
 
+    /// <summary><see cref="IComputeBackend.TreeAttention"/>'s sequence of each row: one of the cache's sequences.</summary>
+    public static void CheckSequences(ReadOnlySpan<int> sequences, int rows, KvCacheStorage cache, string name)
+    {
+        if (sequences.Length < rows) throw new ArgumentException($"{sequences.Length} sequence ids for {rows} rows", name);
+        CheckPositions(sequences, rows, cache.Sequences, name);
+    }
+
     /// <summary>Attention's head layout: positive counts, query heads grouped evenly over KV heads that fill the cache's width.</summary>
     public static void CheckAttentionShape(KvCacheStorage cache, int heads, int kvHeads, int headDim)
     {

@@ -42,8 +42,12 @@ public interface IComputeBackend : IDisposable
     /// <summary>An int32 buffer (token ids, positions, cache slots) of <paramref name="length"/> elements.</summary>
     IndexBuffer AllocateIndices(int length);
 
-    /// <summary>Key/value storage for <paramref name="layers"/> layers × <paramref name="capacity"/> positions × <paramref name="kvWidth"/> values.</summary>
-    KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth);
+    /// <summary>
+    /// Key/value storage for <paramref name="layers"/> layers × <paramref name="sequences"/> × <paramref name="capacity"/>
+    /// positions × <paramref name="kvWidth"/> values. Sequence s owns slots [s · capacity, (s + 1) · capacity) of every layer:
+    /// several independent sequences share one storage so that one pass serves them all (<see cref="TreeAttention"/>).
+    /// </summary>
+    KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1);
 
     void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0);
     void Upload(ReadOnlySpan<int> source, IndexBuffer destination);
@@ -70,7 +74,7 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim);
 
-    /// <summary>Writes row r of <paramref name="keys"/>/<paramref name="values"/> (<c>[rows, kvWidth]</c>) into cache slot slots[r] of <paramref name="layer"/>.</summary>
+    /// <summary>Writes row r of <paramref name="keys"/>/<paramref name="values"/> (<c>[rows, kvWidth]</c>) into cache slot slots[r] of <paramref name="layer"/> (slots [0, <see cref="KvCacheStorage.Slots"/>)).</summary>
     void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows);
 
     /// <summary>
@@ -88,12 +92,17 @@ public interface IComputeBackend : IDisposable
     /// their own position. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as
     /// a plain decode of that path. Window 0 is <see cref="Attention"/>. Everything that varies per round lives in
     /// buffers, so a recorded pass replays for any tree of the same size.
+    /// <para>
+    /// With <paramref name="sequences"/>, rows of several sequences share the call: row r belongs to sequence
+    /// sequences[r], whose keys further back than the window sit at slot sequences[r] · Capacity + position (recent slots
+    /// are absolute). A row's bits do not depend on the other rows or sequences.
+    /// </para>
     /// </summary>
     void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim);
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null);
 
     /// <summary>
-    /// For i = 0, 1, … in order, copies cache slot from[i] to slot to[i] in every layer, keys and values: packs a token
+    /// For i = 0, 1, … in order, copies cache slot from[i] to slot to[i] (slots [0, <see cref="KvCacheStorage.Slots"/>)) in every layer, keys and values: packs a token
     /// tree's accepted path into consecutive positions. to must ascend and to[i] ≤ from[i], so no move reads a slot an
     /// earlier one wrote.
     /// </summary>
@@ -186,19 +195,27 @@ public abstract class WeightTensor : IDisposable
     public abstract void Dispose();
 }
 
-/// <summary>Keys and values of every layer for a fixed number of positions (slots).</summary>
+/// <summary>Keys and values of every layer for a fixed number of positions of one or more sequences.</summary>
 public abstract class KvCacheStorage : IDisposable
 {
-    protected KvCacheStorage(int layers, int capacity, int kvWidth)
+    protected KvCacheStorage(int layers, int capacity, int kvWidth, int sequences = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
         Layers = layers;
         Capacity = capacity;
         KvWidth = kvWidth;
+        Sequences = sequences;
+        Slots = checked(capacity * sequences);
     }
 
     public int Layers { get; }
+    /// <summary>Positions per sequence.</summary>
     public int Capacity { get; }
     public int KvWidth { get; }
+    /// <summary>Sequences sharing the storage; sequence s owns slots [s · Capacity, (s + 1) · Capacity).</summary>
+    public int Sequences { get; }
+    /// <summary>Slots per layer: Sequences × Capacity.</summary>
+    public int Slots { get; }
 
     /// <summary>Bytes per stored key or value element (4 for F32, 2 for F16).</summary>
     public virtual int ElementBytes => 4;

@@ -11,16 +11,17 @@ public sealed class ForwardWorkspace : IDisposable
     /// <param name="withFeedForward">False for attention-only blocks (the Kangaroo adapter): no MLP scratch.</param>
     /// <param name="treeWindow">For token-tree passes: how many recent keys a row may read through its own slot map (the
     /// deepest path + 1); 0 = plain passes only.</param>
-    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true, int treeWindow = 0)
+    /// <param name="batched">For passes over rows of several sequences sharing one cache (<see cref="LlamaModel.StageBatch"/>).</param>
+    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true, int treeWindow = 0,
+        bool batched = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(treeWindow);
         MaxRows = maxRows;
         TreeWindow = treeWindow;
-        if (treeWindow > 0)
-        {
-            Slots = backend.AllocateIndices(maxRows);
-            RecentSlots = backend.AllocateIndices(maxRows * treeWindow);
-        }
+        Batched = batched;
+        if (treeWindow > 0 || batched) Slots = backend.AllocateIndices(maxRows);
+        if (treeWindow > 0) RecentSlots = backend.AllocateIndices(maxRows * treeWindow);
+        if (batched) Sequences = backend.AllocateIndices(maxRows);
         Hidden = backend.Allocate(maxRows * config.HiddenSize);
         Normed = backend.Allocate(maxRows * config.HiddenSize);
         Delta = backend.Allocate(maxRows * config.HiddenSize);
@@ -66,14 +67,21 @@ public sealed class ForwardWorkspace : IDisposable
     internal IndexBuffer? Slots { get; }
     /// <summary>Tree passes: per row, the slots of its last <see cref="TreeWindow"/> keys (see <see cref="IComputeBackend.TreeAttention"/>).</summary>
     internal IndexBuffer? RecentSlots { get; }
-    /// <summary>True after <see cref="LlamaModel.StageTree"/>, false after plain positions were staged.</summary>
+    /// <summary>True after <see cref="LlamaModel.StageTree"/> or <see cref="LlamaModel.StageBatch"/> (rows go to <see cref="Slots"/>), false after plain positions were staged.</summary>
     internal bool TreeStaged { get; set; }
+
+    /// <summary>Whether this workspace can run rows of several sequences at once (<see cref="LlamaModel.StageBatch"/>).</summary>
+    public bool Batched { get; }
+    /// <summary>Batched passes: the sequence of each row.</summary>
+    internal IndexBuffer? Sequences { get; }
+    /// <summary>True after <see cref="LlamaModel.StageBatch"/>: attention reads each row's own sequence with no tree window.</summary>
+    internal bool BatchStaged { get; set; }
 
     public void Dispose()
     {
         foreach (var recorded in Recorded.Values) recorded.Dispose();
         Recorded.Clear();
-        foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions, Slots, RecentSlots })
+        foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions, Slots, RecentSlots, Sequences })
             buffer?.Dispose();
     }
 }

@@ -137,16 +137,20 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <param name="treeWindow">Room for token-tree passes (<see cref="StageTree"/>): the deepest path + 1; 0 for none.</param>
-    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0)
+    /// <param name="batched">Room for passes over several sequences of one cache (<see cref="StageBatch"/>).</param>
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0, bool batched = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
-        return new ForwardWorkspace(Backend, Config, maxRows, treeWindow: treeWindow);
+        return new ForwardWorkspace(Backend, Config, maxRows, treeWindow: treeWindow, batched: batched);
     }
 
-    public KvCache CreateCache(int capacity)
+    /// <param name="sequences">Independent sequences sharing the storage, each of <paramref name="capacity"/> positions
+    /// (batched decoding; <see cref="KvCache.Length"/> then is the batch scheduler's business).</param>
+    public KvCache CreateCache(int capacity, int sequences = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        return new KvCache(Backend.AllocateKvCache(Config.NumLayers, capacity, Config.KvWidth));
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
+        return new KvCache(Backend.AllocateKvCache(Config.NumLayers, capacity, Config.KvWidth, sequences));
     }
 
     /// <summary>Uploads the rows' token ids and absolute positions (positions[r] = <paramref name="startPosition"/> + r) and gathers their embeddings into <see cref="ForwardWorkspace.Hidden"/>.</summary>
@@ -161,11 +165,7 @@ public sealed class LlamaModel : IDisposable
     {
         int rows = tokens.Length;
         CheckRows(workspace, rows);
-        foreach (int token in tokens)
-        {
-            if ((uint)token >= (uint)Config.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Config.VocabSize})");
-        }
+        CheckTokens(tokens);
         SetPositions(workspace, startPosition, rows);
         Backend.Upload(tokens, workspace.Tokens);
     }
@@ -185,16 +185,55 @@ public sealed class LlamaModel : IDisposable
         if (workspace.TreeWindow == 0) throw new InvalidOperationException("this workspace was made without room for token trees");
         if (slots.Length != rows || recentSlots.Length != rows * workspace.TreeWindow || (!tokens.IsEmpty && tokens.Length != rows))
             throw new ArgumentException($"a tree pass of {rows} rows needs {rows} slots, {rows * workspace.TreeWindow} recent slots and no or {rows} tokens");
-        foreach (int token in tokens)
-        {
-            if ((uint)token >= (uint)Config.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Config.VocabSize})");
-        }
+        CheckTokens(tokens);
         Backend.Upload(positions, workspace.Positions);
         Backend.Upload(slots, workspace.Slots!);
         Backend.Upload(recentSlots, workspace.RecentSlots!);
         if (!tokens.IsEmpty) Backend.Upload(tokens, workspace.Tokens);
         workspace.TreeStaged = true;
+        workspace.BatchStaged = false;
+    }
+
+    /// <summary>
+    /// Stages a pass over rows of several sequences that share one cache (made with <see cref="CreateCache(int, int)"/>'s
+    /// sequences): row r is position positions[r] of sequence sequences[r]; its keys and values go to that sequence's slot of
+    /// the position and its attention reads that sequence only, so each row gets the bits a pass of its own sequence alone
+    /// would. Tokens, when given, are staged for <see cref="EmbedStaged"/>. The next <see cref="RunLayers"/> runs batched.
+    /// </summary>
+    public void StageBatch(ForwardWorkspace workspace, KvCache cache, ReadOnlySpan<int> positions, ReadOnlySpan<int> sequences,
+        ReadOnlySpan<int> tokens = default)
+    {
+        int rows = positions.Length;
+        CheckRows(workspace, rows);
+        if (!workspace.Batched) throw new InvalidOperationException("this workspace was made without room for batched passes");
+        if (sequences.Length != rows || (!tokens.IsEmpty && tokens.Length != rows))
+            throw new ArgumentException($"a batched pass of {rows} rows needs {rows} sequence ids and no or {rows} tokens");
+        CheckTokens(tokens);
+        int capacity = cache.Capacity, count = cache.Storage.Sequences;
+        Span<int> slots = rows <= 256 ? stackalloc int[rows] : new int[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)sequences[r] >= (uint)count)
+                throw new ArgumentOutOfRangeException(nameof(sequences), sequences[r], $"row {r}: the cache holds sequences [0, {count})");
+            if ((uint)positions[r] >= (uint)capacity)
+                throw new ArgumentOutOfRangeException(nameof(positions), positions[r], $"row {r}: a sequence holds positions [0, {capacity})");
+            slots[r] = sequences[r] * capacity + positions[r];
+        }
+        Backend.Upload(positions, workspace.Positions);
+        Backend.Upload(slots, workspace.Slots!);
+        Backend.Upload(sequences, workspace.Sequences!);
+        if (!tokens.IsEmpty) Backend.Upload(tokens, workspace.Tokens);
+        workspace.TreeStaged = true;
+        workspace.BatchStaged = true;
+    }
+
+    private void CheckTokens(ReadOnlySpan<int> tokens)
+    {
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Config.VocabSize})");
+        }
     }
 
     /// <summary>The device half of <see cref="Embed"/>: gathers the staged tokens' embeddings (recordable).</summary>
@@ -231,6 +270,7 @@ public sealed class LlamaModel : IDisposable
         for (int r = 0; r < rows; r++) positions[r] = startPosition + r;
         Backend.Upload(positions, workspace.Positions);
         workspace.TreeStaged = false;
+        workspace.BatchStaged = false;
     }
 
     /// <summary>
@@ -275,7 +315,9 @@ public sealed class LlamaModel : IDisposable
         var b = Backend;
         var slots = ws.TreeStaged ? ws.Slots! : ws.Positions;
         b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-        if (ws.TreeStaged)
+        if (ws.BatchStaged)
+            b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.Slots!, 0, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim, ws.Sequences);
+        else if (ws.TreeStaged)
             b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots!, ws.TreeWindow, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
         else
             b.Attention(ws.Queries, cache, layer, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);

@@ -128,10 +128,12 @@ public sealed class KangarooAdapter : IDisposable
     }
 
     /// <summary>Scratch for up to <paramref name="maxRows"/> adapter rows (attention only: no MLP buffers).</summary>
-    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0) =>
-        new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false, treeWindow: treeWindow);
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0, bool batched = false) =>
+        new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false, treeWindow: treeWindow,
+            batched: batched);
 
-    public KvCache CreateCache(int capacity) => new(_base.Backend.AllocateKvCache(1, capacity, Config.KvWidth));
+    /// <param name="sequences">Independent sequences sharing the storage (batched decoding).</param>
+    public KvCache CreateCache(int capacity, int sequences = 1) => new(_base.Backend.AllocateKvCache(1, capacity, Config.KvWidth, sequences));
 
     /// <summary>
     /// Runs the adapter over rows [0, rows) of <paramref name="ws"/>.Hidden — layer-ℓ hidden states at positions

@@ -585,6 +585,58 @@ public abstract class BackendConformanceTests : IDisposable
             window + 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
     }
 
+    /// <summary>
+    /// Several sequences in one cache and one call (batched decoding): each row, whatever its neighbours' sequences and
+    /// lengths, gets the bits of a one-row <see cref="IComputeBackend.Attention"/> over a cache holding its sequence alone —
+    /// 11 rows of 3 sequences at different lengths (the CUDA kernels' 8-row groups mix sequences), and a sequence id outside
+    /// the cache is refused.
+    /// </summary>
+    [Fact]
+    public void TreeAttention_RowsOfSeveralSequencesEachSeeTheirOwn()
+    {
+        const int heads = 8, kvHeads = 2, headDim = 64, capacity = 80, sequences = 3;
+        int kvWidth = kvHeads * headDim, width = heads * headDim;
+        int[] lengths = [70, 5, 33];                       // positions already in each sequence before this pass
+        int[] rowSequence = [0, 1, 1, 2, 0, 2, 2, 1, 0, 0, 2];
+        int rows = rowSequence.Length;
+        var next = (int[])lengths.Clone();
+        int[] positions = rowSequence.Select(s => next[s]++).ToArray();
+
+        float[][] keys = new float[sequences][], values = new float[sequences][];
+        KvCacheStorage shared = Track(Backend.AllocateKvCache(1, capacity, kvWidth, sequences));
+        Assert.Equal(sequences * capacity, shared.Slots);
+        for (int s = 0; s < sequences; s++)
+        {
+            keys[s] = RandomValues(next[s] * kvWidth);
+            values[s] = RandomValues(next[s] * kvWidth);
+            Backend.StoreKv(shared, 0, Upload(keys[s]), Upload(values[s]), Indices(Enumerable.Range(s * capacity, next[s]).ToArray()), next[s]);
+        }
+        float[] queries = RandomValues(rows * width, 3f);
+        ComputeBuffer batch = Poisoned(rows * width);
+        Backend.TreeAttention(Upload(queries), shared, 0, Indices(positions), Indices([0]), 0, batch, rows, heads, kvHeads, headDim,
+            Indices(rowSequence));
+        float[] batched = Download(batch, rows * width);
+
+        for (int r = 0; r < rows; r++)
+        {
+            int s = rowSequence[r];
+            KvCacheStorage alone = Cache(1, capacity, kvWidth);
+            Backend.StoreKv(alone, 0, Upload(keys[s]), Upload(values[s]), Indices(Enumerable.Range(0, next[s]).ToArray()), next[s]);
+            ComputeBuffer single = Poisoned(width);
+            Backend.Attention(Upload(queries.AsSpan(r * width, width).ToArray()), alone, 0, Indices([positions[r]]), single, 1, heads, kvHeads, headDim);
+            AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"row {r} (sequence {s}, position {positions[r]})");
+        }
+
+        int[] outside = (int[])rowSequence.Clone();
+        outside[4] = sequences;
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), shared, 0, Indices(positions), Indices([0]), 0,
+            Allocate(rows * width), rows, heads, kvHeads, headDim, Indices(outside)));
+        int[] tooFar = (int[])positions.Clone();
+        tooFar[0] = capacity;   // a position past one sequence's room, though the storage has more slots
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), shared, 0, Indices(tooFar), Indices([0]), 0,
+            Allocate(rows * width), rows, heads, kvHeads, headDim, Indices(rowSequence)));
+    }
+
     /// <summary>Packing a tree path: after the moves, attention over the cache equals attention over one written in place.</summary>
     [Fact]
     public void MoveKvSlots_PacksSlotsInOrderInEveryLayer()
