@@ -49,6 +49,12 @@ public sealed class GenerationRun
 
     public bool IsFinished => _stopReason is not null;
 
+    /// <summary>Most tokens the next <see cref="Step"/> asks its decoder for (a batch gives each sequence this much room).</summary>
+    internal int NextStepRoom => Math.Min(_stepTokens.Length, _tokenBudget - _generated.Count);
+
+    /// <summary>Whether the prompt has been processed (the first <see cref="Step"/> does it).</summary>
+    internal bool Started => _started;
+
     /// <summary>
     /// Runs one decoder step (the first call also processes the prompt). Returns false once finished; otherwise
     /// <paramref name="piece"/> is the text that became final in this step (may be empty).
@@ -70,7 +76,7 @@ public sealed class GenerationRun
             return true;
         }
 
-        int room = Math.Min(_stepTokens.Length, _tokenBudget - _generated.Count);
+        int room = NextStepRoom;
         int produced = _decoder.Next(_stepTokens.AsSpan(0, room));
         for (int i = 0; i < produced; i++)
         {

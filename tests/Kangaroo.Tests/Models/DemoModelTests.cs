@@ -103,6 +103,35 @@ public sealed partial class DemoModelTests
         Assert.Contains(cli.StderrLines, l => l.Contains("tree top-k 10, threshold 0.1, budget 8", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void GenerateBatchGivesEachPromptItsOwnGeneration()
+    {
+        using var model = LanguageModel.Load(DemoDirectory, new ModelLoadOptions { Backend = new CpuBackend() });
+        string[] prompts = [Prompt, "import os\n", "class Stack:\n    def push(self, item):", "def is_prime(n):\n    ", "for i in range(10):"];
+        var greedy = new GenerationOptions { MaxNewTokens = 40, StopStrings = ["\n\n\n"] };
+        var sampled = greedy with { Temperature = 0.8f, TopP = 0.9f, Seed = 17 };
+        foreach (var options in new[] { greedy, greedy with { Speculation = new KangarooOptions() }, sampled, sampled with { Speculation = new KangarooOptions() } })
+        {
+            // Three slots for five prompts: the last two start when the first ones finish.
+            var batch = model.GenerateBatch(prompts, options, maxSequences: 3);
+            Assert.Equal(prompts.Length, batch.Count);
+            for (int i = 0; i < prompts.Length; i++)
+            {
+                var alone = model.Generate(prompts[i], options with { Seed = options.Seed + (ulong)i });
+                Assert.Equal(alone.TokenIds, batch[i].TokenIds);
+                Assert.Equal(alone.Text, batch[i].Text);
+                Assert.Equal(alone.StopReason, batch[i].StopReason);
+                Assert.Equal(options.Speculation is null, batch[i].Speculation is null);
+            }
+        }
+
+        using var small = model.CreateBatchSession(2, contextLength: 8);
+        var error = Assert.Throws<InvalidRequestException>(() => small.Generate(["x", Prompt + Prompt], greedy));
+        Assert.Contains("prompt 1 has", error.Message);
+        Assert.Throws<InvalidRequestException>(() => model.GenerateBatch([Prompt], greedy with { Speculation = new KangarooOptions { Tree = new TokenTreeOptions() } }));
+        Assert.Empty(model.GenerateBatch([], greedy));
+    }
+
     [GeneratedRegex(@"\n(    |\t)\S")]
     private static partial Regex IndentedLine();
 }

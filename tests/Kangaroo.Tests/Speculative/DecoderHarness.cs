@@ -4,6 +4,7 @@ using Kangaroo.Generation;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.Models;
+using Xunit;
 
 namespace Kangaroo.Tests.Speculative;
 
@@ -45,6 +46,49 @@ internal sealed class DecoderHarness : IDisposable
             : new KangarooTreeDecoder(Model, Adapter, kangaroo, context, prefillChunk: 4);
         decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
         return (Decode(decoder, prompt, count, decoder.MaxTokensPerStep), decoder.Stats);
+    }
+
+    /// <summary>
+    /// Decodes every prompt with a batch decoder of <paramref name="maxSequences"/> slots (vanilla, or Kangaroo's chain):
+    /// prompt i wants counts[i] tokens and samples with seed + i; a finished prompt's slot takes the next one.
+    /// </summary>
+    public (int[][] Tokens, SpeculativeStats?[] Stats) Batch(int[][] prompts, int[] counts, KangarooOptions? kangaroo, int maxSequences,
+        GenerationOptions? options = null, ulong seed = 0, int? contextLength = null)
+    {
+        int context = contextLength ?? prompts.Max(p => p.Length) + counts.Max() + 1;
+        using IBatchDecoder decoder = kangaroo is null
+            ? new BatchVanillaDecoder(Model, maxSequences, context, prefillChunk: 4)
+            : new BatchKangarooDecoder(Model, Adapter, kangaroo, maxSequences, context, prefillChunk: 4);
+        var tokens = prompts.Select(_ => new List<int>()).ToArray();
+        var stats = new SpeculativeStats?[prompts.Length];
+        var promptIn = Enumerable.Repeat(-1, maxSequences).ToArray();
+        int stride = decoder.MaxTokensPerStep, next = 0;
+        var output = new int[maxSequences * stride];
+        while (true)
+        {
+            for (int s = 0; s < maxSequences; s++)
+            {
+                if (promptIn[s] >= 0 || next >= prompts.Length) continue;
+                decoder.Configure(s, options ?? new GenerationOptions(), new DeterministicRandom(seed + (ulong)next));
+                decoder.Prefill(s, prompts[next]);
+                promptIn[s] = next++;
+            }
+            int[] active = Enumerable.Range(0, maxSequences).Where(s => promptIn[s] >= 0).ToArray();
+            if (active.Length == 0) break;
+            int[] room = active.Select(s => Math.Min(stride, counts[promptIn[s]] - tokens[promptIn[s]].Count)).ToArray();
+            var produced = new int[active.Length];
+            decoder.Round(active, room, output, produced);
+            for (int a = 0; a < active.Length; a++)
+            {
+                int s = active[a], i = promptIn[s];
+                Assert.InRange(produced[a], 1, room[a]);
+                tokens[i].AddRange(output.AsSpan(a * stride, produced[a]).ToArray());
+                if (tokens[i].Count < counts[i]) continue;
+                stats[i] = decoder.Stats(s);
+                promptIn[s] = -1;
+            }
+        }
+        return (tokens.Select(t => t.ToArray()).ToArray(), stats);
     }
 
     /// <summary>Runs a decoder like the generation loop does: never asks for more tokens than are still wanted.</summary>

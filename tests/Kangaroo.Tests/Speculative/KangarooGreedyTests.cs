@@ -1,5 +1,6 @@
 using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
+using Kangaroo.Generation;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.Models;
@@ -100,6 +101,98 @@ public abstract class KangarooGreedyConformance
         // Exactly enough room: the cache must hold prompt + tokens − 1 positions and no more.
         var (tokens, _) = h.Kangaroo(prompt, 20, TinyAdapterFactory.Options(1, 6, 0f), contextLength: prompt.Length + 19);
         Assert.Equal(h.Vanilla(prompt, 20), tokens);
+    }
+
+    // ---------------------------------------------------------------- several sequences at once
+
+    [Fact]
+    public void BatchedSequencesOnRandomModelsEachReproduceVanillaGreedyAlone()
+    {
+        var rng = new Random(2026);
+        for (int trial = 0; trial < Math.Max(4, RandomTrials / 5); trial++)
+        {
+            int layers = rng.Next(2, 6);
+            var spec = new TinyModelSpec
+            {
+                Name = $"batch{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
+                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 3000 + trial,
+            };
+            var options = TinyAdapterFactory.Options(rng.Next(1, layers), steps: rng.Next(1, 8), threshold: new[] { 0f, 0.3f, 0.6f, 1f }[trial % 4]);
+            // More prompts than slots (finished sequences hand their slot on), of different lengths and wanting different counts.
+            int prompts = rng.Next(2, 7), slots = rng.Next(1, prompts + 1);
+            int[][] prompt = Enumerable.Range(0, prompts).Select(_ => Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray()).ToArray();
+            int[] counts = Enumerable.Range(0, prompts).Select(_ => rng.Next(1, 30)).ToArray();
+
+            using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 11 + trial));
+            var (vanillaBatch, _) = h.Batch(prompt, counts, null, slots);
+            var (kangarooBatch, stats) = h.Batch(prompt, counts, options, slots);
+            for (int i = 0; i < prompts; i++)
+            {
+                int[] alone = h.Vanilla(prompt[i], counts[i]);
+                string what = $"trial {trial}, prompt {i} of {prompts} in {slots} slots (ℓ={options.ExitLayer}, γ={options.MaxDraftSteps}, η={options.Threshold})";
+                Assert.True(alone.SequenceEqual(vanillaBatch[i]), $"{what}: batched vanilla [{string.Join(' ', vanillaBatch[i])}] vs alone [{string.Join(' ', alone)}]");
+                Assert.True(alone.SequenceEqual(kangarooBatch[i]), $"{what}: batched Kangaroo [{string.Join(' ', kangarooBatch[i])}] vs vanilla [{string.Join(' ', alone)}]");
+                Assert.Equal(counts[i], stats[i]!.Emitted + 1);   // the first token comes from the prompt's pass
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0f, 6, 0f)]      // every draft accepted: every sequence's adapter catches up each round
+    [InlineData(0.15f, 6, 0.6f)]   // rejections and confidence stops: sequences draft different lengths in one round
+    public void BatchedSequencesOnAgreeingModelsDraftDifferentLengthsAndMatchVanilla(float deepScale, int steps, float threshold)
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
+        const int exitLayer = 2;
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
+        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
+        using var h = Harness(spec, modelWeights, adapterWeights);
+        int[][] prompts = [[1, 50, 51, 52, 7], [3, 4], [9, 80, 81, 82, 83, 84, 2, 40], [5], [60, 61, 62]];
+        int[] counts = [50, 37, 44, 3, 60];
+        var (batch, stats) = h.Batch(prompts, counts, TinyAdapterFactory.Options(exitLayer, steps, threshold), maxSequences: 4);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(h.Vanilla(prompts[i], counts[i]), batch[i]);
+            // Alone, the chain decoder drafts and accepts exactly what the sequence did in the batch.
+            var (_, alone) = h.Kangaroo(prompts[i], counts[i], TinyAdapterFactory.Options(exitLayer, steps, threshold));
+            Assert.Equal((alone.Rounds, alone.Drafted, alone.Accepted), (stats[i]!.Rounds, stats[i]!.Drafted, stats[i]!.Accepted));
+        }
+        if (deepScale == 0) Assert.All(stats, st => Assert.Equal(st!.Drafted, st.Accepted));
+        else Assert.Contains(stats, st => st!.Accepted < st.Drafted);
+    }
+
+    [Fact]
+    public void BatchedSamplingDrawsWhatEachSequenceDrawsAlone()
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 4, Seed = 80 };
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, 1, 0.15f);
+        using var h = Harness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0.1));
+        int[][] prompts = [[1, 9, 8], [4, 4, 4, 4], [7], [30, 31]];
+        int[] counts = [25, 30, 12, 28];
+        var sampling = new GenerationOptions { Temperature = 0.9f, TopK = 20, TopP = 0.95f };
+        var kangaroo = TinyAdapterFactory.Options(1, 4, 0.3f);
+        var (vanillaBatch, _) = h.Batch(prompts, counts, null, maxSequences: 3, sampling, seed: 40);
+        var (kangarooBatch, _) = h.Batch(prompts, counts, kangaroo, maxSequences: 3, sampling, seed: 40);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(h.Vanilla(prompts[i], counts[i], sampling, seed: 40 + (ulong)i), vanillaBatch[i]);
+            Assert.Equal(h.Kangaroo(prompts[i], counts[i], kangaroo, sampling, seed: 40 + (ulong)i).Tokens, kangarooBatch[i]);
+        }
+    }
+
+    [Fact]
+    public void BatchedSequencesRespectTheContextLimit()
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 4, Seed = 81 };
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, 1, 0f);
+        using var h = Harness(spec, modelWeights, TinyAdapterFactory.AgreeingWeights(spec, modelWeights, 3, 0));
+        int[][] prompts = [[1, 9, 8], [2, 3, 4, 5, 6, 7]];
+        // Each sequence gets exactly its room: prompt + tokens − 1 positions of a 24-position region.
+        int[] counts = [22, 19];
+        var (batch, _) = h.Batch(prompts, counts, TinyAdapterFactory.Options(1, 6, 0f), maxSequences: 2, contextLength: 24);
+        Assert.Equal(h.Vanilla(prompts[0], 22), batch[0]);
+        Assert.Equal(h.Vanilla(prompts[1], 19), batch[1]);
+        Assert.Throws<InvalidRequestException>(() => h.Batch([[1, 2, 3]], [2], TinyAdapterFactory.Options(1, 6, 0f), maxSequences: 1, contextLength: 2));
     }
 
     // ---------------------------------------------------------------- token trees
