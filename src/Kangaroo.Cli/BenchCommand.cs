@@ -39,6 +39,8 @@ internal static class BenchCommand
           --no-steps           Skip the step timings (with --prompts)
           --tree               End to end: also Kangaroo with a token tree (its figures as "end_to_end_tree" in the JSON)
           --tree-top-k K, --tree-threshold T, --tree-budget N   The tree's settings (see kangaroo generate --help)
+          --batch SIZES        End to end: also the whole prompt set with SIZES (e.g. 1,4,16) sequences decoded together,
+                               vanilla and Kangaroo: total tok/s and speedup per size ("batch" in the JSON)
           --outputs FILE       End to end: each prompt's token ids (prompt, vanilla, Kangaroo) and decode seconds, as JSON lines
           --json FILE          Also write the figures as JSON
           --markdown FILE      Also write the figures as a markdown table
@@ -50,7 +52,7 @@ internal static class BenchCommand
     {
         var a = new Arguments(args,
             ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
-             "max-tokens", "draft-steps", "threshold", "outputs", .. TreeArguments.ValueOptions],
+             "max-tokens", "draft-steps", "threshold", "outputs", "batch", .. TreeArguments.ValueOptions],
             ["help", "verbose", "kernels", "no-steps", TreeArguments.Flag]);
         if (a.Flag("help"))
         {
@@ -80,6 +82,8 @@ internal static class BenchCommand
         };
         var tree = TreeArguments.Parse(a);
         if (tree is not null && promptsPath is null) throw new UsageException("--tree needs --prompts");
+        int[]? batchSizes = a.String("batch") is { } batchText ? ParseSizes(batchText) : null;
+        if (batchSizes is not null && promptsPath is null) throw new UsageException("--batch needs --prompts");
         IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
@@ -107,9 +111,11 @@ internal static class BenchCommand
             using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
             if (model.Adapter is null)
                 throw new UsageException($"{directory} has no kangaroo-adapter/ (pass --adapter DIR): the end-to-end comparison needs one");
-            EndToEnd(model, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");
+            var single = EndToEnd(model, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");
             if (tree is not null)
                 EndToEnd(model, prompts, maxTokens, speculation with { Tree = tree }, stdout, stderr, json, markdown, null, "end_to_end_tree");
+            if (batchSizes is not null)
+                Batched(model, prompts, maxTokens, speculation, batchSizes, single, stdout, stderr, json, markdown);
         }
 
         if (a.String("json") is { } jsonPath)
@@ -181,7 +187,60 @@ internal static class BenchCommand
         json["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList();
     }
 
-    private static void EndToEnd(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens,
+    private static int[] ParseSizes(string text)
+    {
+        var sizes = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int size) || size < 1)
+                throw new UsageException($"--batch takes sequence counts ≥ 1 separated by commas (e.g. 1,4,16), got '{text}'");
+            sizes.Add(size);
+        }
+        return [.. sizes];
+    }
+
+    private static void Batched(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens, KangarooOptions speculation, int[] sizes,
+        EndToEndResult single, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown)
+    {
+        var progress = new Progress<string>(what => stderr.Write($"\rbatched: {what}" + new string(' ', 10)));
+        var results = BatchBenchmark.Run(model, prompts, maxTokens, speculation, sizes, single.Outcomes.Select(o => o.VanillaTokenIds).ToList(), progress);
+        stderr.Write("\r" + new string(' ', 50) + "\r");
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine();
+        stdout.WriteLine(string.Create(inv, $"batched:      {prompts.Count} prompts × ≤ {maxTokens} new tokens, greedy, N sequences decoded together (tok/s: all new tokens over the whole set's time)"));
+        markdown.WriteLine();
+        markdown.WriteLine(string.Create(inv, $"Batched: {prompts.Count} prompts, up to {maxTokens} new tokens each, greedy, N sequences decoded together (a finished sequence's slot takes the next prompt); tok/s = all new tokens over the whole set's wall time, prompts included:"));
+        markdown.WriteLine();
+        markdown.WriteLine("| sequences | vanilla tok/s | Kangaroo tok/s | speedup | tokens per round | identical to vanilla alone |");
+        markdown.WriteLine("| --- | --- | --- | --- | --- | --- |");
+        var rows = new List<Dictionary<string, object?>>();
+        foreach (var r in results)
+        {
+            var s = r.Kangaroo.Speculation!;
+            string identical = $"{r.Vanilla.IdenticalPrompts}/{r.Prompts} vanilla, {r.Kangaroo.IdenticalPrompts}/{r.Prompts} Kangaroo";
+            stdout.WriteLine(string.Create(inv, $"  {r.Sequences,3} seqs:   vanilla {r.Vanilla.TokensPerSecond,8:F1} tok/s, Kangaroo {r.Kangaroo.TokensPerSecond,8:F1} tok/s ({r.Speedup:F2} ×), {s.MeanAcceptedPerRound:F2} tokens per round; identical: {identical}"));
+            markdown.WriteLine(string.Create(inv, $"| {r.Sequences} | {r.Vanilla.TokensPerSecond:F1} | {r.Kangaroo.TokensPerSecond:F1} | {r.Speedup:F2} × | {s.MeanAcceptedPerRound:F2} | {identical} |"));
+            rows.Add(new Dictionary<string, object?>
+            {
+                ["sequences"] = r.Sequences,
+                ["prompts"] = r.Prompts,
+                ["vanilla_tokens"] = r.Vanilla.NewTokens,
+                ["vanilla_seconds"] = r.Vanilla.Elapsed.TotalSeconds,
+                ["vanilla_tok_s"] = r.Vanilla.TokensPerSecond,
+                ["kangaroo_tokens"] = r.Kangaroo.NewTokens,
+                ["kangaroo_seconds"] = r.Kangaroo.Elapsed.TotalSeconds,
+                ["kangaroo_tok_s"] = r.Kangaroo.TokensPerSecond,
+                ["speedup"] = r.Speedup,
+                ["mean_accepted"] = s.MeanAcceptedPerRound,
+                ["vanilla_identical_prompts"] = r.Vanilla.IdenticalPrompts,
+                ["kangaroo_identical_prompts"] = r.Kangaroo.IdenticalPrompts,
+                ["identical_outputs"] = r.Vanilla.IdenticalPrompts == r.Prompts && r.Kangaroo.IdenticalPrompts == r.Prompts,
+            });
+        }
+        json["batch"] = rows;
+    }
+
+    private static EndToEndResult EndToEnd(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens,
         KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown,
         string? outputsPath, string key)
     {
@@ -253,5 +312,6 @@ internal static class BenchCommand
                 ["vanilla_decode_seconds"] = o.VanillaDecode.TotalSeconds,
                 ["kangaroo_decode_seconds"] = o.KangarooDecode.TotalSeconds,
             })));
+        return r;
     }
 }

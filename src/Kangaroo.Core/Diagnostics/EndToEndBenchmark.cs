@@ -20,7 +20,7 @@ public sealed record ModeTotals(int PromptTokens, int NewTokens, TimeSpan Prefil
 
 /// <summary>The tokens one prompt gave in each mode (what peers on the same weights are compared against).</summary>
 /// <param name="PromptTokenIds">The prompt as the model saw it (BOS included when the tokenizer adds one).</param>
-/// <param name="VanillaTokenIds">Vanilla greedy's new tokens (EOS, when it ended the prompt, included).</param>
+/// <param name="VanillaTokenIds">Vanilla greedy's new tokens (an EOS that ended the prompt is not among them).</param>
 /// <param name="KangarooTokenIds">Kangaroo greedy's new tokens.</param>
 /// <param name="VanillaDecode">Vanilla's time after the first new token.</param>
 /// <param name="KangarooDecode">Kangaroo's time after the first new token.</param>

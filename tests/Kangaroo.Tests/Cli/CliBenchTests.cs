@@ -22,7 +22,7 @@ public sealed class CliBenchTests
         string json = dir.Combine("bench.json"), markdown = dir.Combine("bench.md"), outputs = dir.Combine("outputs.jsonl");
 
         var r = AssertSuccess(Run("bench", "--backend", "cpu", "--no-steps", "--prompts", prompts, "--prompt-count", "2", "--max-tokens", "16",
-            "--json", json, "--markdown", markdown, "--outputs", outputs));
+            "--json", json, "--markdown", markdown, "--outputs", outputs, "--batch", "1,2"));
 
         Assert.Contains("end to end:   2 prompts × ≤ 16 new tokens, greedy; exit layer 2, draft steps 6, threshold 0.6", r.Stdout);
         Assert.Contains("outputs:    identical on 2 of 2 prompts", r.Stdout);
@@ -37,8 +37,21 @@ public sealed class CliBenchTests
         Assert.Equal(e2e.GetProperty("vanilla_tokens").GetInt32(), e2e.GetProperty("kangaroo_tokens").GetInt32());
         Assert.True(e2e.GetProperty("mean_accepted").GetDouble() >= 1);
         Assert.True(e2e.GetProperty("speedup").GetDouble() > 0);
+        // Several sequences at once: each size's throughput, and every output equal to vanilla decoded alone.
+        var batch = figures.RootElement.GetProperty("batch").EnumerateArray().ToArray();
+        Assert.Equal([1, 2], batch.Select(b => b.GetProperty("sequences").GetInt32()));
+        foreach (var size in batch)
+        {
+            Assert.True(size.GetProperty("identical_outputs").GetBoolean());
+            Assert.Equal(e2e.GetProperty("vanilla_tokens").GetInt32(), size.GetProperty("vanilla_tokens").GetInt32());
+            Assert.Equal(e2e.GetProperty("kangaroo_tokens").GetInt32(), size.GetProperty("kangaroo_tokens").GetInt32());
+            Assert.True(size.GetProperty("kangaroo_tok_s").GetDouble() > 0 && size.GetProperty("vanilla_tok_s").GetDouble() > 0);
+            Assert.Equal(e2e.GetProperty("mean_accepted").GetDouble(), size.GetProperty("mean_accepted").GetDouble(), 6);
+        }
+        Assert.Matches(@"\n\s+2 seqs:   vanilla +\d+\.\d tok/s, Kangaroo +\d+\.\d tok/s", r.Stdout);
         string table = File.ReadAllText(markdown);
         Assert.Contains("| identical outputs | 2 of 2 | |", table);
+        Assert.Contains("| sequences | vanilla tok/s | Kangaroo tok/s | speedup | tokens per round | identical to vanilla alone |", table);
         Assert.Contains("| decode tok/s |", table);
 
         // What peers are compared against: the prompt ids the model saw and each mode's new tokens, one line per prompt.
@@ -71,5 +84,9 @@ public sealed class CliBenchTests
         AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", notJson), "text.jsonl", "line 1", "not JSON");
         AssertBadInput(Run("bench", "--backend", "cpu", "--no-steps"), "--no-steps");
         AssertBadInput(Run("bench", "--backend", "cpu", "--outputs", dir.Combine("o.jsonl")), "--outputs needs --prompts");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--batch", "4"), "--batch needs --prompts");
+        string good = dir.Combine("good.jsonl");
+        File.WriteAllText(good, "{\"prompt\": \"def f():\"}\n");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", good, "--batch", "1,0"), "--batch", "1,0");
     }
 }
