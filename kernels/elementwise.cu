@@ -97,6 +97,15 @@ extern "C" __global__ void kv_move_slots_f32(float* kc, float* vc, const int* mo
     kv_move_slots_impl(kc, vc, moves, count, kv_width, layer_stride);
 }
 
+// dst[dst_rows[i], :] = src[src_rows[i], :] for i < rows (rows of width values): a scheduler's gather/scatter of states.
+extern "C" __global__ void copy_rows(const float* src, const int* src_rows, float* dst, const int* dst_rows, int rows, int width)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * width) return;
+    int r = (int)(i / width), c = (int)(i % width);
+    dst[(long long)dst_rows[r] * width + c] = src[(long long)src_rows[r] * width + c];
+}
+
 // rope(queries), rope(keys), store_kv(keys, values) in one launch, each element computed exactly as those kernels do.
 // One thread per (row, item); a row's items are its query pairs, then its key pairs, then its value elements.
 template <typename KV>

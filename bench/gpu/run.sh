@@ -8,7 +8,7 @@
 # 2. the 7B shape on the CUDA backend: memory probes, step timings (decode, verify k, draft), the per-kernel table;
 #    Hugging Face eager at the same shape; the ILGPU backend if time is left;
 # 3. the bench model end to end: the engine's vanilla, Kangaroo and token-tree Kangaroo greedy on the evaluation prompts
-#    (identical outputs checked), then the peers on the same weights, prompts and token limit (bench/gpu/peers.py): transformers generate()
+#    (identical outputs checked), the same prompts with 1, 4 and 16 sequences decoded together, then the peers on the same weights, prompts and token limit (bench/gpu/peers.py): transformers generate()
 #    greedy, transformers' assistant_early_exit = ℓ, and the official Kangaroo implementation;
 # 4. bench/gpu/summarize.py: $OUT/<card>.json (the shape of bench/results/h200.json) and $OUT/summary.md.
 # Everything lands in $OUT as it is produced; $OUT/results.tar.gz bundles the logs.
@@ -76,10 +76,11 @@ $py bench/gpu/hf_7b.py --tokens $([[ $QUICK == 1 ]] && echo 4 || echo 64) --json
 
 # 3. The bench model end to end: the engine, then the peers on its prompt ids.
 log "bench model end to end, engine (CUDA)"
-kangaroo bench --model "$model" --backend cuda --context 512 --repetitions 20 --kernels --tree --prompts bench/data/prompts.jsonl \
+kangaroo bench --model "$model" --backend cuda --context 512 --repetitions 20 --kernels --tree --batch 1,4,16 --prompts bench/data/prompts.jsonl \
   --prompt-count "$PROMPTS" --max-tokens "$MAX_TOKENS" --outputs "$T/outputs.jsonl" --json "$T/bench_model.json" \
   --markdown "$OUT/bench_model.md" > "$OUT/bench_model.txt" 2>&1 || { status=1; tail -5 "$OUT/bench_model.txt"; }
 grep -A5 "^end to end" "$OUT/bench_model.txt"
+grep -A3 "^batched" "$OUT/bench_model.txt"
 log "bench model end to end, peers"
 reference=bench/gpu/reference
 [[ -d $reference ]] || echo "bench/gpu/reference missing (run bench/gpu/fetch_reference.sh here and carry it): official Kangaroo not run"

@@ -94,6 +94,11 @@ def main():
             "speedup": round(e2e["speedup"], 3),
             "mean_accepted": round(e2e["mean_accepted"], 3),
             "tree_speedup": round(tree["speedup"], 3) if tree else None,
+            "tree_mean_accepted": round(tree["mean_accepted"], 3) if tree else None,
+            # several sequences decoded together: total new tokens over the whole prompt set's wall time
+            "batch": [{"sequences": b["sequences"], "vanilla_tok_s": round(b["vanilla_tok_s"], 1),
+                       "kangaroo_tok_s": round(b["kangaroo_tok_s"], 1), "speedup": round(b["speedup"], 3),
+                       "identical_outputs": bool(b["identical_outputs"])} for b in bench.get("batch", [])],
             # null where a peer did not run or failed (peers.json says why): never a made-up zero
             "hf_vanilla_tok_s": rounded(peer_rate(peers, "hf_vanilla")),
             "hf_early_exit_tok_s": rounded(peer_rate(peers, f"hf_early_exit_{e2e['exit_layer']}")),
@@ -130,6 +135,14 @@ def main():
             lines.append(f"| Kangaroo.Native token tree (top-K {t['top_k']}, path threshold {t['threshold']}, budget {t['budget']}) | "
                          f"{tree['kangaroo_tok_s']:.1f} (its vanilla run: {tree['vanilla_tok_s']:.1f}) | {tree['speedup']:.2f} | "
                          f"{tree['mean_accepted']:.2f} | {tree['identical_prompts']}/{tree['prompts']} |")
+        if bench.get("batch"):
+            lines += ["", f"Several sequences decoded together ({e2e['prompts']} prompts, a finished sequence's slot takes the next; "
+                      "tok/s = all new tokens over the whole set's wall time, prompts included):", "",
+                      "| sequences | vanilla tok/s | Kangaroo tok/s | Kangaroo / vanilla | identical to vanilla alone |",
+                      "| --- | --- | --- | --- | --- |"]
+            for b in bench["batch"]:
+                lines.append(f"| {b['sequences']} | {b['vanilla_tok_s']:.1f} | {b['kangaroo_tok_s']:.1f} | {b['speedup']:.2f} | "
+                             f"{b['vanilla_identical_prompts']}/{b['prompts']} vanilla, {b['kangaroo_identical_prompts']}/{b['prompts']} Kangaroo |")
         # The peers ran on the first prompts only (transformers decodes at tens of tokens per second): their ratios are
         # taken against the engine's rates on exactly those prompts.
         subset = (peers or {}).get("engine_vanilla")

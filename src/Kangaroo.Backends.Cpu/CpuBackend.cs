@@ -104,6 +104,17 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         data.AsSpan(sourceOffset, destination.Length).CopyTo(destination);
     }
 
+    public void CopyRows(ComputeBuffer source, IndexBuffer sourceRows, ComputeBuffer destination, IndexBuffer destinationRows, int rows, int width)
+    {
+        float[] from = AsCpu(source, nameof(source)).Data;
+        float[] to = AsCpu(destination, nameof(destination)).Data;
+        int[] read = AsCpu(sourceRows, nameof(sourceRows)).Data, write = AsCpu(destinationRows, nameof(destinationRows)).Data;
+        CheckRowCopies(read, write, rows, width, AsCpu(source, nameof(source)).Length, AsCpu(destination, nameof(destination)).Length,
+            ReferenceEquals(from, to));
+        for (int i = 0; i < rows; i++)
+            from.AsSpan(read[i] * width, width).CopyTo(to.AsSpan(write[i] * width, width));
+    }
+
     public void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count)
     {
         float[] from = AsCpu(source, nameof(source)).Data;

@@ -27,6 +27,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     private MemoryBuffer1D<float, Stride1D.Dense>? _attentionScores;
     private MemoryBuffer1D<int, Stride1D.Dense>? _attentionBases;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>? _copyRows;
     private MemoryBuffer1D<int, Stride1D.Dense>? _argmaxTokens;
     private MemoryBuffer1D<float, Stride1D.Dense>? _argmaxProbabilities;
 
@@ -216,6 +217,22 @@ public sealed class IlgpuBackend : IComputeBackend
             ThrowIfDisposed();
             _accelerator.Synchronize();
             from.View.SubView(sourceOffset, destination.Length).CopyToCPU(destination);
+        }
+    }
+
+    public void CopyRows(ComputeBuffer source, IndexBuffer sourceRows, ComputeBuffer destination, IndexBuffer destinationRows, int rows, int width)
+    {
+        IlgpuComputeBuffer from = Own(source, nameof(source));
+        IlgpuComputeBuffer to = Own(destination, nameof(destination));
+        IlgpuIndexBuffer read = Own(sourceRows, nameof(sourceRows)), write = Own(destinationRows, nameof(destinationRows));
+        CheckRowCopies(read.HostShadow, write.HostShadow, rows, width, from.Length, to.Length, ReferenceEquals(from, to));
+        if (rows == 0)
+            return;
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            _copyRows ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>(IlgpuKernels.CopyRows);
+            _copyRows(checked(rows * width), from.View, read.View, to.View, write.View, width);
         }
     }
 

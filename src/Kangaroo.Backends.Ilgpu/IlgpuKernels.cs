@@ -241,6 +241,15 @@ internal static class IlgpuKernels
         output[index] = sum;
     }
 
+    /// <summary>One thread per copied element: destination row destinationRows[r] = source row sourceRows[r].</summary>
+    public static void CopyRows(Index1D index, ArrayView<float> source, ArrayView<int> sourceRows, ArrayView<float> destination,
+        ArrayView<int> destinationRows, int width)
+    {
+        int r = index / width;
+        int c = index - r * width;
+        destination[(long)destinationRows[r] * width + c] = source[(long)sourceRows[r] * width + c];
+    }
+
     /// <summary>One thread per element: silu(gate) · up.</summary>
     public static void SiluMul(Index1D index, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> output)
     {

@@ -103,6 +103,34 @@ public static class BackendArguments
         }
     }
 
+    /// <summary><see cref="IComputeBackend.CopyRows"/>: rows inside both buffers; in one buffer, no row both read and written.</summary>
+    public static void CheckRowCopies(ReadOnlySpan<int> sourceRows, ReadOnlySpan<int> destinationRows, int rows, int width,
+        long sourceLength, long destinationLength, bool sameBuffer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        if (sourceRows.Length < rows || destinationRows.Length < rows)
+            throw new ArgumentException($"{rows} rows need as many source and destination rows ({sourceRows.Length}, {destinationRows.Length} given)");
+        long sourceCount = sourceLength / width, destinationCount = destinationLength / width;
+        for (int i = 0; i < rows; i++)
+        {
+            if ((ulong)sourceRows[i] >= (ulong)sourceCount)
+                throw new ArgumentOutOfRangeException(nameof(sourceRows), sourceRows[i], $"copy {i}: the source holds rows [0, {sourceCount})");
+            if ((ulong)destinationRows[i] >= (ulong)destinationCount)
+                throw new ArgumentOutOfRangeException(nameof(destinationRows), destinationRows[i], $"copy {i}: the destination holds rows [0, {destinationCount})");
+        }
+        if (!sameBuffer) return;
+        // A scheduler's copies are a few rows per call: the quadratic check allocates nothing.
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < rows; j++)
+            {
+                if (destinationRows[i] == sourceRows[j])
+                    throw new ArgumentException($"copy {i}: row {destinationRows[i]} of the buffer is both read and written", nameof(destinationRows));
+            }
+        }
+    }
+
     /// <summary><see cref="IComputeBackend.TreeAttention"/>'s sequence of each row: one of the cache's sequences.</summary>
     public static void CheckSequences(ReadOnlySpan<int> sequences, int rows, KvCacheStorage cache, string name)
     {

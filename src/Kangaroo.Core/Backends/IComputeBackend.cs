@@ -56,6 +56,13 @@ public interface IComputeBackend : IDisposable
     /// <summary>destination[dOff .. dOff+count) = source[sOff .. sOff+count).</summary>
     void Copy(ComputeBuffer source, int sourceOffset, ComputeBuffer destination, int destinationOffset, int count);
 
+    /// <summary>
+    /// For i &lt; <paramref name="rows"/>: row destinationRows[i] of <paramref name="destination"/> = row sourceRows[i] of
+    /// <paramref name="source"/>, rows of <paramref name="width"/> values — a gather/scatter in one op, where a scheduler
+    /// moves the states of many sequences between buffers. With one buffer for both, no row may be both read and written.
+    /// </summary>
+    void CopyRows(ComputeBuffer source, IndexBuffer sourceRows, ComputeBuffer destination, IndexBuffer destinationRows, int rows, int width);
+
     /// <summary>output[r, :] = table[tokens[r], :] converted to F32.</summary>
     void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows);
 

@@ -22,8 +22,12 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
     private readonly float _threshold;
     private readonly KvCache _cache, _adapterCache;
     private readonly ForwardWorkspace _shallow, _adapterWorkspace, _verify;
-    private readonly ComputeBuffer _staged;          // [sequences × stride, hidden]: each sequence's layer-ℓ states of the round
-    private readonly ComputeBuffer _pendingHidden;   // [sequences, hidden]: the state the adapter has not read (every draft accepted)
+    // [sequences × (stride + 1), hidden]: per sequence, the state its adapter has not read (row 0: every draft of the last
+    // round was accepted), then this round's layer-ℓ states (last token, drafts). States move between the passes' buffers
+    // with one CopyRows per step, whatever the number of sequences.
+    private readonly ComputeBuffer _staged;
+    private readonly IndexBuffer _identity, _shallowTargets, _adapterSources, _verifySources, _pendingSources, _pendingTargets;
+    private readonly int[] _copyFrom, _copyTo;
     private readonly BatchSequences _state;
     private readonly bool[] _adapterBehind;
     private readonly RoundCounters[] _counters;
@@ -58,8 +62,18 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         _shallow = model.CreateWorkspace(maxSequences, batched: true);
         _adapterWorkspace = adapter.CreateWorkspace(Math.Max(2 * maxSequences, verifyRows), batched: true);
         _verify = model.CreateWorkspace(verifyRows, batched: true);
-        _staged = model.Backend.Allocate(maxSequences * _stride * _hidden);
-        _pendingHidden = model.Backend.Allocate(maxSequences * _hidden);
+        var backend = model.Backend;
+        _staged = backend.Allocate(maxSequences * (_stride + 1) * _hidden);
+        int rowsMax = Math.Max(verifyRows, 2 * maxSequences);
+        _identity = backend.AllocateIndices(rowsMax);
+        backend.Upload(Enumerable.Range(0, rowsMax).ToArray(), _identity);
+        _shallowTargets = backend.AllocateIndices(maxSequences);
+        _adapterSources = backend.AllocateIndices(2 * maxSequences);
+        _verifySources = backend.AllocateIndices(maxSequences * _stride);
+        _pendingSources = backend.AllocateIndices(maxSequences);
+        _pendingTargets = backend.AllocateIndices(maxSequences);
+        _copyFrom = new int[rowsMax];
+        _copyTo = new int[rowsMax];
         _state = new BatchSequences(maxSequences);
         _adapterBehind = new bool[maxSequences];
         _counters = new RoundCounters[maxSequences];
@@ -223,13 +237,15 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
                 int k = _drafting[d];
                 int s = sequences[_work[k]];
                 AddPendingRow(s, ref rows);
-                backend.Copy(_staged, (s * _stride + step) * _hidden, _adapterWorkspace.Hidden, rows * _hidden, _hidden);
+                _copyFrom[rows] = StagedRow(s, step);
                 _rowPositions[rows] = _state.Lengths[s] + step;
                 _rowSequences[rows] = s;
                 _adapterRow[k] = rows++;
             }
             firstStep = false;
             if (rows == 0) break;
+            backend.Upload(_copyFrom.AsSpan(0, rows), _adapterSources);
+            backend.CopyRows(_staged, _adapterSources, _adapterWorkspace.Hidden, _identity, rows, _hidden);
             _model.StageBatch(_adapterWorkspace, _adapterCache, _rowPositions.AsSpan(0, rows), _rowSequences.AsSpan(0, rows));
             _model.RunRecorded(_adapterWorkspace, "batch adapter", _adapterCache, rows, _adapterSteps[rows]);
             if (drafting == 0) break;
@@ -277,7 +293,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
     private void AddPendingRow(int sequence, ref int rows)
     {
         if (!_adapterBehind[sequence]) return;
-        _model.Backend.Copy(_pendingHidden, sequence * _hidden, _adapterWorkspace.Hidden, rows * _hidden, _hidden);
+        _copyFrom[rows] = PendingRow(sequence);
         _rowPositions[rows] = _state.Lengths[sequence] - 1;
         _rowSequences[rows] = sequence;
         rows++;
@@ -293,12 +309,16 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         _model.StageBatch(_shallow, _cache, _rowPositions.AsSpan(0, rows), _rowSequences.AsSpan(0, rows), _rowTokens.AsSpan(0, rows));
         _model.RunRecorded(_shallow, "batch shallow", _cache, rows, _shallowSteps[rows]);
         for (int r = 0; r < rows; r++)
-        {
-            int s = _rowSequences[r];
-            int row = draftStep >= 0 ? draftStep : _drafted[_drafting[r]];
-            _model.Backend.Copy(_shallow.Hidden, r * _hidden, _staged, (s * _stride + row) * _hidden, _hidden);
-        }
+            _copyTo[r] = StagedRow(_rowSequences[r], draftStep >= 0 ? draftStep : _drafted[_drafting[r]]);
+        _model.Backend.Upload(_copyTo.AsSpan(0, rows), _shallowTargets);
+        _model.Backend.CopyRows(_shallow.Hidden, _identity, _staged, _shallowTargets, rows, _hidden);
     }
+
+    /// <summary>Where sequence s keeps its round's layer-ℓ state j (0: the last token, j: draft j).</summary>
+    private int StagedRow(int sequence, int j) => sequence * (_stride + 1) + 1 + j;
+
+    /// <summary>Where sequence s keeps the state its adapter has not read yet.</summary>
+    private int PendingRow(int sequence) => sequence * (_stride + 1);
 
     /// <summary>One pass of layers [ℓ, L) over every sequence's last token and drafts, then each sequence's verdict.</summary>
     private void Verify(ReadOnlySpan<int> sequences, int work, Span<int> output, Span<int> counts)
@@ -310,16 +330,18 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         {
             int s = sequences[_work[k]];
             int n = _drafted[k] + 1;
-            backend.Copy(_staged, s * _stride * _hidden, _verify.Hidden, rows * _hidden, n * _hidden);
             _verifyRow[k] = rows;
             for (int j = 0; j < n; j++)
             {
+                _copyFrom[rows + j] = StagedRow(s, j);
                 _rowPositions[rows + j] = _state.Lengths[s] + j;
                 _rowSequences[rows + j] = s;
             }
             rows += n;
             anySampling |= !_state.Options[s].IsGreedy;
         }
+        backend.Upload(_copyFrom.AsSpan(0, rows), _verifySources);
+        backend.CopyRows(_staged, _verifySources, _verify.Hidden, _identity, rows, _hidden);
         _model.StageBatch(_verify, _cache, _rowPositions.AsSpan(0, rows), _rowSequences.AsSpan(0, rows));
         _model.RunRecorded(_verify, "batch verify", _cache, rows, _verifySteps[rows]);
         backend.ArgmaxWithProbability(_verify.Logits, rows, _vocab, _argmax, _argmaxProbability);
@@ -330,6 +352,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
             backend.Download(_verify.Logits, 0, logits.AsSpan(0, rows * _vocab));
         }
 
+        int pending = 0;
         for (int k = 0; k < work; k++)
         {
             int i = _work[k];
@@ -346,13 +369,18 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
             // Every draft accepted: the adapter has not read the last draft's state; keep it for the next round.
             if (accepted == drafted)
             {
-                backend.Copy(_staged, (s * _stride + drafted) * _hidden, _pendingHidden, s * _hidden, _hidden);
+                _copyFrom[pending] = StagedRow(s, drafted);
+                _copyTo[pending++] = PendingRow(s);
                 _adapterBehind[s] = true;
             }
             _state.Lengths[s] += accepted + 1;
             _state.Last[s] = destination[accepted];
             _counters[s].Round(drafted, accepted);
         }
+        if (pending == 0) return;
+        backend.Upload(_copyFrom.AsSpan(0, pending), _pendingSources);
+        backend.Upload(_copyTo.AsSpan(0, pending), _pendingTargets);
+        backend.CopyRows(_staged, _pendingSources, _staged, _pendingTargets, pending, _hidden);
     }
 
     private float[] _logitsScratch = [];
@@ -378,6 +406,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         _adapterWorkspace.Dispose();
         _verify.Dispose();
         _staged.Dispose();
-        _pendingHidden.Dispose();
+        foreach (var indices in new[] { _identity, _shallowTargets, _adapterSources, _verifySources, _pendingSources, _pendingTargets })
+            indices.Dispose();
     }
 }

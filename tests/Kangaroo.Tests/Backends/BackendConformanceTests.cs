@@ -637,6 +637,28 @@ public abstract class BackendConformanceTests : IDisposable
             Allocate(rows * width), rows, heads, kvHeads, headDim, Indices(rowSequence)));
     }
 
+    /// <summary>Gather/scatter of rows: each listed row lands where asked, every other destination row keeps its values; bad rows are refused.</summary>
+    [Fact]
+    public void CopyRows_MovesEachListedRowAndNothingElse()
+    {
+        const int width = 37;
+        float[] sourceValues = RandomValues(9 * width), destinationValues = RandomValues(6 * width);
+        ComputeBuffer source = Upload(sourceValues), destination = Upload(destinationValues);
+        int[] from = [8, 0, 3, 3], to = [1, 5, 0, 2];
+        Backend.CopyRows(source, Indices(from), destination, Indices(to), from.Length, width);
+        float[] expected = (float[])destinationValues.Clone();
+        for (int i = 0; i < from.Length; i++) sourceValues.AsSpan(from[i] * width, width).CopyTo(expected.AsSpan(to[i] * width, width));
+        AssertBitwiseEqual(expected, Download(destination, 6 * width), "gathered rows");
+
+        // Within one buffer: disjoint rows move; a row both read and written, or one outside a buffer, is refused.
+        Backend.CopyRows(source, Indices([1, 2]), source, Indices([6, 7]), 2, width);
+        float[] inPlace = Download(source, 9 * width);
+        AssertBitwiseEqual(sourceValues.AsSpan(1 * width, 2 * width).ToArray(), inPlace.AsSpan(6 * width, 2 * width), "rows moved within a buffer");
+        Assert.ThrowsAny<ArgumentException>(() => Backend.CopyRows(source, Indices([1, 2]), source, Indices([2, 3]), 2, width));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.CopyRows(source, Indices([9]), destination, Indices([0]), 1, width));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.CopyRows(source, Indices([0]), destination, Indices([6]), 1, width));
+    }
+
     /// <summary>Packing a tree path: after the moves, attention over the cache equals attention over one written in place.</summary>
     [Fact]
     public void MoveKvSlots_PacksSlotsInOrderInEveryLayer()
