@@ -14,7 +14,8 @@
 # Everything lands in $OUT as it is produced; $OUT/results.tar.gz bundles the logs.
 #
 # Environment: BASE_SECONDS (default 200) and ADAPTER_SECONDS (60) are the training budgets; PROMPTS (24) and
-# MAX_TOKENS (128) size the engine's end-to-end run, PEER_PROMPTS (4) the peers' (the first of the same prompts); BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
+# MAX_TOKENS (128) size the engine's end-to-end run, PEER_PROMPTS (4) the peers' (the first of the same prompts); BATCH_DRAFT_STOPS
+# ("0 0.5") adds 16-sequence runs at those batch draft stops instead of the ILGPU run; BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
 # with QUICK=1: no 7B model, 4 prompts × 32 tokens).
 set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-bench}
@@ -90,8 +91,16 @@ timeout $(( 585 - $(elapsed) )) $py bench/gpu/peers.py --model "$model" --output
   --json "$T/peers.json" > "$OUT/peers.log" 2>&1 || status=1
 grep -vi "warn" "$OUT/peers.log" | tail -12
 
+# On request (BATCH_DRAFT_STOPS="0 0.5"): 16 sequences at other batch draft stops, in place of the ILGPU run below.
+for stop in ${BATCH_DRAFT_STOPS:-}; do
+  [[ $(elapsed) -lt 530 ]] || break
+  log "16 sequences, batch draft stop $stop"
+  kangaroo bench --model "$model" --backend cuda --no-steps --batch 16 --batch-draft-stop "$stop" --prompts bench/data/prompts.jsonl \
+    --prompt-count "$PROMPTS" --max-tokens "$MAX_TOKENS" --json "$T/batch_stop_$stop.json" 2>/dev/null | grep -A2 "^batched"
+done
+
 # The ILGPU backend at the 7B shape (one thread per output: ~0.7 s per step), only while the 10 minutes allow.
-if [[ $QUICK != 1 && $(elapsed) -lt 480 ]]; then
+if [[ $QUICK != 1 && -z ${BATCH_DRAFT_STOPS:-} && $(elapsed) -lt 480 ]]; then
   log "7B shape, ILGPU backend"
   timeout $(( 560 - $(elapsed) )) dotnet .device/Kangaroo.Cli/kangaroo.dll bench --model /tmp/l7b --backend ilgpu --context 1024 \
     --repetitions 2 --json "$T/ilgpu7b.json" > "$OUT/ilgpu7b.txt" 2>&1 || { echo "ilgpu: not finished"; rm -f "$T/ilgpu7b.json"; }

@@ -41,6 +41,8 @@ internal static class BenchCommand
           --tree-top-k K, --tree-threshold T, --tree-budget N   The tree's settings (see kangaroo generate --help)
           --batch SIZES        End to end: also the whole prompt set with SIZES (e.g. 1,4,16) sequences decoded together,
                                vanilla and Kangaroo: total tok/s and speedup per size ("batch" in the JSON)
+          --batch-draft-stop S With --batch: drafting ends for the batch once fewer than this share of its sequences
+                               still draft (default 0.25; 0 = each drafts until its own stop)
           --outputs FILE       End to end: each prompt's token ids (prompt, vanilla, Kangaroo) and decode seconds, as JSON lines
           --json FILE          Also write the figures as JSON
           --markdown FILE      Also write the figures as a markdown table
@@ -52,7 +54,7 @@ internal static class BenchCommand
     {
         var a = new Arguments(args,
             ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
-             "max-tokens", "draft-steps", "threshold", "outputs", "batch", .. TreeArguments.ValueOptions],
+             "max-tokens", "draft-steps", "threshold", "outputs", "batch", "batch-draft-stop", .. TreeArguments.ValueOptions],
             ["help", "verbose", "kernels", "no-steps", TreeArguments.Flag]);
         if (a.Flag("help"))
         {
@@ -79,11 +81,13 @@ internal static class BenchCommand
             ExitLayer = a.Int("exit-layer"),
             MaxDraftSteps = a.Int("draft-steps") ?? 6,
             Threshold = a.Float("threshold") ?? 0.6f,
+            BatchDraftStop = a.Float("batch-draft-stop") ?? 0.25f,
         };
         var tree = TreeArguments.Parse(a);
         if (tree is not null && promptsPath is null) throw new UsageException("--tree needs --prompts");
         int[]? batchSizes = a.String("batch") is { } batchText ? ParseSizes(batchText) : null;
         if (batchSizes is not null && promptsPath is null) throw new UsageException("--batch needs --prompts");
+        if (a.String("batch-draft-stop") is not null && batchSizes is null) throw new UsageException("--batch-draft-stop needs --batch");
         IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
@@ -207,9 +211,9 @@ internal static class BenchCommand
         stderr.Write("\r" + new string(' ', 50) + "\r");
         var inv = CultureInfo.InvariantCulture;
         stdout.WriteLine();
-        stdout.WriteLine(string.Create(inv, $"batched:      {prompts.Count} prompts × ≤ {maxTokens} new tokens, greedy, N sequences decoded together (tok/s: all new tokens over the whole set's time)"));
+        stdout.WriteLine(string.Create(inv, $"batched:      {prompts.Count} prompts × ≤ {maxTokens} new tokens, greedy, N sequences decoded together (tok/s: all new tokens over the whole set's time); batch draft stop {speculation.BatchDraftStop}"));
         markdown.WriteLine();
-        markdown.WriteLine(string.Create(inv, $"Batched: {prompts.Count} prompts, up to {maxTokens} new tokens each, greedy, N sequences decoded together (a finished sequence's slot takes the next prompt); tok/s = all new tokens over the whole set's wall time, prompts included:"));
+        markdown.WriteLine(string.Create(inv, $"Batched: {prompts.Count} prompts, up to {maxTokens} new tokens each, greedy, N sequences decoded together (a finished sequence's slot takes the next prompt; drafting ends once fewer than {speculation.BatchDraftStop} of the sequences still draft); tok/s = all new tokens over the whole set's wall time, prompts included:"));
         markdown.WriteLine();
         markdown.WriteLine("| sequences | vanilla tok/s | Kangaroo tok/s | speedup | tokens per round | identical to vanilla alone |");
         markdown.WriteLine("| --- | --- | --- | --- | --- | --- |");
@@ -223,6 +227,7 @@ internal static class BenchCommand
             rows.Add(new Dictionary<string, object?>
             {
                 ["sequences"] = r.Sequences,
+                ["batch_draft_stop"] = speculation.BatchDraftStop,
                 ["prompts"] = r.Prompts,
                 ["vanilla_tokens"] = r.Vanilla.NewTokens,
                 ["vanilla_seconds"] = r.Vanilla.Elapsed.TotalSeconds,

@@ -19,7 +19,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
     private readonly LlamaModel _model;
     private readonly KangarooAdapter _adapter;
     private readonly int _exitLayer, _maxDrafts, _stride, _hidden, _vocab;
-    private readonly float _threshold;
+    private readonly float _threshold, _batchDraftStop;
     private readonly KvCache _cache, _adapterCache;
     private readonly ForwardWorkspace _shallow, _adapterWorkspace, _verify;
     // [sequences × (stride + 1), hidden]: per sequence, the state its adapter has not read (row 0: every draft of the last
@@ -53,6 +53,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         _exitLayer = options.ResolveExitLayer(adapter, model.Config.NumLayers);
         _maxDrafts = options.MaxDraftSteps;
         _threshold = options.Threshold;
+        _batchDraftStop = options.BatchDraftStop;
         _stride = _maxDrafts + 1;
         _hidden = model.Config.HiddenSize;
         _vocab = model.Config.VocabSize;
@@ -285,7 +286,8 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
                 int k = _drafting[d];
                 if (_confidence[k] >= _threshold && _drafted[k] < _limit[k]) _drafting[kept++] = k;
             }
-            drafting = kept;
+            // A draft step costs nearly as much for a few sequences as for all: stragglers do not hold the batch.
+            drafting = kept < _batchDraftStop * work ? 0 : kept;
         }
     }
 

@@ -18,6 +18,14 @@ public sealed record KangarooOptions
     /// </summary>
     public float Threshold { get; init; } = 0.6f;
 
+    /// <summary>
+    /// Several sequences at once (<see cref="BatchKangarooDecoder"/>): a round's draft steps serve every sequence still
+    /// drafting, so the batch waits for its longest drafter. Drafting ends for all once fewer than this share of the
+    /// round's sequences still draft (their drafts so far are verified: output unchanged, only how much each round
+    /// proposes). 0 = every sequence drafts until its own stop, as alone; one sequence alone is never cut.
+    /// </summary>
+    public float BatchDraftStop { get; init; } = 0.25f;
+
     /// <summary>Draft a dynamic token tree instead of a chain; null = chain drafting.</summary>
     public TokenTreeOptions? Tree { get; init; }
 
@@ -41,6 +49,8 @@ public sealed record KangarooOptions
             throw new InvalidRequestException($"draft steps must be at least 1, got {MaxDraftSteps}");
         if (!(Threshold >= 0 && Threshold <= 1))
             throw new InvalidRequestException($"threshold must be in [0, 1], got {Threshold}");
+        if (!(BatchDraftStop >= 0 && BatchDraftStop <= 1))
+            throw new InvalidRequestException($"batch draft stop must be in [0, 1], got {BatchDraftStop}");
         Tree?.Validate();
     }
 }

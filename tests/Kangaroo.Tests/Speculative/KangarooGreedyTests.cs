@@ -149,16 +149,25 @@ public abstract class KangarooGreedyConformance
         using var h = Harness(spec, modelWeights, adapterWeights);
         int[][] prompts = [[1, 50, 51, 52, 7], [3, 4], [9, 80, 81, 82, 83, 84, 2, 40], [5], [60, 61, 62]];
         int[] counts = [50, 37, 44, 3, 60];
-        var (batch, stats) = h.Batch(prompts, counts, TinyAdapterFactory.Options(exitLayer, steps, threshold), maxSequences: 4);
+        var options = TinyAdapterFactory.Options(exitLayer, steps, threshold);
+        // Every sequence drafting until its own stop: each drafts and accepts exactly what it does alone.
+        var (batch, stats) = h.Batch(prompts, counts, options with { BatchDraftStop = 0 }, maxSequences: 4);
+        // The strictest stop: drafting ends for all as soon as one sequence stops (its confidence, its room): output unchanged.
+        var (cut, cutStats) = h.Batch(prompts, counts, options with { BatchDraftStop = 1f }, maxSequences: 4);
         for (int i = 0; i < prompts.Length; i++)
         {
-            Assert.Equal(h.Vanilla(prompts[i], counts[i]), batch[i]);
-            // Alone, the chain decoder drafts and accepts exactly what the sequence did in the batch.
-            var (_, alone) = h.Kangaroo(prompts[i], counts[i], TinyAdapterFactory.Options(exitLayer, steps, threshold));
+            int[] vanilla = h.Vanilla(prompts[i], counts[i]);
+            Assert.Equal(vanilla, batch[i]);
+            Assert.Equal(vanilla, cut[i]);
+            var (_, alone) = h.Kangaroo(prompts[i], counts[i], options);
             Assert.Equal((alone.Rounds, alone.Drafted, alone.Accepted), (stats[i]!.Rounds, stats[i]!.Drafted, stats[i]!.Accepted));
         }
         if (deepScale == 0) Assert.All(stats, st => Assert.Equal(st!.Drafted, st.Accepted));
         else Assert.Contains(stats, st => st!.Accepted < st.Drafted);
+        // The cut never adds drafts; with η = 0 every sequence drafts to its limit, which is shorter near its token count
+        // than the others': there the cut shows as fewer drafts in all.
+        int cutDrafts = cutStats.Sum(st => st!.Drafted), fullDrafts = stats.Sum(st => st!.Drafted);
+        Assert.True(threshold == 0 ? cutDrafts < fullDrafts : cutDrafts <= fullDrafts, $"drafts with the cut {cutDrafts}, without {fullDrafts}");
     }
 
     [Fact]
