@@ -15,7 +15,7 @@
 #
 # Environment: BASE_SECONDS (default 200) and ADAPTER_SECONDS (60) are the training budgets; PROMPTS (24) and
 # MAX_TOKENS (128) size the engine's end-to-end run, PEER_PROMPTS (4) the peers' (the first of the same prompts); BATCH_DRAFT_STOPS
-# ("0 0.5") adds 16-sequence runs at those batch draft stops instead of the ILGPU run; BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
+# ("0 0.5") adds 16-sequence runs at those batch draft stops instead of the ILGPU run (SKIP_ILGPU=1 skips it too); BENCH_MODEL=DIR skips training and uses DIR (e.g. models/demo for a dry run,
 # with QUICK=1: no 7B model, 4 prompts × 32 tokens).
 set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-bench}
@@ -100,7 +100,7 @@ for stop in ${BATCH_DRAFT_STOPS:-}; do
 done
 
 # The ILGPU backend at the 7B shape (one thread per output: ~0.7 s per step), only while the 10 minutes allow.
-if [[ $QUICK != 1 && -z ${BATCH_DRAFT_STOPS:-} && $(elapsed) -lt 480 ]]; then
+if [[ $QUICK != 1 && -z ${BATCH_DRAFT_STOPS:-} && ${SKIP_ILGPU:-0} != 1 && $(elapsed) -lt 480 ]]; then
   log "7B shape, ILGPU backend"
   timeout $(( 560 - $(elapsed) )) dotnet .device/Kangaroo.Cli/kangaroo.dll bench --model /tmp/l7b --backend ilgpu --context 1024 \
     --repetitions 2 --json "$T/ilgpu7b.json" > "$OUT/ilgpu7b.txt" 2>&1 || { echo "ilgpu: not finished"; rm -f "$T/ilgpu7b.json"; }

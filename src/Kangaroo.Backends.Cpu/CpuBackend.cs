@@ -481,6 +481,14 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         });
     }
 
+    public void TopKWithProbabilities(ComputeBuffer logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
+    {
+        CheckTopK(logits, rows, vocab, k, tokens, probabilities);
+        float[] values = AsCpu(logits, nameof(logits)).Data;
+        for (int r = 0; r < rows; r++)
+            TopKReference.Select(values.AsSpan(r * vocab, vocab), tokens.Slice(r * k, k), probabilities.Slice(r * k, k));
+    }
+
     public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
     {
         float[] values = AsCpu(logits, nameof(logits)).Data;

@@ -34,7 +34,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     private readonly CudaContext _context;
     private readonly CudaStream _stream;
     private readonly CudaKernels _kernels;
-    private DeviceBuffer? _argmaxTokens, _argmaxProbabilities;
+    private DeviceBuffer? _argmaxTokens, _argmaxProbabilities, _topKTokens, _topKProbabilities;
     private bool _capturing;
 
     /// <summary>Whether this machine can run the backend; <paramref name="reason"/> says why not (no driver, no GPU, no NVRTC).</summary>
@@ -566,6 +566,31 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         Launch(_kernels["silu_mul"], Blocks(count, ElementwiseThreads), ElementwiseThreads, args);
     }
 
+    public void TopKWithProbabilities(ComputeBuffer logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
+    {
+        var l = AsCuda(logits);
+        CheckTopK(logits, rows, vocab, k, tokens, probabilities);
+        if (rows == 0) return;
+        int count = rows * k;
+        lock (_gate)
+        {
+            if (_topKTokens is null || _topKTokens.ByteLength < count * sizeof(int))
+            {
+                _topKTokens?.Dispose();
+                _topKProbabilities?.Dispose();
+                int capacity = Math.Max(count, 256);
+                _topKTokens = AllocateBytes(capacity * sizeof(int), "top-k results");
+                _topKProbabilities = AllocateBytes(capacity * sizeof(float), "top-k results");
+            }
+            var args = new KernelArguments();
+            args.Add(l.Memory); args.Add(vocab); args.Add(k); args.Add(_topKTokens); args.Add(_topKProbabilities!);
+            _kernels["top_k_probability"].Launch(_stream, (uint)rows, ArgmaxThreads, 0, in args);
+            _stream.Synchronize();
+            _topKTokens.CopyTo(tokens[..count]);
+            _topKProbabilities!.CopyTo(probabilities[..count]);
+        }
+    }
+
     public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
     {
         var l = AsCuda(logits);
@@ -694,6 +719,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         {
             _argmaxTokens?.Dispose();
             _argmaxProbabilities?.Dispose();
+            _topKTokens?.Dispose();
+            _topKProbabilities?.Dispose();
             _timerStart?.Dispose();
             _timerEnd?.Dispose();
             _kernels.Dispose();

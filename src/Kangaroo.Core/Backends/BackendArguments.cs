@@ -103,6 +103,17 @@ public static class BackendArguments
         }
     }
 
+    /// <summary><see cref="IComputeBackend.TopKWithProbabilities"/>: rows of logits in the buffer, k of [1, vocab], room for rows × k results.</summary>
+    public static void CheckTopK(ComputeBuffer logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        if (k < 1 || k > vocab) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be in [1, {vocab}]");
+        CheckExtent(logits.Length, rows, vocab, nameof(logits));
+        if (tokens.Length < (long)rows * k || probabilities.Length < (long)rows * k)
+            throw new ArgumentException($"{rows} rows × k {k} need {rows * k} tokens and probabilities ({tokens.Length}, {probabilities.Length} given)");
+    }
+
     /// <summary><see cref="IComputeBackend.CopyRows"/>: rows inside both buffers; in one buffer, no row both read and written.</summary>
     public static void CheckRowCopies(ReadOnlySpan<int> sourceRows, ReadOnlySpan<int> destinationRows, int rows, int width,
         long sourceLength, long destinationLength, bool sameBuffer)

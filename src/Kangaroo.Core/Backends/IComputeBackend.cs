@@ -163,6 +163,29 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities);
 
+    /// <summary>
+    /// Per row of <c>logits [rows, vocab]</c>: its <paramref name="k"/> largest logits, value descending and the lowest index
+    /// first among equals, and their softmax probabilities, into <c>tokens[r · k ..]</c> and <c>probabilities[r · k ..]</c>
+    /// (id −1 and probability 0 where a row has fewer than k finite logits) — a token tree's proposals, without copying
+    /// the logits. The token ids are exact; probabilities may differ from <see cref="TopKReference"/> in the last bits.
+    /// This default copies the logits to the host and runs the reference.
+    /// </summary>
+    void TopKWithProbabilities(ComputeBuffer logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
+    {
+        BackendArguments.CheckTopK(logits, rows, vocab, k, tokens, probabilities);
+        float[] host = System.Buffers.ArrayPool<float>.Shared.Rent(rows * vocab);
+        try
+        {
+            Download(logits, 0, host.AsSpan(0, rows * vocab));
+            for (int r = 0; r < rows; r++)
+                TopKReference.Select(host.AsSpan(r * vocab, vocab), tokens.Slice(r * k, k), probabilities.Slice(r * k, k));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(host);
+        }
+    }
+
     /// <summary>Waits for queued work (a no-op on synchronous backends).</summary>
     void Synchronize();
 }

@@ -242,15 +242,16 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         }
         _model.RunRecorded(_adapterWorkspace, "adapter+heads", _adapterCache, rows, _adapterLogitSteps[rows]);
         int vocab = _model.Config.VocabSize;
+        if (_options.IsGreedy)
+        {
+            // The device picks each node's top-K: k ids and probabilities per node cross to the host, not the logits.
+            backend.TopKWithProbabilities(_adapterWorkspace.Logits, rows, vocab, _topK, _proposalTokens.AsSpan(first * _topK, rows * _topK),
+                _proposalProbabilities.AsSpan(first * _topK, rows * _topK));
+            return;
+        }
         backend.Download(_adapterWorkspace.Logits, 0, _logits.AsSpan(0, rows * vocab));
         for (int i = 0; i < rows; i++)
-        {
-            var logits = _logits.AsSpan(i * vocab, vocab);
-            if (_options.IsGreedy)
-                TopK(logits, _proposalTokens.AsSpan((first + i) * _topK, _topK), _proposalProbabilities.AsSpan((first + i) * _topK, _topK));
-            else
-                _sampler.ComputeDistribution(logits, _options, _q.AsSpan((first + i) * vocab, vocab));
-        }
+            _sampler.ComputeDistribution(_logits.AsSpan(i * vocab, vocab), _options, _q.AsSpan((first + i) * vocab, vocab));
     }
 
     /// <summary>
@@ -351,33 +352,6 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
             int byScore = owner._candidateScores[b].CompareTo(owner._candidateScores[a]);
             return byScore != 0 ? byScore : a.CompareTo(b);
         }
-    }
-
-    /// <summary>The <paramref name="tokens"/>.Length most likely tokens (lowest id on ties) and their softmax probabilities, best first.</summary>
-    internal static void TopK(ReadOnlySpan<float> logits, Span<int> tokens, Span<float> probabilities)
-    {
-        int k = tokens.Length;
-        tokens.Fill(-1);
-        probabilities.Fill(float.NegativeInfinity);   // holds logits until the end
-        for (int v = 0; v < logits.Length; v++)
-        {
-            float x = logits[v];
-            if (x <= probabilities[k - 1]) continue;
-            int at = k - 1;
-            while (at > 0 && x > probabilities[at - 1])
-            {
-                probabilities[at] = probabilities[at - 1];
-                tokens[at] = tokens[at - 1];
-                at--;
-            }
-            probabilities[at] = x;
-            tokens[at] = v;
-        }
-        float max = TensorPrimitives.Max(logits);
-        double sum = 0;
-        foreach (float x in logits) sum += Math.Exp(x - max);
-        for (int i = 0; i < k; i++)
-            probabilities[i] = tokens[i] < 0 ? 0 : (float)(Math.Exp(probabilities[i] - max) / sum);
     }
 
     public void Dispose()

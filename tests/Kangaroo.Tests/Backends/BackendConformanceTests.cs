@@ -637,6 +637,43 @@ public abstract class BackendConformanceTests : IDisposable
             Allocate(rows * width), rows, heads, kvHeads, headDim, Indices(rowSequence)));
     }
 
+    /// <summary>
+    /// Top-K with probabilities against the host reference: the same ids in the same order (ties: lowest id first; −inf and
+    /// NaN never taken; −1 where a row runs out), probabilities within float rounding — rows of random logits, of heavy
+    /// ties, and of mostly −inf, at a vocabulary that is not a multiple of the block.
+    /// </summary>
+    [Fact]
+    public void TopKWithProbabilities_MatchesTheReference()
+    {
+        const int vocab = 1003, k = 10, rows = 4;
+        var random = new Random(31);
+        float[] logits = RandomValues(rows * vocab, 4f);
+        for (int v = 0; v < vocab; v++) logits[vocab + v] = random.Next(6);               // row 1: six values, many ties
+        for (int v = 0; v < vocab; v++) logits[2 * vocab + v] = float.NegativeInfinity;   // row 2: three finite logits and a NaN
+        logits[2 * vocab + 500] = 1f; logits[2 * vocab + 7] = 1f; logits[2 * vocab + 900] = -2f; logits[2 * vocab + 3] = float.NaN;
+        logits[3 * vocab + 1002] = 50f;                                                   // row 3: one dominant logit, the last id
+        var tokens = new int[rows * k];
+        var probabilities = new float[rows * k];
+        Backend.TopKWithProbabilities(Upload(logits), rows, vocab, k, tokens, probabilities);
+        for (int r = 0; r < rows; r++)
+        {
+            var expectedTokens = new int[k];
+            var expectedProbabilities = new float[k];
+            TopKReference.Select(logits.AsSpan(r * vocab, vocab), expectedTokens, expectedProbabilities);
+            Assert.Equal(expectedTokens, tokens.AsSpan(r * k, k).ToArray());
+            for (int i = 0; i < k; i++)
+            {
+                // A NaN logit makes a row's softmax NaN on every backend (as in ArgmaxWithProbability); ids stay exact.
+                float expected = expectedProbabilities[i], actual = probabilities[r * k + i];
+                Assert.True(float.IsNaN(expected) ? float.IsNaN(actual) : Math.Abs(expected - actual) <= 1e-6f + 1e-5f * expected,
+                    $"row {r}, rank {i}: probability {actual} vs {expected}");
+            }
+        }
+        Assert.Equal([7, 500, 900, -1, -1, -1, -1, -1, -1, -1], tokens.AsSpan(2 * k, k).ToArray());
+        Assert.Equal(1002, tokens[3 * k]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Backend.TopKWithProbabilities(Upload(logits), rows, vocab, 0, tokens, probabilities));
+    }
+
     /// <summary>Gather/scatter of rows: each listed row lands where asked, every other destination row keeps its values; bad rows are refused.</summary>
     [Fact]
     public void CopyRows_MovesEachListedRowAndNothingElse()

@@ -15,7 +15,7 @@ public class KernelSourceTests
         "attention_partial_f16_r2", "attention_partial_f32_r2", "attention_partial_f16_wide_r2", "attention_partial_f32_wide_r2",
         "attention_partial_f16_r4", "attention_partial_f32_r4", "attention_partial_f16_wide_r4", "attention_partial_f32_wide_r4", "attention_combine", "silu_mul",
         "matmul_silu_f32", "matmul_silu_f16", "matmul_silu_bf16", "matmul_silu_f32_r1", "matmul_silu_f16_r1", "matmul_silu_bf16_r1",
-        "rope_store_kv_f16", "rope_store_kv_f32", "read_sum", "argmax_probability", "kv_move_slots_f16", "kv_move_slots_f32", "copy_rows",
+        "rope_store_kv_f16", "rope_store_kv_f32", "read_sum", "argmax_probability", "top_k_probability", "kv_move_slots_f16", "kv_move_slots_f32", "copy_rows",
     ];
 
     [Fact]
