@@ -3,6 +3,31 @@
 #include "common.cuh"
 
 #define ARGMAX_THREADS 256
+#define NO_INDEX 0x7fffffff   // a thread that saw no candidate
+
+// The block's best (value, index): the largest value, the lowest index among equals, a candidate over none. Every thread
+// gets it. `values` and `indices` hold blockDim.x / 32 entries; the block size must be a multiple of 32.
+__device__ __forceinline__ void block_best(float& best, int& index, float* values, int* indices)
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    for (int round = 0; round < 2; round++)   // within each warp, then over the warps' results
+    {
+        for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
+        {
+            float other = __shfl_xor_sync(FULL_MASK, best, offset);
+            int other_index = __shfl_xor_sync(FULL_MASK, index, offset);
+            if (other_index != NO_INDEX && (index == NO_INDEX || other > best || (other == best && other_index < index)))
+            { best = other; index = other_index; }
+        }
+        if (round == 1) break;
+        __syncthreads();   // an earlier call's readers are done with the shared entries
+        if (lane == 0) { values[warp] = best; indices[warp] = index; }
+        __syncthreads();
+        best = lane < warps ? values[lane] : negative_infinity();
+        index = lane < warps ? indices[lane] : NO_INDEX;
+    }
+}
+
 
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_probability(const float* logits, int vocab, int* tokens, float* probabilities)
 {
@@ -12,30 +37,14 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_probability(
     const float* row = logits + (long long)blockIdx.x * vocab;
 
     float best = negative_infinity();
-    int index = 0x7fffffff;
+    int index = NO_INDEX;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
     {
         float v = row[i];
-        if (v > best) { best = v; index = i; }   // ascending i: the first of equal values stays
+        if (v > best) { best = v; index = i; }   // ascending i: the first of equals stays
     }
-    for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
-    {
-        float other = __shfl_xor_sync(FULL_MASK, best, offset);
-        int other_index = __shfl_xor_sync(FULL_MASK, index, offset);
-        if (other > best || (other == best && other_index < index)) { best = other; index = other_index; }
-    }
-    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
-    if (lane == 0) { best_values[warp] = best; best_indices[warp] = index; }
-    __syncthreads();
-    best = lane < warps ? best_values[lane] : negative_infinity();
-    index = lane < warps ? best_indices[lane] : 0x7fffffff;
-    for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
-    {
-        float other = __shfl_xor_sync(FULL_MASK, best, offset);
-        int other_index = __shfl_xor_sync(FULL_MASK, index, offset);
-        if (other > best || (other == best && other_index < index)) { best = other; index = other_index; }
-    }
-    if (index == 0x7fffffff) index = 0;   // every logit NaN: report id 0 rather than an out-of-range id
+    block_best(best, index, best_values, best_indices);
+    if (index == NO_INDEX) index = 0;   // every logit NaN: report id 0 rather than an out-of-range id
 
     float sum = 0.0f;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - best);
@@ -57,48 +66,28 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) top_k_probability(c
     __shared__ int best_indices[32];
     __shared__ float scratch[32];
     const float* row = logits + (long long)blockIdx.x * vocab;
-    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
     float previous = bits_to_float(0x7f800000u);   // +inf: the first pass takes any logit
     int previous_index = -1;
     float top = negative_infinity();
     for (int j = 0; j < k; j++)
     {
         float best = negative_infinity();
-        int index = 0x7fffffff;
+        int index = NO_INDEX;
         for (int i = threadIdx.x; i < vocab; i += blockDim.x)
         {
             float v = row[i];
             bool after = v < previous || (v == previous && i > previous_index);
             if (after && v > best) { best = v; index = i; }   // ascending i: the first of equals stays; −inf never counts
         }
-        for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
-        {
-            float other = __shfl_xor_sync(FULL_MASK, best, offset);
-            int other_index = __shfl_xor_sync(FULL_MASK, index, offset);
-            if (other_index != 0x7fffffff && (index == 0x7fffffff || other > best || (other == best && other_index < index)))
-            { best = other; index = other_index; }
-        }
-        if (lane == 0) { best_values[warp] = best; best_indices[warp] = index; }
-        __syncthreads();
-        best = lane < warps ? best_values[lane] : negative_infinity();
-        index = lane < warps ? best_indices[lane] : 0x7fffffff;
-        for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1)
-        {
-            float other = __shfl_xor_sync(FULL_MASK, best, offset);
-            int other_index = __shfl_xor_sync(FULL_MASK, index, offset);
-            if (other_index != 0x7fffffff && (index == 0x7fffffff || other > best || (other == best && other_index < index)))
-            { best = other; index = other_index; }
-        }
-        __syncthreads();   // every thread has read the warp results before the next pass writes them
+        block_best(best, index, best_values, best_indices);
         if (threadIdx.x == 0)
         {
-            tokens[(long long)blockIdx.x * k + j] = index == 0x7fffffff ? -1 : index;
+            tokens[(long long)blockIdx.x * k + j] = index == NO_INDEX ? -1 : index;
             probabilities[(long long)blockIdx.x * k + j] = best;   // the logit for now: its probability below
         }
         if (j == 0) top = best;
         previous = best;
-        previous_index = index;
-        if (index == 0x7fffffff) previous_index = 0x7fffffff;   // nothing left: later passes find nothing either
+        previous_index = index;   // NO_INDEX when nothing was left: later passes find nothing either
     }
 
     float sum = 0.0f;

@@ -34,7 +34,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     private readonly CudaContext _context;
     private readonly CudaStream _stream;
     private readonly CudaKernels _kernels;
-    private DeviceBuffer? _argmaxTokens, _argmaxProbabilities, _topKTokens, _topKProbabilities;
+    private DeviceBuffer? _selectedTokens, _selectedProbabilities;   // argmax / top-k results on their way to the host
     private bool _capturing;
 
     /// <summary>Whether this machine can run the backend; <paramref name="reason"/> says why not (no driver, no GPU, no NVRTC).</summary>
@@ -568,27 +568,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public void TopKWithProbabilities(ComputeBuffer logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
     {
-        var l = AsCuda(logits);
         CheckTopK(logits, rows, vocab, k, tokens, probabilities);
-        if (rows == 0) return;
-        int count = rows * k;
-        lock (_gate)
-        {
-            if (_topKTokens is null || _topKTokens.ByteLength < count * sizeof(int))
-            {
-                _topKTokens?.Dispose();
-                _topKProbabilities?.Dispose();
-                int capacity = Math.Max(count, 256);
-                _topKTokens = AllocateBytes(capacity * sizeof(int), "top-k results");
-                _topKProbabilities = AllocateBytes(capacity * sizeof(float), "top-k results");
-            }
-            var args = new KernelArguments();
-            args.Add(l.Memory); args.Add(vocab); args.Add(k); args.Add(_topKTokens); args.Add(_topKProbabilities!);
-            _kernels["top_k_probability"].Launch(_stream, (uint)rows, ArgmaxThreads, 0, in args);
-            _stream.Synchronize();
-            _topKTokens.CopyTo(tokens[..count]);
-            _topKProbabilities!.CopyTo(probabilities[..count]);
-        }
+        SelectOnDevice("top_k_probability", AsCuda(logits), rows, vocab, k, tokens, probabilities);
     }
 
     public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
@@ -597,23 +578,35 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
         CheckRows(rows, Math.Min(tokens.Length, probabilities.Length), nameof(tokens));
         CheckExtent(l.Length, rows, vocab, nameof(logits));
+        SelectOnDevice("argmax_probability", l, rows, vocab, 1, tokens, probabilities);
+    }
+
+    /// <summary>
+    /// Runs a selection kernel of sampling.cu (one block per row of logits, <paramref name="perRow"/> ids and probabilities
+    /// out per row) and copies its few bytes back: what crosses to the host instead of the logits.
+    /// </summary>
+    private void SelectOnDevice(string kernel, CudaActivations logits, int rows, int vocab, int perRow, Span<int> tokens, Span<float> probabilities)
+    {
         if (rows == 0) return;
+        int count = rows * perRow;
         lock (_gate)
         {
-            if (_argmaxTokens is null || _argmaxTokens.ByteLength < rows * sizeof(int))
+            if (_selectedTokens is null || _selectedTokens.ByteLength < count * sizeof(int))
             {
-                _argmaxTokens?.Dispose();
-                _argmaxProbabilities?.Dispose();
-                int capacity = Math.Max(rows, 64);
-                _argmaxTokens = AllocateBytes(capacity * sizeof(int), "argmax results");
-                _argmaxProbabilities = AllocateBytes(capacity * sizeof(float), "argmax results");
+                _selectedTokens?.Dispose();
+                _selectedProbabilities?.Dispose();
+                int capacity = Math.Max(count, 256);
+                _selectedTokens = AllocateBytes(capacity * sizeof(int), "selection results");
+                _selectedProbabilities = AllocateBytes(capacity * sizeof(float), "selection results");
             }
             var args = new KernelArguments();
-            args.Add(l.Memory); args.Add(vocab); args.Add(_argmaxTokens); args.Add(_argmaxProbabilities!);
-            _kernels["argmax_probability"].Launch(_stream, (uint)rows, ArgmaxThreads, 0, in args);
+            args.Add(logits.Memory); args.Add(vocab);
+            if (kernel == "top_k_probability") args.Add(perRow);
+            args.Add(_selectedTokens); args.Add(_selectedProbabilities!);
+            _kernels[kernel].Launch(_stream, (uint)rows, ArgmaxThreads, 0, in args);
             _stream.Synchronize();
-            _argmaxTokens.CopyTo(tokens[..rows]);
-            _argmaxProbabilities!.CopyTo(probabilities[..rows]);
+            _selectedTokens.CopyTo(tokens[..count]);
+            _selectedProbabilities!.CopyTo(probabilities[..count]);
         }
     }
 
@@ -717,10 +710,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     {
         lock (_gate)
         {
-            _argmaxTokens?.Dispose();
-            _argmaxProbabilities?.Dispose();
-            _topKTokens?.Dispose();
-            _topKProbabilities?.Dispose();
+            _selectedTokens?.Dispose();
+            _selectedProbabilities?.Dispose();
             _timerStart?.Dispose();
             _timerEnd?.Dispose();
             _kernels.Dispose();
