@@ -230,7 +230,8 @@ public sealed class BatchSession : IDisposable
     /// Completes every prompt; results in prompt order. Prompt i samples with seed <c>options.Seed + i</c> (a random base
     /// when null), so its result equals a single generation's with that seed. Token trees are not batched: with
     /// <c>Speculation.Tree</c> set this is an <see cref="InvalidRequestException"/>. Each result's timings span its own
-    /// sequence, which shares every pass with the others.
+    /// sequence, which shares every pass with the others. Cancellation ends the running sequences as a single generation
+    /// ends (<see cref="StopReason.Cancelled"/>); prompts not started yet come back empty, cancelled.
     /// </summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<string> prompts, GenerationOptions? options = null,
         CancellationToken cancellationToken = default)

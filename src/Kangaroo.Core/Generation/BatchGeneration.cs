@@ -33,6 +33,13 @@ internal static class BatchGeneration
                 while (runs[s] is null && next < prompts.Count)
                 {
                     int i = next++;
+                    if (cancellation.IsCancellationRequested)
+                    {
+                        // Cancelled before its turn: no prompt pass for a result that would be empty anyway.
+                        results[i] = new GenerationResult("", prompts[i], [], StopReason.Cancelled,
+                            new GenerationTimings(TimeSpan.Zero, TimeSpan.Zero, prompts[i].Length, 0));
+                        continue;
+                    }
                     decoder.Configure(s, options, randomFor(i));
                     var run = new GenerationRun(members[s], tokenizer, prompts[i], options, endOfSequence, decoder.ContextLength, cancellation);
                     run.Step(out _);

@@ -130,6 +130,12 @@ public sealed partial class DemoModelTests
         Assert.Contains("prompt 1 has", error.Message);
         Assert.Throws<InvalidRequestException>(() => model.GenerateBatch([Prompt], greedy with { Speculation = new KangarooOptions { Tree = new TokenTreeOptions() } }));
         Assert.Empty(model.GenerateBatch([], greedy));
+
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        var stopped = model.GenerateBatch(prompts, greedy, maxSequences: 2, cancelled.Token);
+        Assert.All(stopped, r => Assert.Equal(StopReason.Cancelled, r.StopReason));
+        Assert.All(stopped, r => Assert.Empty(r.TokenIds));
     }
 
     [GeneratedRegex(@"\n(    |\t)\S")]
