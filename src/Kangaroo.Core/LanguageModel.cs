@@ -108,8 +108,8 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Completes every prompt, decoding up to <paramref name="maxSequences"/> (default: all, at most 16) together in each
-    /// forward pass; results in prompt order. Each result equals <see cref="Generate"/>'s for that prompt with the seed
-    /// <c>options.Seed + i</c> for prompt i (greedy: the same text). See <see cref="BatchSession.Generate"/>.
+    /// forward pass; results in prompt order. Greedy: each result is <see cref="Generate"/>'s for that prompt. Sampling:
+    /// prompt i uses seed <c>options.Seed + i</c>; see <see cref="BatchSession.Generate"/>.
     /// </summary>
     public IReadOnlyList<GenerationResult> GenerateBatch(IReadOnlyList<string> prompts, GenerationOptions? options = null, int? maxSequences = null,
         CancellationToken cancellationToken = default)
@@ -227,8 +227,11 @@ public sealed class BatchSession : IDisposable
     public int ContextLength { get; }
 
     /// <summary>
-    /// Completes every prompt; results in prompt order. Prompt i samples with seed <c>options.Seed + i</c> (a random base
-    /// when null), so its result equals a single generation's with that seed. Token trees are not batched: with
+    /// Completes every prompt; results in prompt order. Greedy: each result is a single generation's (vanilla's text, with
+    /// or without Kangaroo). Sampling: prompt i samples with seed <c>options.Seed + i</c> (a random base when null) and its
+    /// tokens are a single generation's with that seed — with Kangaroo as long as the batch draft stop
+    /// (<see cref="KangarooOptions.BatchDraftStop"/>) did not cut its drafting; where it did, they are other draws from the
+    /// same distribution (the verification stays lossless). Token trees are not batched: with
     /// <c>Speculation.Tree</c> set this is an <see cref="InvalidRequestException"/>. Each result's timings span its own
     /// sequence, which shares every pass with the others. Cancellation ends the running sequences as a single generation
     /// ends (<see cref="StopReason.Cancelled"/>); prompts not started yet come back empty, cancelled.

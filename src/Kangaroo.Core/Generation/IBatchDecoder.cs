@@ -6,7 +6,8 @@ namespace Kangaroo.Generation;
 /// Decodes several independent sequences together: each sequence lives in its own slot (its own region of one shared
 /// KV cache), and a <see cref="Round"/> advances every listed sequence by one step of its own — one token for vanilla
 /// decoding, a whole draft-and-verify round for Kangaroo — through forward passes that serve all of them at once. Each
-/// sequence's tokens are those it would get decoded alone with the same options and seed.
+/// sequence's tokens are those it would get decoded alone with the same options and seed (Kangaroo sampling: unless
+/// <see cref="Speculative.KangarooOptions.BatchDraftStop"/> cut its drafting; then the same distribution).
 /// </summary>
 public interface IBatchDecoder : IDisposable
 {

@@ -11,8 +11,9 @@ namespace Kangaroo.Speculative;
 /// own confidence threshold, so draft lengths differ) — then verifies every sequence's drafts in ONE pass of layers
 /// [ℓ, L) over all their rows, and keeps each sequence's accepted prefix plus one target token. Sequences live in their
 /// own regions of shared base and adapter caches; row invariance gives each the tokens of <see cref="KangarooDecoder"/>
-/// alone (greedy: those of vanilla greedy), random draws included, since each sequence draws from its own generator in
-/// the same order.
+/// alone (greedy: those of vanilla greedy) — with sampling too, since each sequence draws from its own generator in the
+/// same order, as long as <see cref="KangarooOptions.BatchDraftStop"/> does not cut a sequence's drafting (0 never does;
+/// a cut changes which draws are made, not the output distribution).
 /// </summary>
 public sealed class BatchKangarooDecoder : IBatchDecoder
 {
@@ -82,12 +83,11 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         _verifier = new DraftVerifier(_vocab);
         _sampler = new TokenSampler(_vocab);
         _drafts = new int[maxSequences * _maxDrafts];
-        int rows = Math.Max(verifyRows, 2 * maxSequences);
-        _rowPositions = new int[rows];
-        _rowSequences = new int[rows];
-        _rowTokens = new int[rows];
-        _argmax = new int[rows];
-        _argmaxProbability = new float[rows];
+        _rowPositions = new int[rowsMax];
+        _rowSequences = new int[rowsMax];
+        _rowTokens = new int[rowsMax];
+        _argmax = new int[rowsMax];
+        _argmaxProbability = new float[rowsMax];
         _firstLogits = new float[_vocab];
         _firstDistribution = new float[_vocab];
         _confidence = new float[maxSequences];

@@ -110,7 +110,9 @@ public sealed partial class DemoModelTests
         string[] prompts = [Prompt, "import os\n", "class Stack:\n    def push(self, item):", "def is_prime(n):\n    ", "for i in range(10):"];
         var greedy = new GenerationOptions { MaxNewTokens = 40, StopStrings = ["\n\n\n"] };
         var sampled = greedy with { Temperature = 0.8f, TopP = 0.9f, Seed = 17 };
-        foreach (var options in new[] { greedy, greedy with { Speculation = new KangarooOptions() }, sampled, sampled with { Speculation = new KangarooOptions() } })
+        // BatchDraftStop 0: each sampled sequence makes the draws it makes alone, so even its tokens are Generate's.
+        foreach (var options in new[] { greedy, greedy with { Speculation = new KangarooOptions() }, sampled,
+                     sampled with { Speculation = new KangarooOptions { BatchDraftStop = 0 } } })
         {
             // Three slots for five prompts: the last two start when the first ones finish.
             var batch = model.GenerateBatch(prompts, options, maxSequences: 3);

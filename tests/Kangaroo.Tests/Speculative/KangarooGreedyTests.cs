@@ -179,7 +179,8 @@ public abstract class KangarooGreedyConformance
         int[][] prompts = [[1, 9, 8], [4, 4, 4, 4], [7], [30, 31]];
         int[] counts = [25, 30, 12, 28];
         var sampling = new GenerationOptions { Temperature = 0.9f, TopK = 20, TopP = 0.95f };
-        var kangaroo = TinyAdapterFactory.Options(1, 4, 0.3f);
+        // Every sequence drafting until its own stop, so each makes the draws it makes alone.
+        var kangaroo = TinyAdapterFactory.Options(1, 4, 0.3f) with { BatchDraftStop = 0 };
         var (vanillaBatch, _) = h.Batch(prompts, counts, null, maxSequences: 3, sampling, seed: 40);
         var (kangarooBatch, _) = h.Batch(prompts, counts, kangaroo, maxSequences: 3, sampling, seed: 40);
         for (int i = 0; i < prompts.Length; i++)
