@@ -29,7 +29,7 @@ internal static class BenchCommand
           --context N          Positions in the KV cache while timing (default 1024)
           --repetitions N      Timed repetitions per step (default 20)
           --exit-layer L       ℓ for the verify and draft steps (default: the adapter's, else 2)
-          --adapter DIR        Adapter for the draft step (default: the model's kangaroo-adapter/ if present)
+          --adapter DIR        Adapter for the draft step and end to end (default: the model's kangaroo-adapter/ if present)
           --kernels            Also time each op at the model's shapes (1 and 8 rows), with bytes moved and GB/s
           --prompts FILE       End to end over the "prompt" of each JSON line (e.g. bench/data/prompts.jsonl)
           --prompt-count N     Only the first N prompts (default: all)
@@ -91,6 +91,8 @@ internal static class BenchCommand
         IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
+        if (a.String("adapter") is { } adapterDirectory && !Directory.Exists(adapterDirectory))
+            throw new ModelFormatException(adapterDirectory, "adapter directory not found");
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"), stderr);
         var inv = CultureInfo.InvariantCulture;
         var json = new Dictionary<string, object?> { ["backend"] = backend.Name, ["device"] = backend.DeviceName, ["model"] = Path.GetFullPath(directory) };
@@ -112,7 +114,8 @@ internal static class BenchCommand
         if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
         if (prompts is not null)
         {
-            using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend });
+            // The same adapter as the step timings: --adapter, else the model's kangaroo-adapter/.
+            using var model = LanguageModel.Load(directory, new ModelLoadOptions { Backend = backend, AdapterDirectory = a.String("adapter") });
             if (model.Adapter is null)
                 throw new UsageException($"{directory} has no kangaroo-adapter/ (pass --adapter DIR): the end-to-end comparison needs one");
             var single = EndToEnd(model, prompts, maxTokens, speculation, stdout, stderr, json, markdown, outputsPath, "end_to_end");

@@ -85,6 +85,10 @@ public sealed class CliBenchTests
         AssertBadInput(Run("bench", "--backend", "cpu", "--no-steps"), "--no-steps");
         AssertBadInput(Run("bench", "--backend", "cpu", "--outputs", dir.Combine("o.jsonl")), "--outputs needs --prompts");
         AssertBadInput(Run("bench", "--backend", "cpu", "--batch", "4"), "--batch needs --prompts");
+        // --adapter serves the end-to-end runs too: a missing one is named, not silently replaced by the bundled adapter.
+        string onePrompt = dir.Combine("one.jsonl");
+        File.WriteAllText(onePrompt, "{\"prompt\": \"def f():\"}\n");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--no-steps", "--prompts", onePrompt, "--adapter", dir.Combine("no-adapter")), "no-adapter");
         string good = dir.Combine("good.jsonl");
         File.WriteAllText(good, "{\"prompt\": \"def f():\"}\n");
         AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", good, "--batch", "1,0"), "--batch", "1,0");
