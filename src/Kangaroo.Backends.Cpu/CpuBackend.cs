@@ -109,8 +109,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] from = AsCpu(source, nameof(source)).Data;
         float[] to = AsCpu(destination, nameof(destination)).Data;
         int[] read = AsCpu(sourceRows, nameof(sourceRows)).Data, write = AsCpu(destinationRows, nameof(destinationRows)).Data;
-        CheckRowCopies(read, write, rows, width, AsCpu(source, nameof(source)).Length, AsCpu(destination, nameof(destination)).Length,
-            ReferenceEquals(from, to));
+        CheckRowCopies(read, write, rows, width, source.Length, destination.Length, ReferenceEquals(from, to));
         for (int i = 0; i < rows; i++)
             from.AsSpan(read[i] * width, width).CopyTo(to.AsSpan(write[i] * width, width));
     }

@@ -27,6 +27,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     private MemoryBuffer1D<float, Stride1D.Dense>? _attentionScores;
     private MemoryBuffer1D<int, Stride1D.Dense>? _attentionBases;
+    private int[] _firstSlots = [];   // host side of _attentionBases, reused (guarded by _gate)
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>? _copyRows;
     private MemoryBuffer1D<int, Stride1D.Dense>? _argmaxTokens;
     private MemoryBuffer1D<float, Stride1D.Dense>? _argmaxProbabilities;
@@ -449,10 +450,10 @@ public sealed class IlgpuBackend : IComputeBackend
             ArrayView<int> bases = at.View.SubView(0, 0);
             if (rowSequences is not null)
             {
-                int[] firstSlots = new int[rows];
-                for (int r = 0; r < rows; r++) firstSlots[r] = rowSequences.HostShadow[r] * kv.Capacity;
+                if (_firstSlots.Length < rows) _firstSlots = new int[Math.Max(rows, 2 * _firstSlots.Length)];
+                for (int r = 0; r < rows; r++) _firstSlots[r] = rowSequences.HostShadow[r] * kv.Capacity;
                 bases = Scratch(ref _attentionBases, rows).SubView(0, rows);
-                bases.CopyFromCPU(firstSlots);
+                bases.CopyFromCPU(_firstSlots.AsSpan(0, rows));
             }
             _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
             _attentionSoftmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<float>>(IlgpuKernels.AttentionSoftmax);

@@ -103,36 +103,25 @@ public sealed class BatchVanillaDecoder : IBatchDecoder
         }
     }
 
-    /// <summary>The next token of each row's sequence from rows [0, rows) of the logits: argmax on the device, or sampled with the sequence's settings.</summary>
+    /// <summary>
+    /// The next token of each row's sequence from rows [0, rows) of the logits: the device's argmax (as
+    /// <see cref="VanillaDecoder"/> takes it) for greedy rows, a sample with the sequence's settings for the others.
+    /// </summary>
     private ReadOnlySpan<int> ChooseFromRows(int rows, ReadOnlySpan<int> rowSequences)
     {
         int vocab = _model.Config.VocabSize;
-        bool allGreedy = true;
-        foreach (int s in rowSequences) allGreedy &= _state.Options[s].IsGreedy;
-        if (allGreedy)
-        {
-            _model.Backend.ArgmaxWithProbability(_workspace.Logits, rows, vocab, _chosen, _probabilities);
-            return _chosen.AsSpan(0, rows);
-        }
+        bool anyGreedy = false;
+        foreach (int s in rowSequences) anyGreedy |= _state.Options[s].IsGreedy;
+        if (anyGreedy) _model.Backend.ArgmaxWithProbability(_workspace.Logits, rows, vocab, _chosen, _probabilities);
         for (int r = 0; r < rows; r++)
         {
             int s = rowSequences[r];
             var options = _state.Options[s];
+            if (options.IsGreedy) continue;
             _model.Backend.Download(_workspace.Logits, r * vocab, _logits);
-            _chosen[r] = options.IsGreedy ? ArgMax(_logits) : _sampler.Sample(_logits, options, _state.Random[s], _distribution);
+            _chosen[r] = _sampler.Sample(_logits, options, _state.Random[s], _distribution);
         }
         return _chosen.AsSpan(0, rows);
-    }
-
-    /// <summary>The host argmax with the device's tie rule (lowest index).</summary>
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best]) best = i;
-        }
-        return best;
     }
 
     public void Dispose()
@@ -145,7 +134,7 @@ public sealed class BatchVanillaDecoder : IBatchDecoder
 /// <summary>What a batch decoder keeps per sequence slot: settings, length, last token, the first token awaiting its round.</summary>
 internal sealed class BatchSequences
 {
-    private readonly int[] _firstToken;
+    private readonly bool[] _firstTokenWaiting;
 
     public BatchSequences(int count)
     {
@@ -160,7 +149,7 @@ internal sealed class BatchSequences
         Lengths = new int[count];
         Last = new int[count];
         Started = new bool[count];
-        _firstToken = new int[count];
+        _firstTokenWaiting = new bool[count];
     }
 
     public int Count { get; }
@@ -186,15 +175,15 @@ internal sealed class BatchSequences
     public void Start(int sequence)
     {
         Started[sequence] = true;
-        _firstToken[sequence] = 1;
+        _firstTokenWaiting[sequence] = true;
         Lengths[sequence] = 0;
     }
 
     public bool TakeFirstToken(int sequence, out int token)
     {
         token = Last[sequence];
-        if (_firstToken[sequence] == 0) return false;
-        _firstToken[sequence] = 0;
+        if (!_firstTokenWaiting[sequence]) return false;
+        _firstTokenWaiting[sequence] = false;
         return true;
     }
 }

@@ -152,9 +152,9 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         BatchPrefill.Run(_model, _cache, _verify, sequence, promptTokens, _rowPositions, _rowSequences, (start, rows) =>
         {
             // The adapter reads the chunk's layer-ℓ states into its own cache region.
+            // BatchPrefill left the chunk's positions and sequence in _rowPositions / _rowSequences.
             _model.Backend.Copy(_verify.Hidden, 0, _adapterWorkspace.Hidden, 0, rows * _hidden);
-            for (int r = 0; r < rows; r++) _rowTokens[r] = start + r;
-            _model.StageBatch(_adapterWorkspace, _adapterCache, _rowTokens.AsSpan(0, rows), _rowSequences.AsSpan(0, rows));
+            _model.StageBatch(_adapterWorkspace, _adapterCache, _rowPositions.AsSpan(0, rows), _rowSequences.AsSpan(0, rows));
             _adapter.ForwardStaged(_adapterWorkspace, _adapterCache, rows, computeLogits: false);
         }, _exitLayer);
         _state.Lengths[sequence] = promptTokens.Length;

@@ -30,6 +30,20 @@ public abstract class KangarooGreedyConformance
         return new DecoderHarness(spec, modelWeights, adapterWeights, recordedExitLayer, CreateBackend());
     }
 
+    /// <summary>A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order).</summary>
+    private static TinyModelSpec RandomSpec(Random rng, string name, int seed)
+    {
+        int layers = rng.Next(2, 6);
+        return new TinyModelSpec
+        {
+            Name = name, Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
+            Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = seed,
+        };
+    }
+
+    /// <summary>1–11 random token ids.</summary>
+    private static int[] RandomPrompt(Random rng, int vocab) => Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(vocab)).ToArray();
+
     [Fact]
     public void RandomModelsAdaptersAndSettingsAlwaysReproduceVanillaGreedy()
     {
@@ -37,16 +51,11 @@ public abstract class KangarooGreedyConformance
         float[] thresholds = [0f, 1f, 0.6f, 0.3f, 0.9f];
         for (int trial = 0; trial < RandomTrials; trial++)
         {
-            int layers = rng.Next(2, 6);
-            int kvHeads = new[] { 1, 2, 4 }[rng.Next(3)];
-            var spec = new TinyModelSpec
-            {
-                Name = $"trial{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = kvHeads,
-                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 1000 + trial,
-            };
+            var spec = RandomSpec(rng, $"trial{trial}", seed: 1000 + trial);
+            int layers = spec.Layers, kvHeads = spec.KvHeads;
             int exitLayer = rng.Next(1, layers);
             var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 8), threshold: thresholds[trial % thresholds.Length]);
-            int[] prompt = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray();
+            int[] prompt = RandomPrompt(rng, spec.Vocab);
 
             using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 7 + trial));
             int[] vanilla = h.Vanilla(prompt, 30);
@@ -111,16 +120,11 @@ public abstract class KangarooGreedyConformance
         var rng = new Random(2026);
         for (int trial = 0; trial < Math.Max(4, RandomTrials / 5); trial++)
         {
-            int layers = rng.Next(2, 6);
-            var spec = new TinyModelSpec
-            {
-                Name = $"batch{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
-                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 3000 + trial,
-            };
-            var options = TinyAdapterFactory.Options(rng.Next(1, layers), steps: rng.Next(1, 8), threshold: new[] { 0f, 0.3f, 0.6f, 1f }[trial % 4]);
+            var spec = RandomSpec(rng, $"batch{trial}", seed: 3000 + trial);
+            var options = TinyAdapterFactory.Options(rng.Next(1, spec.Layers), steps: rng.Next(1, 8), threshold: new[] { 0f, 0.3f, 0.6f, 1f }[trial % 4]);
             // More prompts than slots (finished sequences hand their slot on), of different lengths and wanting different counts.
             int prompts = rng.Next(2, 7), slots = rng.Next(1, prompts + 1);
-            int[][] prompt = Enumerable.Range(0, prompts).Select(_ => Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray()).ToArray();
+            int[][] prompt = Enumerable.Range(0, prompts).Select(_ => RandomPrompt(rng, spec.Vocab)).ToArray();
             int[] counts = Enumerable.Range(0, prompts).Select(_ => rng.Next(1, 30)).ToArray();
 
             using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 11 + trial));
@@ -213,16 +217,12 @@ public abstract class KangarooGreedyConformance
         var rng = new Random(2025);
         for (int trial = 0; trial < Math.Max(3, RandomTrials / 3); trial++)
         {
-            int layers = rng.Next(2, 6);
-            var spec = new TinyModelSpec
-            {
-                Name = $"tree{trial}", Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
-                Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = 3000 + trial,
-            };
+            var spec = RandomSpec(rng, $"tree{trial}", seed: 3000 + trial);
+            int layers = spec.Layers;
             int exitLayer = rng.Next(1, layers);
             var tree = new TokenTreeOptions { TopK = rng.Next(1, 6), Threshold = new[] { 0f, 0.05f, 0.4f }[trial % 3], Budget = rng.Next(1, 20) };
             var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 7), threshold: 0.6f) with { Tree = tree };
-            int[] prompt = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(spec.Vocab)).ToArray();
+            int[] prompt = RandomPrompt(rng, spec.Vocab);
 
             using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 11 + trial));
             int[] vanilla = h.Vanilla(prompt, 30);
