@@ -29,3 +29,17 @@ public class InvalidRequestException : KangarooException
 {
     public InvalidRequestException(string message) : base(message) { }
 }
+
+/// <summary>
+/// A forward pass produced NaN or infinite logits. With finite weights the cause is the configuration (rotary values,
+/// norm epsilon) or an activation overflow; where a weight tensor holds non-finite values, the message names it.
+/// The generation ends with this error instead of emitting tokens chosen from meaningless numbers.
+/// </summary>
+public class NonFiniteLogitsException : KangarooException
+{
+    public NonFiniteLogitsException(string message) : base(message) { }
+    public NonFiniteLogitsException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Whether the weights were searched for the cause and the message says what was found.</summary>
+    public bool Diagnosed { get; init; }
+}

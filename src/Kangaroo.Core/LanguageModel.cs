@@ -58,9 +58,11 @@ public sealed class LanguageModel : IDisposable
         var generationConfig = GenerationConfig.LoadFromDirectory(directory);
         var tokenizer = TextTokenizer.Load(directory);
         if (tokenizer.VocabularySize > config.VocabSize)
-            throw new ModelFormatException(directory, $"the tokenizer has {tokenizer.VocabularySize} tokens but config.json's vocab_size is {config.VocabSize}");
+            throw new ModelFormatException(config.SourcePath ?? directory,
+                $"vocab_size is {config.VocabSize} but {Path.Combine(directory, TextTokenizer.SentencePieceFileName)} has {tokenizer.VocabularySize} tokens: the tokenizer and the model do not belong together");
         int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
         if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
+        config.CheckContext(context);
         var model = LlamaModel.Load(directory, options.Backend, options.Progress);
         KangarooAdapter? adapter = null;
         try
@@ -123,6 +125,15 @@ public sealed class LanguageModel : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(CreateSession(), prompt, options, ownsSession: true);
 
+    /// <summary>A <see cref="NonFiniteLogitsException"/> with its cause: the first non-finite weight tensor, or the config's numbers.</summary>
+    internal NonFiniteLogitsException ExplainNonFinite(NonFiniteLogitsException e)
+    {
+        if (e.Diagnosed) return e;
+        string cause = Model.FindNonFiniteWeight() ?? Adapter?.FindNonFiniteWeight()
+            ?? $"every weight is finite, so activations overflowed: check {Config.SourcePath ?? Path.Combine(Directory, LlamaConfig.FileName)}'s rope_theta, rope scaling and rms_norm_eps, and weights too large for the backend's 16-bit storage";
+        return new NonFiniteLogitsException($"{e.Message}: {cause}", e) { Diagnosed = true };
+    }
+
     public void Dispose()
     {
         Adapter?.Dispose();
@@ -141,6 +152,7 @@ public sealed class InferenceSession : IDisposable
     internal InferenceSession(LanguageModel owner, int contextLength)
     {
         if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
+        owner.Config.CheckContext(contextLength);
         _owner = owner;
         ContextLength = contextLength;
     }
@@ -168,7 +180,10 @@ public sealed class InferenceSession : IDisposable
             _vanilla.Configure(options, random);
             decoder = _vanilla;
         }
-        return new GenerationRun(decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength, cancellationToken);
+        return new GenerationRun(decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength, cancellationToken)
+        {
+            ExplainNonFinite = _owner.ExplainNonFinite,
+        };
     }
 
     private ISpeculativeDecoder KangarooDecoderFor(KangarooOptions options)
@@ -216,6 +231,7 @@ public sealed class BatchSession : IDisposable
     {
         if (maxSequences < 1) throw new InvalidRequestException($"a batch needs at least one sequence, got {maxSequences}");
         if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
+        owner.Config.CheckContext(contextLength);
         _owner = owner;
         MaxSequences = maxSequences;
         ContextLength = contextLength;
@@ -253,8 +269,15 @@ public sealed class BatchSession : IDisposable
         }
         IBatchDecoder decoder = options.Speculation is { } speculation ? KangarooDecoderFor(speculation) : _vanilla ??= new BatchVanillaDecoder(_owner.Model, MaxSequences, ContextLength);
         ulong seed = options.Seed ?? DeterministicRandom.RandomSeed();
-        return BatchGeneration.Run(decoder, _owner.Tokenizer, tokens, options, i => new DeterministicRandom(unchecked(seed + (ulong)i)),
-            _owner.EndOfSequenceIds, cancellationToken);
+        try
+        {
+            return BatchGeneration.Run(decoder, _owner.Tokenizer, tokens, options, i => new DeterministicRandom(unchecked(seed + (ulong)i)),
+                _owner.EndOfSequenceIds, cancellationToken);
+        }
+        catch (NonFiniteLogitsException e) when (!e.Diagnosed)
+        {
+            throw _owner.ExplainNonFinite(e);
+        }
     }
 
     private BatchKangarooDecoder KangarooDecoderFor(KangarooOptions options)

@@ -112,7 +112,7 @@ public sealed class BatchVanillaDecoder : IBatchDecoder
         int vocab = _model.Config.VocabSize;
         bool anyGreedy = false;
         foreach (int s in rowSequences) anyGreedy |= _state.Options[s].IsGreedy;
-        if (anyGreedy) _model.Backend.ArgmaxWithProbability(_workspace.Logits, rows, vocab, _chosen, _probabilities);
+        if (anyGreedy) _model.Backend.ArgmaxWithProbabilityChecked(_workspace.Logits, rows, vocab, _chosen, _probabilities);
         for (int r = 0; r < rows; r++)
         {
             int s = rowSequences[r];

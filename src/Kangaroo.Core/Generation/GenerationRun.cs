@@ -47,6 +47,9 @@ public sealed class GenerationRun
         _stepTokens = new int[Math.Max(1, decoder.MaxTokensPerStep)];
     }
 
+    /// <summary>Turns a decoder's <see cref="NonFiniteLogitsException"/> into one that names its cause (the model's weights searched).</summary>
+    internal Func<NonFiniteLogitsException, NonFiniteLogitsException>? ExplainNonFinite { get; init; }
+
     public bool IsFinished => _stopReason is not null;
 
     /// <summary>Most tokens the next <see cref="Step"/> asks its decoder for (a batch gives each sequence this much room).</summary>
@@ -67,7 +70,14 @@ public sealed class GenerationRun
         {
             _started = true;
             _clock.Start();
-            _decoder.Prefill(_promptTokens);
+            try
+            {
+                _decoder.Prefill(_promptTokens);
+            }
+            catch (NonFiniteLogitsException e) when (ExplainNonFinite is not null && !e.Diagnosed)
+            {
+                throw ExplainNonFinite(e);
+            }
             _prefill = _clock.Elapsed;
         }
         if (_cancellation.IsCancellationRequested)
@@ -77,7 +87,15 @@ public sealed class GenerationRun
         }
 
         int room = NextStepRoom;
-        int produced = _decoder.Next(_stepTokens.AsSpan(0, room));
+        int produced;
+        try
+        {
+            produced = _decoder.Next(_stepTokens.AsSpan(0, room));
+        }
+        catch (NonFiniteLogitsException e) when (ExplainNonFinite is not null && !e.Diagnosed)
+        {
+            throw ExplainNonFinite(e);
+        }
         for (int i = 0; i < produced; i++)
         {
             int token = _stepTokens[i];

@@ -41,7 +41,11 @@ public sealed class TokenSampler
     /// <summary>The next token: argmax when greedy, else a draw from <see cref="ComputeDistribution"/>.</summary>
     public int Sample(ReadOnlySpan<float> logits, GenerationOptions options, DeterministicRandom random, Span<float> probabilityScratch)
     {
-        if (options.IsGreedy) return Argmax(logits);
+        if (options.IsGreedy)
+        {
+            FiniteLogits.Check(logits[..VocabSize]);
+            return Argmax(logits);
+        }
         ComputeDistribution(logits, options, probabilityScratch);
         return SampleFrom(probabilityScratch, random);
     }
@@ -56,6 +60,7 @@ public sealed class TokenSampler
         int vocab = VocabSize;
         if (logits.Length < vocab || probabilities.Length < vocab)
             throw new ArgumentException($"logits and probabilities need {vocab} elements");
+        FiniteLogits.Check(logits[..vocab]);
         probabilities[..vocab].Clear();
         if (options.IsGreedy)
         {

@@ -80,7 +80,7 @@ public sealed class VanillaDecoder : ISequenceDecoder, IDisposable
             // Only the winner crosses from the device: an id and its probability, not the logits.
             Span<int> best = stackalloc int[1];
             Span<float> probability = stackalloc float[1];
-            _model.Backend.ArgmaxWithProbability(_workspace.Logits, 1, _model.Config.VocabSize, best, probability);
+            _model.Backend.ArgmaxWithProbabilityChecked(_workspace.Logits, 1, _model.Config.VocabSize, best, probability);
             token = best[0];
         }
         else

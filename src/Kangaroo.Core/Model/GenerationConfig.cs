@@ -19,36 +19,30 @@ public sealed record GenerationConfig
     public static GenerationConfig LoadFromDirectory(string directory)
     {
         string path = Path.Combine(directory, FileName);
-        if (!File.Exists(path)) return new GenerationConfig();
-        string text;
-        try
+        if (!ModelFiles.Exists(path)) return new GenerationConfig();
+        using var doc = ModelFiles.ReadJsonObject(path, ModelFiles.MaxConfigBytes, "a generation_config.json file");
+        var root = doc.RootElement;
+        return new GenerationConfig
         {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            BosTokenId = Int(root, "bos_token_id", path),
+            EosTokenIds = IntList(root, "eos_token_id", path),
+            DoSample = Bool(root, "do_sample", path),
+            Temperature = Number(root, "temperature", path),
+            TopK = Int(root, "top_k", path),
+            TopP = Number(root, "top_p", path),
+            MaxNewTokens = Int(root, "max_new_tokens", path),
+        };
+    }
+
+    private static bool? Bool(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        return v.ValueKind switch
         {
-            throw new ModelFormatException(path, $"cannot read: {e.Message}", e);
-        }
-        try
-        {
-            using var doc = JsonDocument.Parse(text, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "expected a JSON object at the top level");
-            return new GenerationConfig
-            {
-                BosTokenId = Int(root, "bos_token_id", path),
-                EosTokenIds = IntList(root, "eos_token_id", path),
-                DoSample = root.TryGetProperty("do_sample", out var s) && s.ValueKind is JsonValueKind.True or JsonValueKind.False ? s.GetBoolean() : null,
-                Temperature = Number(root, "temperature", path),
-                TopK = Int(root, "top_k", path),
-                TopP = Number(root, "top_p", path),
-                MaxNewTokens = Int(root, "max_new_tokens", path),
-            };
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFormatException(path, $"not valid JSON: {e.Message}", e);
-        }
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new ModelFormatException(path, $"field \"{name}\" must be true or false, got {v.GetRawText()}"),
+        };
     }
 
     private static double? Number(JsonElement root, string name, string path)

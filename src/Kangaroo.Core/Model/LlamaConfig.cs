@@ -33,6 +33,10 @@ public sealed record LlamaConfig
     /// <summary>torch_dtype / dtype as written (informational: tensors carry their own dtypes).</summary>
     public string? TorchDType { get; init; }
     public string ModelType { get; init; } = "llama";
+    /// <summary>Mistral's sliding attention window, when set; contexts longer than it are refused (<see cref="CheckContext"/>).</summary>
+    public int? SlidingWindow { get; init; }
+    /// <summary>The config.json this came from, for error messages that name it (null when built in code).</summary>
+    public string? SourcePath { get; init; }
 
     /// <summary>Number of query heads sharing one key/value head.</summary>
     public int GroupSize => NumHeads / NumKvHeads;
@@ -45,18 +49,8 @@ public sealed record LlamaConfig
 
     public static LlamaConfig Load(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (FileNotFoundException) { throw new ModelFormatException(path, "file not found (a model directory needs config.json)"); }
-        catch (DirectoryNotFoundException) { throw new ModelFormatException(path, "directory not found"); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFormatException(path, $"cannot read: {e.Message}", e);
-        }
-        return Parse(text, path);
+        using var document = ModelFiles.ReadJsonObject(path, ModelFiles.MaxConfigBytes, "a model's config.json");
+        return Parse(document.RootElement, path);
     }
 
     /// <summary>Parses config.json text; <paramref name="sourcePath"/> only names the file in errors.</summary>
@@ -65,7 +59,7 @@ public sealed record LlamaConfig
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            doc = JsonDocument.Parse(json, ModelFiles.JsonOptions);
         }
         catch (JsonException e)
         {
@@ -73,65 +67,148 @@ public sealed record LlamaConfig
         }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelFormatException(sourcePath, "expected a JSON object at the top level");
-            var reader = new FieldReader(root, sourcePath);
-
-            string modelType = reader.OptionalString("model_type") ?? "llama";
-            if (modelType is not ("llama" or "mistral"))
-                throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\" or \"mistral\")");
-
-            int hidden = reader.RequiredPositiveInt("hidden_size");
-            int intermediate = reader.RequiredPositiveInt("intermediate_size");
-            int layers = reader.RequiredPositiveInt("num_hidden_layers");
-            int heads = reader.RequiredPositiveInt("num_attention_heads");
-            int kvHeads = reader.OptionalPositiveInt("num_key_value_heads") ?? heads;
-            int vocab = reader.RequiredPositiveInt("vocab_size");
-            int? explicitHeadDim = reader.OptionalPositiveInt("head_dim");
-
-            if (explicitHeadDim is null && hidden % heads != 0)
-                throw new ModelFormatException(sourcePath, $"num_attention_heads ({heads}) does not divide hidden_size ({hidden}) and no head_dim is given");
-            int headDim = explicitHeadDim ?? hidden / heads;
-            if (headDim % 2 != 0)
-                throw new ModelFormatException(sourcePath, $"head dimension {headDim} is odd; rotary embeddings need an even head dimension");
-            if (heads % kvHeads != 0)
-                throw new ModelFormatException(sourcePath, $"num_key_value_heads ({kvHeads}) does not divide num_attention_heads ({heads})");
-
-            double eps = reader.OptionalDouble("rms_norm_eps") ?? 1e-6;
-            if (!(eps > 0) || double.IsInfinity(eps))
-                throw new ModelFormatException(sourcePath, $"rms_norm_eps must be a positive number, got {eps}");
-            // Transformers 5 writes rotary settings as "rope_parameters" {rope_type, rope_theta, ...}; earlier versions as
-            // top-level "rope_theta" plus "rope_scaling". Both are read; rope_parameters wins where both are present.
-            JsonElement? ropeParameters = root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object ? rp : null;
-            double theta = (ropeParameters is { } p ? new FieldReader(p, sourcePath, "rope_parameters.").OptionalDouble("rope_theta") : null)
-                           ?? reader.OptionalDouble("rope_theta") ?? 10000.0;
-            if (!(theta > 0) || double.IsInfinity(theta))
-                throw new ModelFormatException(sourcePath, $"rope_theta must be a positive number, got {theta}");
-            int maxPos = reader.OptionalPositiveInt("max_position_embeddings") ?? 2048;
-
-            return new LlamaConfig
-            {
-                ModelType = modelType,
-                HiddenSize = hidden,
-                IntermediateSize = intermediate,
-                NumLayers = layers,
-                NumHeads = heads,
-                NumKvHeads = kvHeads,
-                HeadDim = headDim,
-                VocabSize = vocab,
-                RmsNormEps = eps,
-                RopeTheta = theta,
-                RopeScaling = ropeParameters is { } parameters
-                    ? ParseRopeScaling(parameters, sourcePath, maxPos, "rope_parameters")
-                    : root.TryGetProperty("rope_scaling", out var scaling) ? ParseRopeScaling(scaling, sourcePath, maxPos, "rope_scaling") : null,
-                MaxPositionEmbeddings = maxPos,
-                TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
-                BosTokenId = reader.OptionalTokenId("bos_token_id", vocab),
-                EosTokenIds = reader.TokenIdList("eos_token_id", vocab),
-                TorchDType = reader.OptionalString("torch_dtype") ?? reader.OptionalString("dtype"),
-            };
+            return Parse(doc.RootElement, sourcePath);
         }
+    }
+
+    /// <summary>Activation names that mean SiLU in transformers' ACT2FN.</summary>
+    private static readonly string[] SiluNames = ["silu", "swish"];
+
+    /// <summary>Parses a config.json object already read (an adapter's config carries extra fields beside it).</summary>
+    internal static LlamaConfig Parse(JsonElement root, string sourcePath)
+    {
+        var reader = new FieldReader(root, sourcePath);
+
+        string modelType = reader.OptionalString("model_type") ?? "llama";
+        if (modelType is not ("llama" or "mistral"))
+            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\" or \"mistral\")");
+
+        int hidden = reader.RequiredPositiveInt("hidden_size");
+        int intermediate = reader.RequiredPositiveInt("intermediate_size");
+        int layers = reader.RequiredPositiveInt("num_hidden_layers");
+        int heads = reader.RequiredPositiveInt("num_attention_heads");
+        int kvHeads = reader.OptionalPositiveInt("num_key_value_heads") ?? heads;
+        int vocab = reader.RequiredPositiveInt("vocab_size");
+        int? explicitHeadDim = reader.OptionalPositiveInt("head_dim");
+
+        if (explicitHeadDim is null && hidden % heads != 0)
+            throw new ModelFormatException(sourcePath, $"num_attention_heads ({heads}) does not divide hidden_size ({hidden}) and no head_dim is given");
+        int headDim = explicitHeadDim ?? hidden / heads;
+        if (headDim % 2 != 0)
+            throw new ModelFormatException(sourcePath, $"head dimension {headDim} is odd; rotary embeddings need an even head dimension");
+        if (heads % kvHeads != 0)
+            throw new ModelFormatException(sourcePath, $"num_key_value_heads ({kvHeads}) does not divide num_attention_heads ({heads})");
+        CheckSizes(sourcePath, hidden, intermediate, heads, kvHeads, headDim, vocab);
+
+        string activation = reader.OptionalString("hidden_act") ?? "silu";
+        if (!SiluNames.Contains(activation))
+            throw new ModelFormatException(sourcePath, $"hidden_act \"{activation}\" is not supported (Llama's MLP is implemented with \"silu\")");
+        foreach (string bias in (string[])["attention_bias", "mlp_bias"])
+        {
+            if (reader.OptionalBool(bias) == true)
+                throw new ModelFormatException(sourcePath, $"{bias} is true: projection biases are not supported (Llama and Mistral have none)");
+        }
+        if (root.TryGetProperty("quantization_config", out var quantization) && quantization.ValueKind != JsonValueKind.Null)
+            throw new ModelFormatException(sourcePath, "quantization_config is set: quantized checkpoints are not supported (use F16, BF16 or F32 weights)");
+        int? slidingWindow = reader.OptionalPositiveInt("sliding_window");
+
+        double eps = reader.OptionalDouble("rms_norm_eps") ?? 1e-6;
+        if (!(eps > 0) || !(eps < 1) || (float)eps == 0)
+            throw new ModelFormatException(sourcePath, $"rms_norm_eps must be a number in (0, 1) that float32 can hold, got {eps}");
+        // Transformers 5 writes rotary settings as "rope_parameters" {rope_type, rope_theta, ...}; earlier versions as
+        // top-level "rope_theta" plus "rope_scaling". Both are read and checked; rope_parameters wins where both are present.
+        JsonElement? ropeParameters = null;
+        if (root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind != JsonValueKind.Null)
+        {
+            if (rp.ValueKind != JsonValueKind.Object)
+                throw new ModelFormatException(sourcePath, $"field \"rope_parameters\" must be an object or null, got {rp.GetRawText()}");
+            ropeParameters = rp;
+        }
+        int maxPos = reader.OptionalPositiveInt("max_position_embeddings") ?? 2048;
+        double topLevelTheta = reader.OptionalDouble("rope_theta") ?? 10000.0;
+        CheckTheta(sourcePath, "rope_theta", topLevelTheta);
+        double theta = topLevelTheta;
+        if (ropeParameters is { } p && new FieldReader(p, sourcePath, "rope_parameters.").OptionalDouble("rope_theta") is double nested)
+        {
+            CheckTheta(sourcePath, "rope_parameters.rope_theta", nested);
+            theta = nested;
+        }
+        RopeScaling? legacyScaling = root.TryGetProperty("rope_scaling", out var scaling) ? ParseRopeScaling(scaling, sourcePath, maxPos, "rope_scaling") : null;
+        RopeScaling? ropeScaling = ropeParameters is { } parameters ? ParseRopeScaling(parameters, sourcePath, maxPos, "rope_parameters") : legacyScaling;
+
+        var config = new LlamaConfig
+        {
+            ModelType = modelType,
+            HiddenSize = hidden,
+            IntermediateSize = intermediate,
+            NumLayers = layers,
+            NumHeads = heads,
+            NumKvHeads = kvHeads,
+            HeadDim = headDim,
+            VocabSize = vocab,
+            RmsNormEps = eps,
+            RopeTheta = theta,
+            RopeScaling = ropeScaling,
+            MaxPositionEmbeddings = maxPos,
+            SlidingWindow = slidingWindow,
+            TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
+            BosTokenId = reader.OptionalTokenId("bos_token_id", vocab),
+            EosTokenIds = reader.TokenIdList("eos_token_id", vocab),
+            TorchDType = reader.OptionalString("torch_dtype") ?? reader.OptionalString("dtype"),
+            SourcePath = sourcePath,
+        };
+        CheckRotaryFrequencies(config, ropeParameters is not null ? "rope_parameters" : "rope_theta/rope_scaling");
+        return config;
+    }
+
+    private static void CheckTheta(string path, string field, double theta)
+    {
+        if (!(theta > 1) || double.IsInfinity(theta))
+            throw new ModelFormatException(path, $"{field} must be a finite number above 1 (the rotary base; Llama uses 10000 to 500000), got {theta}");
+    }
+
+    /// <summary>
+    /// Sizes are multiplied here, checked, so that a config whose products overflow is refused by field name instead
+    /// of failing deep inside a backend: every weight matrix must hold fewer than 2³¹ elements.
+    /// </summary>
+    private static void CheckSizes(string path, int hidden, int intermediate, int heads, int kvHeads, int headDim, int vocab)
+    {
+        void Fits(string what, long rows, long columns)
+        {
+            if (rows * columns > int.MaxValue)
+                throw new ModelFormatException(path, $"{what} = {rows:N0} × {columns:N0} elements, over the {int.MaxValue:N0} a tensor may hold");
+        }
+        Fits("num_attention_heads × head_dim", heads, headDim);
+        Fits("num_key_value_heads × head_dim", kvHeads, headDim);
+        Fits("q_proj (num_attention_heads × head_dim) × hidden_size", (long)heads * headDim, hidden);
+        Fits("vocab_size × hidden_size", vocab, hidden);
+        Fits("intermediate_size × hidden_size", intermediate, hidden);
+    }
+
+    /// <summary>Rotary values whose float32 angles overflow would make every logit NaN: refused here, by field.</summary>
+    private static void CheckRotaryFrequencies(LlamaConfig config, string fields)
+    {
+        float[] frequencies = RotaryEmbedding.InverseFrequencies(config);
+        float maxPosition = config.MaxPositionEmbeddings;
+        foreach (float f in frequencies)
+        {
+            if (!float.IsFinite(f) || !(f > 0) || !float.IsFinite(f * maxPosition))
+                throw new ModelFormatException(config.SourcePath ?? "config.json",
+                    $"{fields} give rotary frequency {f} (rope_theta {config.RopeTheta}{(config.RopeScaling is { } s ? $", factor {s.Factor}" : "")}), which float32 angles up to max_position_embeddings {config.MaxPositionEmbeddings} cannot hold");
+        }
+    }
+
+    /// <summary>
+    /// Refuses a context this config cannot serve exactly: Mistral-style sliding-window attention is not implemented,
+    /// and it only equals full attention while every sequence fits the window.
+    /// </summary>
+    public void CheckContext(int contextLength)
+    {
+        if (SlidingWindow is int window && contextLength > window)
+            throw new ModelFormatException(SourcePath ?? FileName,
+                $"sliding_window is {window} but the context is {contextLength}: sliding-window attention is not implemented, so the context must be at most {window} positions (ask for a shorter context)");
     }
 
     private static RopeScaling? ParseRopeScaling(JsonElement scaling, string path, int maxPos, string field)
@@ -141,6 +218,8 @@ public sealed record LlamaConfig
         if (scaling.ValueKind != JsonValueKind.Object)
             throw new ModelFormatException(path, $"{field} must be an object or null");
         var reader = new FieldReader(scaling, path, field + ".");
+        if (reader.OptionalDouble("partial_rotary_factor") is double partial && partial != 1.0)
+            throw new ModelFormatException(path, $"{field}.partial_rotary_factor {partial} is not supported (rotary embeddings over the whole head only)");
         string type = reader.OptionalString("rope_type") ?? reader.OptionalString("type")
             ?? throw new ModelFormatException(path, $"{field} has no rope_type");
         switch (type)

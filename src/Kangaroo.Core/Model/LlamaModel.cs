@@ -15,6 +15,7 @@ public sealed class LlamaModel : IDisposable
 {
     private readonly WeightStore? _ownedWeights;
     private readonly List<WeightTensor> _tensors = [];
+    private TensorView[] _sourceViews = [];
 
     internal sealed record LayerWeights(
         WeightTensor InputNorm, WeightTensor QueryProjection, WeightTensor KeyProjection, WeightTensor ValueProjection,
@@ -100,7 +101,10 @@ public sealed class LlamaModel : IDisposable
 
     private void LoadWeights(WeightStore weights, IProgress<LoadProgress>? progress)
     {
+        CheckpointCheck.CheckBase(Config, weights);
         var plan = ExpectedTensors(Config);
+        CheckpointCheck.RefuseUnused(weights.TensorNames, plan.Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
+            name => weights.Get(name).FilePath, Config.SourcePath ?? LlamaConfig.FileName);
         // Validate every shape before moving any bytes: a bad file fails fast, before a long upload.
         var views = new TensorView[plan.Count];
         long total = 0;
@@ -130,6 +134,8 @@ public sealed class LlamaModel : IDisposable
         FinalNorm = Take();
         LmHead = Config.TieWordEmbeddings ? Embedding : Take();
         WeightBytes = total;
+        // Host views stay valid only while this model owns the mapped files.
+        if (_ownedWeights is not null) _sourceViews = views;
 
         float[] inverseFrequencies = RotaryEmbedding.InverseFrequencies(Config);
         InverseFrequencies = Backend.LoadWeight("rope.inv_freq", inverseFrequencies, 1, inverseFrequencies.Length);
@@ -372,6 +378,22 @@ public sealed class LlamaModel : IDisposable
         var logits = new float[tokens.Length * Config.VocabSize];
         Backend.Download(ws.Logits, 0, logits);
         return logits;
+    }
+
+    /// <summary>
+    /// The first weight tensor (of the files this model owns) holding a NaN or an infinity, described with its file and
+    /// element, or null: the search behind a <see cref="NonFiniteLogitsException"/>, run only once one occurred.
+    /// </summary>
+    public string? FindNonFiniteWeight() => FindNonFinite(_sourceViews);
+
+    internal static string? FindNonFinite(IEnumerable<TensorView> views)
+    {
+        foreach (var view in views)
+        {
+            long at = view.FirstNonFinite();
+            if (at >= 0) return $"tensor \"{view.Name}\" in {view.FilePath} holds a non-finite value (NaN or infinity) at element {at:N0}";
+        }
+        return null;
     }
 
     private static void CheckRows(ForwardWorkspace ws, int rows)

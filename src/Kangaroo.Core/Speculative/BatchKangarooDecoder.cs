@@ -253,7 +253,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
 
             bool anyGreedy = false;
             for (int d = 0; d < drafting; d++) anyGreedy |= _state.Options[sequences[_work[_drafting[d]]]].IsGreedy;
-            if (anyGreedy) backend.ArgmaxWithProbability(_adapterWorkspace.Logits, rows, _vocab, _argmax, _argmaxProbability);
+            if (anyGreedy) backend.ArgmaxWithProbabilityChecked(_adapterWorkspace.Logits, rows, _vocab, _argmax, _argmaxProbability);
             for (int d = 0; d < drafting; d++)
             {
                 int k = _drafting[d];
@@ -346,7 +346,7 @@ public sealed class BatchKangarooDecoder : IBatchDecoder
         backend.CopyRows(_staged, _verifySources, _verify.Hidden, _identity, rows, _hidden);
         _model.StageBatch(_verify, _cache, _rowPositions.AsSpan(0, rows), _rowSequences.AsSpan(0, rows));
         _model.RunRecorded(_verify, "batch verify", _cache, rows, _verifySteps[rows]);
-        backend.ArgmaxWithProbability(_verify.Logits, rows, _vocab, _argmax, _argmaxProbability);
+        backend.ArgmaxWithProbabilityChecked(_verify.Logits, rows, _vocab, _argmax, _argmaxProbability);
         float[] logits = [];
         if (anySampling)
         {

@@ -41,6 +41,11 @@ public sealed class KangarooAdapter : IDisposable
     public LlamaConfig Config { get; }
     public string Directory { get; }
 
+    private TensorView[] _sourceViews = [];
+
+    /// <summary>As <see cref="LlamaModel.FindNonFiniteWeight"/>, for the adapter's own tensors.</summary>
+    public string? FindNonFiniteWeight() => LlamaModel.FindNonFinite(_sourceViews);
+
     /// <summary>The exit layer ℓ the adapter was trained for, when its config records it.</summary>
     public int? RecordedExitLayer { get; }
 
@@ -60,9 +65,16 @@ public sealed class KangarooAdapter : IDisposable
         if (!System.IO.Directory.Exists(directory))
             throw new ModelFormatException(directory, "adapter directory not found");
         string configPath = Path.Combine(directory, LlamaConfig.FileName);
-        var config = LlamaConfig.Load(configPath);
-        int? exitLayer = ReadExitLayer(configPath);
+        LlamaConfig config;
+        int? exitLayer;
+        using (var document = ModelFiles.ReadJsonObject(configPath, ModelFiles.MaxConfigBytes, "an adapter's config.json"))
+        {
+            config = LlamaConfig.Parse(document.RootElement, configPath);
+            exitLayer = ReadExitLayer(document.RootElement, configPath);
+        }
         var b = baseModel.Config;
+        if (config.NumLayers != 1)
+            throw new ModelFormatException(configPath, $"num_hidden_layers is {config.NumLayers}; a Kangaroo adapter is one attention layer (1)");
         if (config.HiddenSize != b.HiddenSize)
             throw new ModelFormatException(configPath, $"adapter hidden_size {config.HiddenSize} does not match the base model's {b.HiddenSize}");
         if (config.VocabSize != b.VocabSize)
@@ -70,13 +82,17 @@ public sealed class KangarooAdapter : IDisposable
         if (exitLayer is int l && (l < 1 || l >= b.NumLayers))
             throw new ModelFormatException(configPath, $"exit_layer {l} is outside [1, {b.NumLayers - 1}] for a base model of {b.NumLayers} layers");
 
-        var (source, owner) = OpenWeights(directory);
+        var (source, names, fileOf, owner) = OpenWeights(directory);
         var tensors = new List<WeightTensor>();
         try
         {
+            CheckpointCheck.RefuseUnused(names, TensorNames, fileOf, configPath);
+            var views = new List<TensorView>();
             WeightTensor Take(string name, params int[] shape)
             {
-                var tensor = baseModel.Backend.LoadWeight(source(name, shape), shape.Length == 1 ? 1 : shape[0], shape[^1]);
+                var view = source(name, shape);
+                views.Add(view);
+                var tensor = baseModel.Backend.LoadWeight(view, shape.Length == 1 ? 1 : shape[0], shape[^1]);
                 tensors.Add(tensor);
                 return tensor;
             }
@@ -89,7 +105,10 @@ public sealed class KangarooAdapter : IDisposable
             float[] frequencies = RotaryEmbedding.InverseFrequencies(config);
             var inverseFrequencies = baseModel.Backend.LoadWeight("adapter.rope.inv_freq", frequencies, 1, frequencies.Length);
             tensors.Add(inverseFrequencies);
-            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(6).ToArray(), inverseFrequencies, directory);
+            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(6).ToArray(), inverseFrequencies, directory)
+            {
+                _sourceViews = [.. views],
+            };
         }
         catch
         {
@@ -99,29 +118,36 @@ public sealed class KangarooAdapter : IDisposable
         }
     }
 
-    /// <summary>model.safetensors (or a sharded index) if present, else pytorch_model.bin.</summary>
-    private static (Func<string, int[], TensorView> Get, IDisposable Owner) OpenWeights(string directory)
+    /// <summary>The tensors an adapter checkpoint holds (the reference release's names).</summary>
+    private static readonly IReadOnlySet<string> TensorNames = new HashSet<string>(StringComparer.Ordinal)
     {
-        bool hasSafeTensors = File.Exists(Path.Combine(directory, "model.safetensors"))
-                              || File.Exists(Path.Combine(directory, "model.safetensors.index.json"));
+        "layers.0.input_layernorm.weight", "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.k_proj.weight",
+        "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.o_proj.weight", "norm.weight",
+    };
+
+    /// <summary>model.safetensors (or a sharded index) if present, else pytorch_model.bin.</summary>
+    private static (Func<string, int[], TensorView> Get, IReadOnlyCollection<string> Names, Func<string, string> FileOf, IDisposable Owner)
+        OpenWeights(string directory)
+    {
+        bool hasSafeTensors = ModelFiles.Exists(Path.Combine(directory, WeightStore.SingleFileName))
+                              || ModelFiles.Exists(Path.Combine(directory, WeightStore.IndexFileName));
         if (hasSafeTensors)
         {
             var store = WeightStore.OpenDirectory(directory);
-            return (store.Get, store);
+            return (store.Get, store.TensorNames, name => store.Get(name).FilePath, store);
         }
         string bin = Path.Combine(directory, "pytorch_model.bin");
-        if (File.Exists(bin))
+        if (ModelFiles.Exists(bin))
         {
             var checkpoint = PyTorchCheckpoint.Open(bin);
-            return (checkpoint.Get, checkpoint);
+            return (checkpoint.Get, checkpoint.TensorNames, _ => checkpoint.Path, checkpoint);
         }
         throw new ModelFormatException(directory, "no adapter weights: expected model.safetensors or pytorch_model.bin");
     }
 
-    private static int? ReadExitLayer(string configPath)
+    private static int? ReadExitLayer(JsonElement root, string configPath)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(configPath), new JsonDocumentOptions { AllowTrailingCommas = true });
-        if (!doc.RootElement.TryGetProperty("exit_layer", out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (!root.TryGetProperty("exit_layer", out var v) || v.ValueKind == JsonValueKind.Null) return null;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int layer))
             throw new ModelFormatException(configPath, $"field \"exit_layer\" must be an integer, got {v.GetRawText()}");
         return layer;

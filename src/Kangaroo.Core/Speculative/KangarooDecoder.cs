@@ -142,7 +142,7 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         var drafts = _drafts.AsSpan(0, drafted);
         if (_options.IsGreedy)
         {
-            _model.Backend.ArgmaxWithProbability(_verify.Logits, rows, _model.Config.VocabSize, _targets, _targetProbabilities);
+            _model.Backend.ArgmaxWithProbabilityChecked(_verify.Logits, rows, _model.Config.VocabSize, _targets, _targetProbabilities);
             accepted = DraftVerifier.VerifyGreedy(drafts, _targets, destination);
         }
         else
@@ -191,7 +191,7 @@ public sealed class KangarooDecoder : ISpeculativeDecoder
         int vocab = model.Config.VocabSize;
         if (options.IsGreedy)
         {
-            model.Backend.ArgmaxWithProbability(ws.Logits, 1, vocab, targets, probabilities);
+            model.Backend.ArgmaxWithProbabilityChecked(ws.Logits, 1, vocab, targets, probabilities);
             return targets[0];
         }
         model.Backend.Download(ws.Logits, 0, logits[..vocab]);

@@ -113,7 +113,7 @@ internal sealed class KangarooDrafter : IDisposable
             float confidence;
             if (options.IsGreedy)
             {
-                backend.ArgmaxWithProbability(_adapterWorkspace.Logits, 1, vocab, _best, _bestProbability);
+                backend.ArgmaxWithProbabilityChecked(_adapterWorkspace.Logits, 1, vocab, _best, _bestProbability);
                 (draft, confidence) = (_best[0], _bestProbability[0]);
             }
             else

@@ -183,7 +183,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         int pathLength, next;
         if (_options.IsGreedy)
         {
-            _model.Backend.ArgmaxWithProbability(_verify.Logits, count, _model.Config.VocabSize, _targets, _targetProbabilities);
+            _model.Backend.ArgmaxWithProbabilityChecked(_verify.Logits, count, _model.Config.VocabSize, _targets, _targetProbabilities);
             pathLength = _tree.AcceptGreedy(_targets, _path);
             next = _targets[_path[pathLength - 1]];
         }
@@ -245,7 +245,7 @@ public sealed class KangarooTreeDecoder : ISpeculativeDecoder
         if (_options.IsGreedy)
         {
             // The device picks each node's top-K: k ids and probabilities per node cross to the host, not the logits.
-            backend.TopKWithProbabilities(_adapterWorkspace.Logits, rows, vocab, _topK, _proposalTokens.AsSpan(first * _topK, rows * _topK),
+            backend.TopKWithProbabilitiesChecked(_adapterWorkspace.Logits, rows, vocab, _topK, _proposalTokens.AsSpan(first * _topK, rows * _topK),
                 _proposalProbabilities.AsSpan(first * _topK, rows * _topK));
             return;
         }

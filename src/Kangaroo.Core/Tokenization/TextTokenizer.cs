@@ -49,10 +49,10 @@ public sealed class TextTokenizer
             throw new ModelFormatException(modelDirectory, "model directory not found");
 
         string modelPath = Path.Combine(modelDirectory, SentencePieceFileName);
-        if (!File.Exists(modelPath))
+        if (!ModelFiles.Exists(modelPath))
         {
             string jsonPath = Path.Combine(modelDirectory, HuggingFaceFileName);
-            if (File.Exists(jsonPath))
+            if (ModelFiles.Exists(jsonPath))
             {
                 throw new ModelFormatException(jsonPath,
                     $"this tokenizer format is not supported; Kangaroo reads SentencePiece {SentencePieceFileName} files " +
@@ -129,17 +129,8 @@ public sealed class TextTokenizer
         _bpe.Encode(normalized, ids);
     }
 
-    private static byte[] ReadModelFile(string path)
-    {
-        try
-        {
-            return File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFormatException(path, $"cannot be read: {e.Message}", e);
-        }
-    }
+    private static byte[] ReadModelFile(string path) =>
+        ModelFiles.ReadBounded(path, ModelFiles.MaxTokenizerBytes, $"a SentencePiece {SentencePieceFileName}");
 
     private static SentencePieceModelProto ParseModel(string path, byte[] bytes)
     {

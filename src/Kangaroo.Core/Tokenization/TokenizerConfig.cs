@@ -16,35 +16,16 @@ internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, Spe
     public static TokenizerConfig Load(string modelDirectory)
     {
         string path = Path.Combine(modelDirectory, FileName);
-        if (!File.Exists(path))
+        if (!ModelFiles.Exists(path))
             return Absent;
 
-        byte[] json;
-        try
-        {
-            json = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFormatException(path, $"cannot be read: {e.Message}", e);
-        }
-
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new ModelFormatException(path, $"expected a JSON object at the top level, found {root.ValueKind}");
-            return new TokenizerConfig(
-                ReadFlag(root, "add_bos_token", path),
-                ReadFlag(root, "add_eos_token", path),
-                ReadToken(root, "bos_token", path),
-                ReadToken(root, "eos_token", path));
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFormatException(path, $"is not valid JSON ({e.Message})", e);
-        }
+        using JsonDocument document = ModelFiles.ReadJsonObject(path, ModelFiles.MaxTokenizerBytes, "a tokenizer_config.json file");
+        JsonElement root = document.RootElement;
+        return new TokenizerConfig(
+            ReadFlag(root, "add_bos_token", path),
+            ReadFlag(root, "add_eos_token", path),
+            ReadToken(root, "bos_token", path),
+            ReadToken(root, "eos_token", path));
     }
 
     private static bool? ReadFlag(JsonElement root, string name, string path)

@@ -42,10 +42,7 @@ public sealed unsafe class PyTorchCheckpoint : IDisposable
     public static PyTorchCheckpoint Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (Directory.Exists(path))
-            throw new ModelFormatException(path, "is a directory; expected a pytorch_model.bin file");
-        if (!File.Exists(path))
-            throw new ModelFormatException(path, "file not found");
+        ModelFiles.RequireRegularFile(path, "a pytorch_model.bin file (PyTorch zip checkpoint)");
 
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;

@@ -86,8 +86,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     private static FileStream OpenStream(string path)
     {
-        if (Directory.Exists(path))
-            throw new ModelFormatException(path, "is a directory, expected a .safetensors file");
+        ModelFiles.RequireRegularFile(path, "a .safetensors file");
         try
         {
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);

@@ -21,18 +21,7 @@ internal sealed class ShardIndex
 
     public static ShardIndex Read(string path)
     {
-        byte[] json;
-        try
-        {
-            if (new FileInfo(path).Length > SafeTensorsFile.MaxHeaderBytes)
-                throw new ModelFormatException(path, $"index file is over the {SafeTensorsFile.MaxHeaderBytes}-byte limit");
-            json = File.ReadAllBytes(path);
-        }
-        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFormatException(path, $"cannot read the index: {exception.Message}", exception);
-        }
-
+        byte[] json = ModelFiles.ReadBounded(path, ModelFiles.MaxIndexBytes, "a model.safetensors.index.json file");
         try
         {
             return Parse(path, json);

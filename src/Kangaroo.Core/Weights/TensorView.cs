@@ -42,5 +42,28 @@ public readonly unsafe struct TensorView
         return result;
     }
 
+    /// <summary>The index of the first NaN or infinite element, or −1 (reads through <see cref="Pointer"/>: any size).</summary>
+    public long FirstNonFinite()
+    {
+        long count = ElementCount;
+        switch (DType)
+        {
+            case DType.F32:
+                var words = (uint*)_data;
+                for (long i = 0; i < count; i++) if ((words[i] & 0x7F80_0000u) == 0x7F80_0000u) return i;
+                return -1;
+            case DType.F16:
+                var halves = (ushort*)_data;
+                for (long i = 0; i < count; i++) if ((halves[i] & 0x7C00) == 0x7C00) return i;
+                return -1;
+            case DType.BF16:
+                var brains = (ushort*)_data;
+                for (long i = 0; i < count; i++) if ((brains[i] & 0x7F80) == 0x7F80) return i;
+                return -1;
+            default:
+                return -1;
+        }
+    }
+
     public override string ToString() => $"{Name} {DType}[{string.Join(", ", Shape)}]";
 }

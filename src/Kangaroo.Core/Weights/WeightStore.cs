@@ -43,11 +43,11 @@ public sealed class WeightStore : IDisposable
             throw new ModelFormatException(directory, File.Exists(directory) ? "is a file, expected a model directory" : "directory not found");
 
         string indexPath = Path.Combine(directory, IndexFileName);
-        if (File.Exists(indexPath))
+        if (ModelFiles.Exists(indexPath))
             return OpenSharded(directory, indexPath);
 
         string singlePath = Path.Combine(directory, SingleFileName);
-        if (File.Exists(singlePath))
+        if (ModelFiles.Exists(singlePath))
             return FromSingleFile(directory, SafeTensorsFile.Open(singlePath));
 
         throw new ModelFormatException(directory, $"no weights found: expected {IndexFileName} (sharded weights) or {SingleFileName}");
@@ -77,7 +77,7 @@ public sealed class WeightStore : IDisposable
             foreach (string shard in index.ShardsInOrder)
             {
                 string shardPath = Path.Combine(directory, shard);
-                if (!File.Exists(shardPath))
+                if (!ModelFiles.Exists(shardPath))
                     throw new ModelFormatException(indexPath, $"shard \"{shard}\" (holding tensor \"{index.FirstTensorOf(shard)}\") does not exist in {directory}");
                 var file = SafeTensorsFile.Open(shardPath);
                 files.Add(file);

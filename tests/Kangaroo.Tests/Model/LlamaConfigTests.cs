@@ -62,7 +62,7 @@ public class LlamaConfigTests
     [InlineData("\"llama\"", "\"gpt2\"", "model_type \"gpt2\" is not supported")]
     [InlineData("\"vocab_size\": 100", "\"vocab_size\": 100, \"eos_token_id\": 100", "outside the vocabulary")]
     [InlineData("\"vocab_size\": 100", "\"vocab_size\": 100, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 2}", "rope_scaling type \"yarn\" is not supported")]
-    [InlineData("\"vocab_size\": 100", "\"vocab_size\": 100, \"rms_norm_eps\": 0", "rms_norm_eps must be a positive number")]
+    [InlineData("\"vocab_size\": 100", "\"vocab_size\": 100, \"rms_norm_eps\": 0", "rms_norm_eps must be a number in (0, 1)")]
     public void InconsistentConfigNamesTheFileAndTheField(string find, string replace, string expected)
     {
         var e = Assert.Throws<ModelFormatException>(() => LlamaConfig.Parse(Minimal.Replace(find, replace), "/m/config.json"));

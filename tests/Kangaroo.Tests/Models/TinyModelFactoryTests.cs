@@ -20,7 +20,8 @@ public sealed class TinyModelFactoryTests
         var expected = TinyModelFactory.ToConfig(spec);
         Assert.Equal(expected, model.Config with { EosTokenIds = expected.EosTokenIds });
         Assert.Equal(expected.EosTokenIds, parsed.EosTokenIds);
-        Assert.Equal(expected, parsed with { EosTokenIds = expected.EosTokenIds });
+        Assert.Equal(Path.Combine(dir.Path, "config.json"), parsed.SourcePath);
+        Assert.Equal(expected, parsed with { EosTokenIds = expected.EosTokenIds, SourcePath = null });
         Assert.Equal(spec.Hidden, parsed.HiddenSize);
         Assert.Equal(spec.EffectiveHeadDim, parsed.HeadDim);
         Assert.Equal(spec.RopeScaling, parsed.RopeScaling);

@@ -225,14 +225,20 @@ public sealed class SafeTensorsFileTests : IDisposable
         OpenFails(path, "cannot read");
     }
 
-    [Theory]
-    [InlineData(0)]
-    [InlineData(7)]
-    public void ShorterThan8Bytes(int length)
+    [Fact]
+    public void ShorterThan8Bytes()
     {
         string path = _temp.File("short.safetensors");
-        File.WriteAllBytes(path, new byte[length]);
-        OpenFails(path, $"{length} bytes", "too short");
+        File.WriteAllBytes(path, new byte[7]);
+        OpenFails(path, "7 bytes", "too short");
+    }
+
+    [Fact]
+    public void EmptyFile_IsRefusedBeforeItIsOpened()
+    {
+        string path = _temp.File("empty.safetensors");
+        File.WriteAllBytes(path, []);
+        OpenFails(path, "is empty (0 bytes) or not a regular file", "a .safetensors file");
     }
 
     [Fact]

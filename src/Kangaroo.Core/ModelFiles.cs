@@ -1,0 +1,121 @@
+using System.Text.Json;
+
+namespace Kangaroo;
+
+/// <summary>
+/// Every read of a user's model file goes through here, so that no input can hang, exhaust memory or escape as a raw
+/// exception: only regular files are opened (a FIFO would block in open(2), <c>/dev/zero</c> never ends), their size is
+/// bounded per format before anything is read, and every failure is a <see cref="ModelFormatException"/> naming the file.
+/// </summary>
+/// <remarks>
+/// .NET reports no file type on Unix, but FIFOs, devices and <c>/proc</c> entries all have a size of 0 bytes, and no
+/// format read here is valid when empty: a zero-length entry is refused before it is opened, and reads never go past
+/// the size found then.
+/// </remarks>
+internal static class ModelFiles
+{
+    /// <summary>config.json, generation_config.json, an adapter's config.json: kilobytes in practice.</summary>
+    public const long MaxConfigBytes = 16L << 20;
+
+    /// <summary>tokenizer.model, tokenizer_config.json, tokenizer.json: a few megabytes for the largest vocabularies.</summary>
+    public const long MaxTokenizerBytes = 256L << 20;
+
+    /// <summary>model.safetensors.index.json: one line per tensor.</summary>
+    public const long MaxIndexBytes = 100_000_000;
+
+    /// <summary>The JSON reading rules of every configuration file (comments and trailing commas as transformers accepts them).</summary>
+    public static readonly JsonDocumentOptions JsonOptions = new()
+    {
+        AllowTrailingCommas = true,
+        CommentHandling = JsonCommentHandling.Skip,
+        MaxDepth = 64,
+    };
+
+    /// <summary>
+    /// Whether anything is at <paramref name="path"/>: a file, a directory, a FIFO or a symbolic link (also a dangling
+    /// one), so that an optional file that is present but unusable is reported instead of being skipped.
+    /// </summary>
+    public static bool Exists(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists || Directory.Exists(path) || info.LinkTarget is not null;
+    }
+
+    /// <summary>
+    /// The size of the regular file at <paramref name="path"/> (symbolic links followed), or a
+    /// <see cref="ModelFormatException"/> saying why it cannot be read as <paramref name="expected"/>.
+    /// </summary>
+    public static long RequireRegularFile(string path, string expected)
+    {
+        FileInfo target;
+        try
+        {
+            var info = new FileInfo(path);
+            target = info.LinkTarget is null ? info
+                : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? new FileInfo(Path.GetFullPath(path));
+            if (info.LinkTarget is not null && !target.Exists && !Directory.Exists(target.FullName))
+                throw new ModelFormatException(path, $"is a symbolic link to {target.FullName}, which does not exist; expected {expected}");
+        }
+        catch (IOException e)
+        {
+            // Link loops and links too deep to follow.
+            throw new ModelFormatException(path, $"is a symbolic link that cannot be followed ({e.Message}); expected {expected}", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new ModelFormatException(path, $"cannot be read: {e.Message}", e);
+        }
+
+        if (Directory.Exists(target.FullName))
+            throw new ModelFormatException(path, $"is a directory; expected {expected}");
+        if (!target.Exists)
+            throw new ModelFormatException(path, $"not found; expected {expected}");
+        long length = target.Length;
+        if (length == 0)
+            throw new ModelFormatException(path, $"is empty (0 bytes) or not a regular file (a FIFO, device or /proc entry); expected {expected}");
+        return length;
+    }
+
+    /// <summary>The whole file, at most <paramref name="maxBytes"/> bytes of it; anything else is a <see cref="ModelFormatException"/>.</summary>
+    public static byte[] ReadBounded(string path, long maxBytes, string expected)
+    {
+        long length = RequireRegularFile(path, expected);
+        if (length > maxBytes)
+            throw new ModelFormatException(path, $"is {length:N0} bytes, over the {maxBytes:N0}-byte limit for {expected} (wrong file?)");
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            var bytes = new byte[length];
+            int read = stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+            if (read != bytes.Length)
+                throw new ModelFormatException(path, $"shrank while it was read ({read:N0} of {length:N0} bytes)");
+            return bytes;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelFormatException(path, $"cannot be read: {e.Message}", e);
+        }
+    }
+
+    /// <summary>A configuration file parsed as JSON with <see cref="JsonOptions"/>; its top level must be an object.</summary>
+    public static JsonDocument ReadJsonObject(string path, long maxBytes, string expected)
+    {
+        byte[] bytes = ReadBounded(path, maxBytes, expected);
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(bytes, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException(path, $"is not valid JSON: {e.Message}", e);
+        }
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            var kind = document.RootElement.ValueKind;
+            document.Dispose();
+            throw new ModelFormatException(path, $"expected a JSON object at the top level, found {kind}");
+        }
+        return document;
+    }
+}
