@@ -16,17 +16,34 @@ Task("Build").Does(() =>
     DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration });
 });
 
-// Every CUDA kernel compiled to PTX by clang: a broken kernel fails here, on machines without a GPU.
-Task("CheckKernels").Does(() =>
+// Every CUDA kernel compiled to PTX by clang (kernels/check.sh): a broken kernel fails here, on machines without a GPU.
+// Returns null when every kernel compiles, else why the check failed: check.sh exits with 3 when no clang is installed
+// (nothing was checked), with another non-zero status when a kernel does not compile.
+string KernelCheckFailure()
 {
     var exitCode = StartProcess("bash", new ProcessSettings { Arguments = "kernels/check.sh" });
-    if (exitCode != 0) throw new Exception("kernels/check.sh: a CUDA kernel does not compile");
+    return exitCode switch
+    {
+        0 => null,
+        3 => "clang is not installed: kernels/check.sh compiles the CUDA kernels to PTX with clang-19, clang-14 or clang "
+             + "(Debian/Ubuntu: apt-get install clang-14; .ci/run installs it)",
+        _ => $"a CUDA kernel does not compile (kernels/check.sh exit code {exitCode}: the FAILED lines above name it)",
+    };
+}
+
+Task("CheckKernels").Does(() =>
+{
+    var failure = KernelCheckFailure();
+    if (failure != null) throw new Exception("kernels/check.sh: " + failure);
 });
 
 // Runs the test executable (xunit.v3 on Microsoft Testing Platform) and ends with the plain summary line
 // `Tests: N passed, N failed, N skipped` that CI reads. GPU tests report skipped on machines without a GPU.
-Task("Test").IsDependentOn("Build").IsDependentOn("CheckKernels").Does(() =>
+// The kernel check and the microbenchmarks' smoke run count as one test each, so a failing one is named and still
+// leaves the summary line.
+Task("Test").IsDependentOn("Build").Does(() =>
 {
+    var kernelFailure = KernelCheckFailure();
     var exitCode = StartProcess("dotnet", new ProcessSettings
     {
         Arguments = $"test --project tests/Kangaroo.Tests/Kangaroo.Tests.csproj -c {configuration} --no-build",
@@ -49,12 +66,17 @@ Task("Test").IsDependentOn("Build").IsDependentOn("CheckKernels").Does(() =>
         RedirectStandardOutput = true,
     }, out var smokeOutput);
     foreach (var line in smokeOutput) Information(line);
-    total++;
-    if (smoke == 0) passed++; else failed++;
+    var named = new List<string>();
+    var testsRun = total;   // 0: the test executable reported nothing
+    total += 2;
+    if (smoke == 0) passed++; else { failed++; named.Add("the microbenchmarks' smoke run (Kangaroo.Bench --smoke) failed"); }
+    if (kernelFailure == null) passed++; else { failed++; named.Add("kernels/check.sh: " + kernelFailure); }
+    foreach (var failure in named) Error("failed: " + failure);
     // Plain text (no console colouring) so CI can read the line as it is.
     Console.WriteLine($"Tests: {passed} passed, {failed} failed, {skipped} skipped");
-    if (exitCode != 0 || failed > 0 || total == 0)
-        throw new Exception($"tests failed (exit code {exitCode}, {failed} failed, {total} run)");
+    if (exitCode != 0 || failed > 0 || testsRun == 0)
+        throw new Exception($"tests failed (exit code {exitCode}, {failed} failed, {total} run)"
+                            + string.Concat(named.Select(f => "; " + f)));
 });
 
 Task("Publish").Does(() =>

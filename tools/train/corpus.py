@@ -6,8 +6,9 @@ Selection rule (deterministic for a given installation):
   * every *.py file under them (symlinks resolved, each real file once), sorted by real path; files of 200 bytes to
     1,000,000 bytes that decode as UTF-8 and do not contain U+2581 (SentencePiece's space symbol, which cannot
     round-trip); line endings normalised to "\\n"; byte-identical texts kept once;
-  * the whole held-out package (default: sympy; huggingface_hub when sympy is absent - transformers depends on it)
-    goes to heldout.jsonl; a training file whose text equals a held-out file's is dropped;
+  * the whole held-out package (default: sympy; huggingface_hub when sympy is absent - transformers depends on it;
+    --heldout NAME[,NAME...] for others, e.g. standard-library packages) goes to heldout.jsonl; a training file whose
+    text equals a held-out file's is dropped;
   * the training files are shuffled with random.Random(0) and taken in that order while the total stays within
     --max-bytes (UTF-8 bytes of text; default 150 MB).
 
@@ -98,15 +99,22 @@ def load(real: str, skipped: Counter) -> str | None:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def choose_heldout(requested: str, packages: Counter) -> str:
+def choose_heldout(requested: str, packages: Counter) -> list[str]:
+    """The held-out top-level packages: those named (comma-separated), or with "auto" the first installed candidate."""
     if requested != "auto":
-        if packages[requested] == 0:
-            raise StageError(f"held-out package {requested!r} has no usable .py files under the roots")
-        return requested
+        names = [n.strip() for n in requested.split(",") if n.strip()]
+        if not names:
+            raise StageError(f"--heldout {requested!r} names no package")
+        for name in names:
+            if packages[name] == 0:
+                raise StageError(f"held-out package {name!r} has no usable .py files under the roots")
+        return names
     for name in HELDOUT_CANDIDATES:
         if packages[name] > 0:
-            return name
-    raise StageError(f"none of the default held-out packages {HELDOUT_CANDIDATES} is installed; pass --heldout NAME")
+            return [name]
+    raise StageError(f"none of the default held-out packages {HELDOUT_CANDIDATES} is installed; pass --heldout NAME "
+                     f"(a top-level package under the roots; standard-library ones such as email exist everywhere, "
+                     f"with --roots including sysconfig's stdlib path)")
 
 
 def summarize(docs: list[Document]) -> dict:
@@ -137,7 +145,8 @@ def main() -> None:
     p.add_argument("outdir", help="output directory (created)")
     p.add_argument("--max-bytes", type=int, default=150_000_000, help="cap on training text, UTF-8 bytes (default 150 MB)")
     p.add_argument("--heldout", default="auto",
-                   help=f"top-level package held out for evaluation (default: the first installed of {HELDOUT_CANDIDATES})")
+                   help="top-level package held out for evaluation, or several comma-separated "
+                        f"(default: the first installed of {HELDOUT_CANDIDATES})")
     p.add_argument("--roots", nargs="+", help="directories to collect from instead of site-packages (e.g. for a local test)")
     args = p.parse_args()
     started = time.time()
@@ -152,14 +161,15 @@ def main() -> None:
             document = Document(rel.replace(os.sep, "/"), top_package(rel), text)
             loaded.append((hashlib.sha256(text.encode("utf-8")).hexdigest(), document))
 
-    heldout_name = choose_heldout(args.heldout, Counter(d.package for _, d in loaded))
+    heldout_names = choose_heldout(args.heldout, Counter(d.package for _, d in loaded))
+    heldout_name = ",".join(heldout_names)
     # Identical texts are kept once, and a text of the held-out package never appears in training.
     heldout: list[Document] = []
     pool: list[Document] = []
     seen: set[str] = set()
     for held in (True, False):
         for digest, d in loaded:
-            if (d.package == heldout_name) != held:
+            if (d.package in heldout_names) != held:
                 continue
             if digest in seen:
                 skipped["duplicate"] += 1
