@@ -33,12 +33,11 @@ internal static class InspectCommand
 
         var components = new SortedDictionary<string, (long Parameters, long Bytes)>(StringComparer.Ordinal);
         var dtypes = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        var expected = LlamaModel.ExpectedTensors(c);
         long parameters = 0, bytes = 0;
-        foreach (var (name, shape) in expected)
+        var views = LlamaModel.CheckedViews(c, weights);
+        foreach (var view in views)
         {
-            var view = weights.Get(name, shape);
-            string component = Component(name);
+            string component = Component(view.Name);
             var (p, b) = components.GetValueOrDefault(component);
             components[component] = (p + view.ElementCount, b + view.ByteLength);
             dtypes[view.DType.ToString()] = dtypes.GetValueOrDefault(view.DType.ToString()) + 1;
@@ -63,11 +62,12 @@ internal static class InspectCommand
         stdout.WriteLine(string.Create(inv, $"kv cache:    {FormatBytes(kvPerToken)} per position (F32 on the CPU backend)"));
         stdout.WriteLine($"files:       {string.Join(", ", weights.Files.Select(f => $"{Path.GetFileName(f)} ({FormatBytes(new FileInfo(f).Length)})"))}");
 
-        var used = expected.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        // Only buffers derived from the config (old rotary inv_freq copies) can be left over: anything else was refused.
+        var used = views.Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         var unused = weights.TensorNames.Where(n => !used.Contains(n)).Order(StringComparer.Ordinal).ToList();
         if (unused.Count > 0)
         {
-            stdout.WriteLine($"unused:      {unused.Count} tensors{(a.Flag("verbose") ? ": " + string.Join(", ", unused) : " (--verbose lists them)")}");
+            stdout.WriteLine($"ignored:     {unused.Count} derived buffers{(a.Flag("verbose") ? ": " + string.Join(", ", unused) : " (--verbose lists them)")}");
         }
         return Cli.Success;
     }

@@ -99,20 +99,28 @@ public sealed class LlamaModel : IDisposable
         return list;
     }
 
+    /// <summary>
+    /// Every tensor the config requires, in <see cref="ExpectedTensors"/>' order, checked before any byte moves: the
+    /// checkpoint's layer count and sizes against the config (a disagreeing field is named in config.json), each tensor's
+    /// shape, and no tensor left unused. Any problem is a <see cref="ModelFormatException"/>.
+    /// </summary>
+    public static TensorView[] CheckedViews(LlamaConfig config, WeightStore weights)
+    {
+        CheckpointCheck.CheckBase(config, weights);
+        var plan = ExpectedTensors(config);
+        CheckpointCheck.RefuseUnused(weights.TensorNames, plan.Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
+            name => weights.Get(name).FilePath, config.SourcePath ?? LlamaConfig.FileName);
+        var views = new TensorView[plan.Count];
+        for (int i = 0; i < plan.Count; i++) views[i] = weights.Get(plan[i].Name, plan[i].Shape);
+        return views;
+    }
+
     private void LoadWeights(WeightStore weights, IProgress<LoadProgress>? progress)
     {
-        CheckpointCheck.CheckBase(Config, weights);
+        // Checked before the plan is made: a config of 10⁸ layers must fail here, not build a plan of that size.
+        var views = CheckedViews(Config, weights);
         var plan = ExpectedTensors(Config);
-        CheckpointCheck.RefuseUnused(weights.TensorNames, plan.Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
-            name => weights.Get(name).FilePath, Config.SourcePath ?? LlamaConfig.FileName);
-        // Validate every shape before moving any bytes: a bad file fails fast, before a long upload.
-        var views = new TensorView[plan.Count];
-        long total = 0;
-        for (int i = 0; i < plan.Count; i++)
-        {
-            views[i] = weights.Get(plan[i].Name, plan[i].Shape);
-            total += views[i].ByteLength;
-        }
+        long total = views.Sum(v => v.ByteLength);
 
         long loaded = 0;
         int next = 0;
