@@ -69,9 +69,11 @@ public sealed class LanguageModel : IDisposable
         {
             string? adapterDirectory = options.AdapterDirectory ?? KangarooAdapter.BundledDirectory(directory);
             if (adapterDirectory is not null && options.LoadAdapter) adapter = KangarooAdapter.Load(adapterDirectory, model);
+            adapter?.Config.CheckContext(context);
         }
         catch
         {
+            adapter?.Dispose();
             model.Dispose();
             throw;
         }
@@ -125,6 +127,13 @@ public sealed class LanguageModel : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(CreateSession(), prompt, options, ownsSession: true);
 
+    /// <summary>Refuses a context the model or its adapter cannot serve exactly (<see cref="LlamaConfig.CheckContext"/>).</summary>
+    internal void CheckContext(int contextLength)
+    {
+        Config.CheckContext(contextLength);
+        Adapter?.Config.CheckContext(contextLength);
+    }
+
     /// <summary>A <see cref="NonFiniteLogitsException"/> with its cause: the first non-finite weight tensor, or the config's numbers.</summary>
     internal NonFiniteLogitsException ExplainNonFinite(NonFiniteLogitsException e)
     {
@@ -152,7 +161,7 @@ public sealed class InferenceSession : IDisposable
     internal InferenceSession(LanguageModel owner, int contextLength)
     {
         if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
-        owner.Config.CheckContext(contextLength);
+        owner.CheckContext(contextLength);
         _owner = owner;
         ContextLength = contextLength;
     }
@@ -231,7 +240,7 @@ public sealed class BatchSession : IDisposable
     {
         if (maxSequences < 1) throw new InvalidRequestException($"a batch needs at least one sequence, got {maxSequences}");
         if (contextLength < 2) throw new InvalidRequestException($"context length must be at least 2, got {contextLength}");
-        owner.Config.CheckContext(contextLength);
+        owner.CheckContext(contextLength);
         _owner = owner;
         MaxSequences = maxSequences;
         ContextLength = contextLength;

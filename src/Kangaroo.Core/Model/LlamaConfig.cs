@@ -127,6 +127,8 @@ public sealed record LlamaConfig
             ropeParameters = rp;
         }
         int maxPos = reader.OptionalPositiveInt("max_position_embeddings") ?? 2048;
+        if (maxPos < 2)
+            throw new ModelFormatException(sourcePath, $"max_position_embeddings is {maxPos}: a sequence needs at least 2 positions (the prompt's and one generated)");
         double topLevelTheta = reader.OptionalDouble("rope_theta") ?? 10000.0;
         CheckTheta(sourcePath, "rope_theta", topLevelTheta);
         double theta = topLevelTheta;

@@ -83,6 +83,7 @@ internal sealed class PyTorchUnpickler : Unpickler
     /// <summary>Unpickles <paramref name="pickle"/>; throws whatever Razorvine or the constructors throw.</summary>
     public static object? Load(byte[] pickle)
     {
+        PickleStructure.Validate(pickle);
         t_sequence = 0;
         using var unpickler = new PyTorchUnpickler();
         return unpickler.loads(pickle);

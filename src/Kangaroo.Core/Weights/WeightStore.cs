@@ -21,6 +21,7 @@ public sealed class WeightStore : IDisposable
     private readonly string[] _filePaths;
     private readonly Dictionary<string, SafeTensorsFile> _fileByTensor;
     private readonly string[] _tensorNames;
+    private string? _indexPath;
 
     private WeightStore(string location, SafeTensorsFile[] files, Dictionary<string, SafeTensorsFile> fileByTensor, string[] tensorNames)
     {
@@ -90,7 +91,7 @@ public sealed class WeightStore : IDisposable
                 foreach (string name in file.TensorNames)
                 {
                     if (!fileByTensor.TryAdd(name, file))
-                        throw new ModelFormatException(directory, $"tensor \"{name}\" is in two shards: \"{Path.GetFileName(fileByTensor[name].Path)}\" and \"{Path.GetFileName(file.Path)}\"");
+                        throw new ModelFormatException(file.Path, $"tensor \"{name}\" is in two shards: \"{Path.GetFileName(fileByTensor[name].Path)}\" and \"{Path.GetFileName(file.Path)}\"");
                 }
             }
 
@@ -113,7 +114,7 @@ public sealed class WeightStore : IDisposable
                 }
             }
 
-            return new WeightStore(directory, [.. files], fileByTensor, [.. index.TensorsInOrder]);
+            return new WeightStore(directory, [.. files], fileByTensor, [.. index.TensorsInOrder]) { _indexPath = indexPath };
         }
         catch
         {
@@ -134,7 +135,9 @@ public sealed class WeightStore : IDisposable
     {
         if (_fileByTensor.TryGetValue(name, out var file))
             return file.Get(name);
-        throw new ModelFormatException(_location, $"no tensor named \"{name}\" among the {_tensorNames.Length} tensors of the weights{NameSuggestions.DidYouMean(name, _tensorNames)}");
+        // The file that should have held it: the single weights file, or the index that lists the shards' tensors.
+        string holder = _indexPath ?? (_filePaths.Length == 1 ? _filePaths[0] : _location);
+        throw new ModelFormatException(holder, $"no tensor named \"{name}\" among the {_tensorNames.Length} tensors of the weights{NameSuggestions.DidYouMean(name, _tensorNames)}");
     }
 
     /// <summary>
