@@ -22,7 +22,7 @@ public sealed record GenerationConfig
         if (!ModelFiles.Exists(path)) return new GenerationConfig();
         using var doc = ModelFiles.ReadJsonObject(path, ModelFiles.MaxConfigBytes, "a generation_config.json file");
         var root = doc.RootElement;
-        return new GenerationConfig
+        var config = new GenerationConfig
         {
             BosTokenId = Int(root, "bos_token_id", path),
             EosTokenIds = IntList(root, "eos_token_id", path),
@@ -32,6 +32,16 @@ public sealed record GenerationConfig
             TopP = Number(root, "top_p", path),
             MaxNewTokens = Int(root, "max_new_tokens", path),
         };
+        // These become sampling defaults: a value no request could give is this file's error, not the request's.
+        if (config.Temperature is double t && (!(t >= 0) || !float.IsFinite((float)t)))
+            throw new ModelFormatException(path, $"field \"temperature\" must be a finite number ≥ 0, got {t}");
+        if (config.TopK is int k && k < 0)
+            throw new ModelFormatException(path, $"field \"top_k\" must be ≥ 0, got {k}");
+        if (config.TopP is double p && !(p > 0 && p <= 1))
+            throw new ModelFormatException(path, $"field \"top_p\" must be in (0, 1], got {p}");
+        if (config.MaxNewTokens is int m && m < 1)
+            throw new ModelFormatException(path, $"field \"max_new_tokens\" must be at least 1, got {m}");
+        return config;
     }
 
     private static bool? Bool(JsonElement root, string name, string path)

@@ -348,6 +348,10 @@ public sealed class BadInputRegressionTests : IDisposable
     [InlineData("config.json", "tie_word_embeddings", "\"no\"")]
     [InlineData("config.json", "sliding_window", "\"big\"")]
     [InlineData("tokenizer_config.json", "add_bos_token", "1")]
+    [InlineData("generation_config.json", "temperature", "-1")]
+    [InlineData("generation_config.json", "top_p", "0")]
+    [InlineData("generation_config.json", "top_k", "-3")]
+    [InlineData("generation_config.json", "max_new_tokens", "0")]
     public void FieldOfTheWrongJsonType_IsNamed(string file, string field, string json)
     {
         WriteModel();
