@@ -242,7 +242,7 @@ public sealed class WeightStoreTests : IDisposable
     }
 
     [Fact]
-    public void Get_MissingTensor_NamesTensorAndDirectory_AndSuggestsCloseNames()
+    public void Get_MissingTensor_NamesTensorAndIndex_AndSuggestsCloseNames()
     {
         WriteTwoShards();
         WriteIndex(TwoShardMap);
@@ -250,7 +250,8 @@ public sealed class WeightStoreTests : IDisposable
 
         var error = Assert.Throws<ModelFormatException>(() => store.Get("model.layers.0.mlp.up_proj.weights"));
 
-        Assert.Equal(Path.GetFullPath(_temp.Path), error.Path);
+        // The index lists the sharded tensors, so it is the file that lacks this one.
+        Assert.Equal(Path.Combine(Path.GetFullPath(_temp.Path), WeightStore.IndexFileName), error.Path);
         Assert.Contains("\"model.layers.0.mlp.up_proj.weights\"", error.Message);
         Assert.Contains("did you mean \"model.layers.0.mlp.up_proj.weight\"", error.Message);
     }
