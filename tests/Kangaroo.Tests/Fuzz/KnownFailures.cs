@@ -86,7 +86,7 @@ internal static class KnownFailures
         ("shard-index", 516488775, "model-00002-of-00002.safetensors and model.safetensors.index.json: an extra tensor \"model.layers.0.mlp.extra.weight\" in the shard and the index"),
         ("shard-index", 632465300, "model-00002-of-00002.safetensors and model.safetensors.index.json: an extra tensor \"model.layers.0.mlp.extra.weight\" in the shard and the index"),
         ("shard-index", 637544729, "model-00002-of-00002.safetensors and model.safetensors.index.json: an extra tensor \"model.layers.0.mlp.extra.weight\" in the shard and the index"),
-        // D2. silently accepted: rope settings that are malformed, unsupported or give non-finite angles (17)
+        // D2. silently accepted: rope settings that are malformed, unsupported or give non-finite angles (16)
         ("adapter-config", 38, "kangaroo-adapter/config.json: \"rope_theta\" = 1e-300"),
         ("adapter-config", 40, "kangaroo-adapter/config.json: \"rope_scaling\" = {\"rope_type\": \"llama3\", \"factor\": 1e-45, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 128}"),
         ("adapter-config", 43, "kangaroo-adapter/config.json: \"rope_parameters\" = 5"),
@@ -103,7 +103,6 @@ internal static class KnownFailures
         ("config", 62, "config.json: \"rope_parameters\" = []"),
         ("config", 64, "config.json: \"rope_parameters\" = {\"rope_theta\": 1e-300, \"rope_type\": \"default\"}"),
         ("config", 65, "config.json: \"rope_parameters\" = {\"rope_type\": \"llama3\", \"rope_theta\": 10000.0, \"factor\": 1e-45, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 2048}"),
-        ("config", 741019064, "config.json: \"rope_theta\" = 100, \"mlp_bias\" = true (added)"),
         // D3. silently accepted: hidden_act is not SiLU (13)
         ("config", 71, "config.json: \"hidden_act\" = \"gelu\""),
         ("config", 72, "config.json: \"hidden_act\" = \"gelu\""),
@@ -118,7 +117,7 @@ internal static class KnownFailures
         ("config", 370488471, "config.json: \"hidden_act\" = \"relu\""),
         ("config", 532081776, "config.json: \"hidden_act\" = \"SiLU\""),
         ("config", 852286292, "config.json: \"hidden_act\" = \"relu\""),
-        // D4. silently accepted: attention_bias / mlp_bias true (in Python's sense) (14)
+        // D4. silently accepted: attention_bias / mlp_bias true (in Python's sense) (15)
         ("adapter-config", 45, "kangaroo-adapter/config.json: \"attention_bias\" = true"),
         ("adapter-config", 40771291, "kangaroo-adapter/config.json: \"attention_bias\" = \"true\""),
         ("adapter-config", 679837427, "kangaroo-adapter/config.json: \"initializer_range\" removed, \"attention_bias\" = \"false\""),
@@ -129,6 +128,7 @@ internal static class KnownFailures
         ("config", 81, "config.json: \"attention_bias\" = \"false\""),
         ("config", 210558137, "config.json: \"mlp_bias\" = [null] (added)"),
         ("config", 446817500, "config.json: \"mlp_bias\" = true"),
+        ("config", 741019064, "config.json: \"rope_theta\" = 100, \"mlp_bias\" = true (added)"),
         ("config", 674026359, "config.json: \"attention_bias\" = 1e30 (added)"),
         ("config", 824928318, "config.json: \"attention_bias\" = \"true\" (added)"),
         ("config", 831955791, "config.json: \"attention_bias\" = true"),
