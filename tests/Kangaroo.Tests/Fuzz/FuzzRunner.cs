@@ -382,5 +382,12 @@ internal sealed class FuzzRunner : IDisposable
         _backend.Dispose();
         // Leaked case threads may still hold files open; deleting the folder is fine on Linux.
         _root.Dispose();
+        // The marker folder stays only when a payload ran (the evidence).
+        try
+        {
+            if (Directory.Exists(AdapterPickleFamily.MarkerDirectory) && !Directory.EnumerateFileSystemEntries(AdapterPickleFamily.MarkerDirectory).Any())
+                Directory.Delete(AdapterPickleFamily.MarkerDirectory);
+        }
+        catch (IOException) { }
     }
 }
