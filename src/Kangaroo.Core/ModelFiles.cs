@@ -97,6 +97,21 @@ internal static class ModelFiles
         }
     }
 
+    /// <summary>Refuses bytes that are not UTF-8, naming the first bad byte (readers that skip validation would throw raw exceptions later).</summary>
+    public static void RequireUtf8(ReadOnlySpan<byte> bytes, string path)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes)) return;
+        Span<char> scratch = stackalloc char[256];
+        int offset = 0;
+        while (true)
+        {
+            var status = System.Text.Unicode.Utf8.ToUtf16(bytes[offset..], scratch, out int read, out _, replaceInvalidSequences: false);
+            offset += read;
+            if (status != System.Buffers.OperationStatus.DestinationTooSmall) break;
+        }
+        throw new ModelFormatException(path, $"is not valid UTF-8 (byte 0x{bytes[offset]:x2} at offset {offset:N0})");
+    }
+
     /// <summary>A configuration file parsed as JSON with <see cref="JsonOptions"/>; its top level must be an object.</summary>
     public static JsonDocument ReadJsonObject(string path, long maxBytes, string expected)
     {
@@ -116,6 +131,39 @@ internal static class ModelFiles
             document.Dispose();
             throw new ModelFormatException(path, $"expected a JSON object at the top level, found {kind}");
         }
+        try
+        {
+            RequireReadableStrings(document.RootElement);
+        }
+        catch (InvalidOperationException e)
+        {
+            document.Dispose();
+            throw new ModelFormatException(path, $"holds a string that is not valid text: {e.Message}", e);
+        }
         return document;
+    }
+
+    /// <summary>
+    /// Reads every name and string once: an escape that is not valid UTF-16 (a lone surrogate such as "\ud800") passes
+    /// the parser but makes GetString throw, which must happen here, as one error naming the file, not in a field reader.
+    /// </summary>
+    internal static void RequireReadableStrings(JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                _ = element.GetString();
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    _ = property.Name;
+                    RequireReadableStrings(property.Value);
+                }
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray()) RequireReadableStrings(item);
+                break;
+        }
     }
 }

@@ -69,6 +69,14 @@ public sealed record LlamaConfig
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelFormatException(sourcePath, "expected a JSON object at the top level");
+            try
+            {
+                ModelFiles.RequireReadableStrings(doc.RootElement);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new ModelFormatException(sourcePath, $"holds a string that is not valid text: {e.Message}", e);
+            }
             return Parse(doc.RootElement, sourcePath);
         }
     }

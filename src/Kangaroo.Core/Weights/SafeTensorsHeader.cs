@@ -68,6 +68,11 @@ internal sealed class SafeTensorsHeader
         {
             throw new ModelFormatException(path, $"header is not valid JSON: {exception.Message}", exception);
         }
+        catch (InvalidOperationException exception)
+        {
+            // A string escape that is not valid UTF-16 (a lone surrogate such as "\ud800") cannot be read as a string.
+            throw new ModelFormatException(path, $"header holds a string that is not valid text: {exception.Message}", exception);
+        }
 
         CheckDataRegionIsExactlyCovered(path, entries, names, dataRegionLength);
         return new SafeTensorsHeader(entries, [.. names], (IReadOnlyDictionary<string, string>?)metadata ?? new Dictionary<string, string>(0));

@@ -22,6 +22,7 @@ internal sealed class ShardIndex
     public static ShardIndex Read(string path)
     {
         byte[] json = ModelFiles.ReadBounded(path, ModelFiles.MaxIndexBytes, "a model.safetensors.index.json file");
+        ModelFiles.RequireUtf8(json, path);
         try
         {
             return Parse(path, json);
@@ -30,11 +31,16 @@ internal sealed class ShardIndex
         {
             throw new ModelFormatException(path, $"index is not valid JSON: {exception.Message}", exception);
         }
+        catch (InvalidOperationException exception)
+        {
+            // A string escape that is not valid UTF-16 (a lone surrogate such as "\ud800") cannot be read as a string.
+            throw new ModelFormatException(path, $"index holds a string that is not valid text: {exception.Message}", exception);
+        }
     }
 
     private static ShardIndex Parse(string path, ReadOnlySpan<byte> json)
     {
-        // The reader rejects invalid UTF-8 inside strings, trailing content and incomplete documents itself.
+        // The reader rejects trailing content and incomplete documents itself; UTF-8 was checked before.
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             throw new ModelFormatException(path, $"index must be a JSON object with a \"weight_map\", found {reader.TokenType}");

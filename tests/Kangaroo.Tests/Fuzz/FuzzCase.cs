@@ -65,6 +65,13 @@ internal sealed class FuzzCase
 
     public string Id => $"{Family}/{Seed}";
 
+    /// <summary>The same case without its file operations (what a report keeps once the case has run).</summary>
+    public FuzzCase WithoutContent() => new()
+    {
+        Family = Family, Seed = Seed, Base = Base, Description = Description, Expect = Expect, ExpectReason = ExpectReason,
+        Target = Target, Ops = [], Fields = Fields, Marker = Marker,
+    };
+
     public override string ToString() => $"{Id} [{Base.Name}] {Description}";
 }
 

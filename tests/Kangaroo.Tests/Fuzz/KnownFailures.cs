@@ -212,5 +212,9 @@ internal static class KnownFailures
         ("shard-index", 979046176, "model-00002-of-00002.safetensors is a symlink to model-00001-of-00002.safetensors"),
         // G. InvalidRequestException that names no file or field (max_position_embeddings 1: "context length must be at least 2") (1)
         ("config", 92, "config.json: \"max_position_embeddings\" = 1"),
+        // H. (found later, master seed 7, 10,000 cases) invalid UTF-8 inside a shard index string: a raw InvalidOperationException from the JSON reader (9)
+        ("shard-index", 982857183, "model.safetensors.index.json: invalid UTF-8 (C3 28) inserted at byte 2720"),
+        ("shard-index", 256546619, "model.safetensors.index.json: invalid UTF-8 (C3 28) inserted at byte 1313"),
+        ("shard-index", 742924410, "model.safetensors.index.json: invalid UTF-8 (C3 28) inserted at byte 72"),
     ];
 }

@@ -362,6 +362,28 @@ public sealed class BadInputRegressionTests : IDisposable
         Assert.Equal(path, e.Path);
     }
 
+    [Fact]
+    public void StringsThatAreNotText_AreRefusedNamingTheFile()
+    {
+        // A lone surrogate escape parses as JSON but cannot be read as a string; invalid UTF-8 in the shard index.
+        WriteModel();
+        EditConfig(BaseConfig, c => c["model_type"] = "PLACEHOLDER");
+        File.WriteAllText(BaseConfig, File.ReadAllText(BaseConfig).Replace("PLACEHOLDER", "\\ud800", StringComparison.Ordinal));
+        var e = Refused<ModelFormatException>("not valid text");
+        Assert.Equal(BaseConfig, e.Path);
+
+        Directory.Delete(Model, recursive: true);
+        TestModels.Write(Model, TestModels.Spec() with { Shards = 2 });
+        string index = Path.Combine(Model, Kangaroo.Weights.WeightStore.IndexFileName);
+        byte[] bytes = File.ReadAllBytes(index);
+        int at = Array.IndexOf(bytes, (byte)'m', bytes.Length / 2);
+        bytes[at] = 0xC3;
+        bytes[at + 1] = 0x28;
+        File.WriteAllBytes(index, bytes);
+        e = Refused<ModelFormatException>("not valid UTF-8");
+        Assert.Equal(index, e.Path);
+    }
+
     // Errors that named the wrong thing.
 
     [Fact]
