@@ -808,6 +808,29 @@ public abstract class BackendConformanceTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The premise of the generation loop's once-per-step check (FiniteLogits): a row holding a NaN or an infinity gets a
+    /// NaN probability, so the few floats a step copies back reveal it; a finite row never does.
+    /// </summary>
+    [Fact]
+    public void ArgmaxWithProbability_NonFiniteRowsGiveANaNProbability()
+    {
+        const int rows = 5, vocab = 3000;
+        float[] logits = RandomValues(rows * vocab, 4f);
+        logits[0 * vocab + 1234] = float.NaN;                          // one NaN among finite logits
+        logits[1 * vocab + 2999] = float.PositiveInfinity;             // one +inf
+        logits.AsSpan(2 * vocab, vocab).Fill(float.NaN);               // every logit NaN
+        logits.AsSpan(3 * vocab, vocab).Fill(float.NegativeInfinity);  // every logit -inf
+        var tokens = new int[rows];
+        var probabilities = new float[rows];
+
+        Backend.ArgmaxWithProbability(Upload(logits), rows, vocab, tokens, probabilities);
+
+        for (int r = 0; r < 4; r++) Assert.True(float.IsNaN(probabilities[r]), $"row {r}: probability {probabilities[r]}, expected NaN");
+        Assert.True(float.IsFinite(probabilities[4]) && probabilities[4] > 0, $"finite row: probability {probabilities[4]}");
+        Assert.All(tokens, t => Assert.InRange(t, 0, vocab - 1));
+    }
+
     [Fact]
     public void UploadCopyDownload_RoundTrip()
     {
