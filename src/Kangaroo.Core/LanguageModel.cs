@@ -41,7 +41,7 @@ public sealed class LanguageModel : IDisposable
         int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
         if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
         config.CheckContext(context);
-        var model = LlamaModel.Load(directory, options.Backend, options.Progress);
+        var model = LlamaModel.Load(config, directory, options.Backend, options.Progress);
         KangarooAdapter? adapter = null;
         try
         {

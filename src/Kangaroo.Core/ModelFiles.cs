@@ -51,10 +51,14 @@ internal static class ModelFiles
         try
         {
             var info = new FileInfo(path);
-            target = info.LinkTarget is null ? info
-                : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? new FileInfo(Path.GetFullPath(path));
-            if (info.LinkTarget is not null && !target.Exists && !Directory.Exists(target.FullName))
-                throw new ModelFormatException(path, $"is a symbolic link to {target.FullName}, which does not exist; expected {expected}");
+            if (info.LinkTarget is null) target = info;
+            else
+            {
+                // On a FileInfo that is a link, the final target is a FileInfo too (also when it names a directory).
+                target = (FileInfo)info.ResolveLinkTarget(returnFinalTarget: true)!;
+                if (!target.Exists && !Directory.Exists(target.FullName))
+                    throw new ModelFormatException(path, $"is a symbolic link to {target.FullName}, which does not exist; expected {expected}");
+            }
         }
         catch (IOException e)
         {
@@ -116,38 +120,48 @@ internal static class ModelFiles
     public static JsonDocument ReadJsonObject(string path, long maxBytes, string expected)
     {
         byte[] bytes = ReadBounded(path, maxBytes, expected);
+        return ParseJsonObject(() => JsonDocument.Parse(bytes, JsonOptions), path);
+    }
+
+    /// <summary>
+    /// Parses with <paramref name="parse"/> and checks what every configuration file must be: valid JSON, an object at
+    /// the top level, every string readable; anything else is a <see cref="ModelFormatException"/> naming <paramref name="path"/>.
+    /// </summary>
+    public static JsonDocument ParseJsonObject(Func<JsonDocument> parse, string path)
+    {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(bytes, JsonOptions);
+            document = parse();
         }
         catch (JsonException e)
         {
             throw new ModelFormatException(path, $"is not valid JSON: {e.Message}", e);
         }
-        if (document.RootElement.ValueKind != JsonValueKind.Object)
-        {
-            var kind = document.RootElement.ValueKind;
-            document.Dispose();
-            throw new ModelFormatException(path, $"expected a JSON object at the top level, found {kind}");
-        }
         try
         {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new ModelFormatException(path, $"expected a JSON object at the top level, found {document.RootElement.ValueKind}");
             RequireReadableStrings(document.RootElement);
+            return document;
         }
         catch (InvalidOperationException e)
         {
             document.Dispose();
             throw new ModelFormatException(path, $"holds a string that is not valid text: {e.Message}", e);
         }
-        return document;
+        catch
+        {
+            document.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
     /// Reads every name and string once: an escape that is not valid UTF-16 (a lone surrogate such as "\ud800") passes
     /// the parser but makes GetString throw, which must happen here, as one error naming the file, not in a field reader.
     /// </summary>
-    internal static void RequireReadableStrings(JsonElement element)
+    private static void RequireReadableStrings(JsonElement element)
     {
         switch (element.ValueKind)
         {

@@ -52,6 +52,7 @@ public sealed class GenerationRun
 
     public bool IsFinished => _stopReason is not null;
 
+
     /// <summary>Most tokens the next <see cref="Step"/> asks its decoder for (a batch gives each sequence this much room).</summary>
     internal int NextStepRoom => Math.Min(_stepTokens.Length, _tokenBudget - _generated.Count);
 
@@ -64,20 +65,25 @@ public sealed class GenerationRun
     /// </summary>
     public bool Step(out string piece)
     {
+        try
+        {
+            return StepDecoder(out piece);
+        }
+        catch (NonFiniteLogitsException e) when (ExplainNonFinite is not null && !e.Diagnosed)
+        {
+            throw ExplainNonFinite(e);
+        }
+    }
+
+    private bool StepDecoder(out string piece)
+    {
         piece = "";
         if (_stopReason is not null) return false;
         if (!_started)
         {
             _started = true;
             _clock.Start();
-            try
-            {
-                _decoder.Prefill(_promptTokens);
-            }
-            catch (NonFiniteLogitsException e) when (ExplainNonFinite is not null && !e.Diagnosed)
-            {
-                throw ExplainNonFinite(e);
-            }
+            _decoder.Prefill(_promptTokens);
             _prefill = _clock.Elapsed;
         }
         if (_cancellation.IsCancellationRequested)
@@ -87,15 +93,7 @@ public sealed class GenerationRun
         }
 
         int room = NextStepRoom;
-        int produced;
-        try
-        {
-            produced = _decoder.Next(_stepTokens.AsSpan(0, room));
-        }
-        catch (NonFiniteLogitsException e) when (ExplainNonFinite is not null && !e.Diagnosed)
-        {
-            throw ExplainNonFinite(e);
-        }
+        int produced = _decoder.Next(_stepTokens.AsSpan(0, room));
         for (int i = 0; i < produced; i++)
         {
             int token = _stepTokens[i];

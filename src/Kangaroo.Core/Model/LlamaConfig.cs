@@ -56,29 +56,8 @@ public sealed record LlamaConfig
     /// <summary>Parses config.json text; <paramref name="sourcePath"/> only names the file in errors.</summary>
     public static LlamaConfig Parse(string json, string sourcePath)
     {
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json, ModelFiles.JsonOptions);
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFormatException(sourcePath, $"not valid JSON: {e.Message}", e);
-        }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelFormatException(sourcePath, "expected a JSON object at the top level");
-            try
-            {
-                ModelFiles.RequireReadableStrings(doc.RootElement);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new ModelFormatException(sourcePath, $"holds a string that is not valid text: {e.Message}", e);
-            }
-            return Parse(doc.RootElement, sourcePath);
-        }
+        using var document = ModelFiles.ParseJsonObject(() => JsonDocument.Parse(json, ModelFiles.JsonOptions), sourcePath);
+        return Parse(document.RootElement, sourcePath);
     }
 
     /// <summary>Activation names that mean SiLU in transformers' ACT2FN.</summary>

@@ -41,9 +41,12 @@ public sealed class LlamaModel : IDisposable
     public long WeightBytes { get; private set; }
 
     /// <summary>Loads <c>config.json</c> and the safetensors weights of a Hugging Face model directory.</summary>
-    public static LlamaModel Load(string directory, IComputeBackend backend, IProgress<LoadProgress>? progress = null)
+    public static LlamaModel Load(string directory, IComputeBackend backend, IProgress<LoadProgress>? progress = null) =>
+        Load(LlamaConfig.LoadFromDirectory(directory), directory, backend, progress);
+
+    /// <summary>Loads the safetensors weights of <paramref name="directory"/> for a config already read from it.</summary>
+    public static LlamaModel Load(LlamaConfig config, string directory, IComputeBackend backend, IProgress<LoadProgress>? progress = null)
     {
-        var config = LlamaConfig.LoadFromDirectory(directory);
         var weights = WeightStore.OpenDirectory(directory);
         try
         {
@@ -106,6 +109,7 @@ public sealed class LlamaModel : IDisposable
     /// </summary>
     public static TensorView[] CheckedViews(LlamaConfig config, WeightStore weights)
     {
+        // Before the plan is made: a config of 10⁸ layers must fail here, not build a plan of that size.
         CheckpointCheck.CheckBase(config, weights);
         var plan = ExpectedTensors(config);
         CheckpointCheck.RefuseUnused(weights.TensorNames, plan.Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
@@ -117,18 +121,17 @@ public sealed class LlamaModel : IDisposable
 
     private void LoadWeights(WeightStore weights, IProgress<LoadProgress>? progress)
     {
-        // Checked before the plan is made: a config of 10⁸ layers must fail here, not build a plan of that size.
+        // In ExpectedTensors' order, every shape already checked against the config.
         var views = CheckedViews(Config, weights);
-        var plan = ExpectedTensors(Config);
         long total = views.Sum(v => v.ByteLength);
 
         long loaded = 0;
         int next = 0;
         WeightTensor Take()
         {
-            var view = views[next];
-            int[] shape = plan[next++].Shape;
-            var tensor = Backend.LoadWeight(view, shape.Length == 1 ? 1 : shape[0], shape[^1]);
+            var view = views[next++];
+            var shape = view.Shape;
+            var tensor = Backend.LoadWeight(view, shape.Count == 1 ? 1 : shape[0], shape[^1]);
             _tensors.Add(tensor);
             loaded += view.ByteLength;
             progress?.Report(new LoadProgress(loaded, total, view.Name));
