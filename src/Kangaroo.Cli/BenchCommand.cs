@@ -122,7 +122,12 @@ internal static class BenchCommand
             if (tree is not null)
                 EndToEnd(model, prompts, maxTokens, speculation with { Tree = tree }, stdout, stderr, json, markdown, null, "end_to_end_tree");
             if (batchSizes is not null)
-                Batched(model, prompts, maxTokens, speculation, batchSizes, single, stdout, stderr, json, markdown);
+            {
+                Batched(model, prompts, maxTokens, speculation, batchSizes, single, stdout, stderr, json, markdown, "batch");
+                // Every sequence drafts its own token tree; one pass verifies all the trees.
+                if (tree is not null)
+                    Batched(model, prompts, maxTokens, speculation with { Tree = tree }, batchSizes, single, stdout, stderr, json, markdown, "batch_tree");
+            }
         }
 
         if (a.String("json") is { } jsonPath)
@@ -207,16 +212,19 @@ internal static class BenchCommand
     }
 
     private static void Batched(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens, KangarooOptions speculation, int[] sizes,
-        EndToEndResult single, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown)
+        EndToEndResult single, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown, string key)
     {
+        string drafting = speculation.Tree is { } t
+            ? string.Create(CultureInfo.InvariantCulture, $"token trees (top-k {t.TopK}, threshold {t.Threshold}, budget {t.Budget})")
+            : "chains";
         var progress = new Progress<string>(what => stderr.Write($"\rbatched: {what}" + new string(' ', 10)));
         var results = BatchBenchmark.Run(model, prompts, maxTokens, speculation, sizes, single.Outcomes.Select(o => o.VanillaTokenIds).ToList(), progress);
         stderr.Write("\r" + new string(' ', 50) + "\r");
         var inv = CultureInfo.InvariantCulture;
         stdout.WriteLine();
-        stdout.WriteLine(string.Create(inv, $"batched:      {prompts.Count} prompts × ≤ {maxTokens} new tokens, greedy, N sequences decoded together (tok/s: all new tokens over the whole set's time); batch draft stop {speculation.BatchDraftStop}"));
+        stdout.WriteLine(string.Create(inv, $"batched:      {prompts.Count} prompts × ≤ {maxTokens} new tokens, greedy, N sequences decoded together (tok/s: all new tokens over the whole set's time); Kangaroo {drafting}, batch draft stop {speculation.BatchDraftStop}"));
         markdown.WriteLine();
-        markdown.WriteLine(string.Create(inv, $"Batched: {prompts.Count} prompts, up to {maxTokens} new tokens each, greedy, N sequences decoded together (a finished sequence's slot takes the next prompt; drafting ends once fewer than {speculation.BatchDraftStop} of the sequences still draft); tok/s = all new tokens over the whole set's wall time, prompts included:"));
+        markdown.WriteLine(string.Create(inv, $"Batched, Kangaroo {drafting}: {prompts.Count} prompts, up to {maxTokens} new tokens each, greedy, N sequences decoded together (a finished sequence's slot takes the next prompt; drafting ends once fewer than {speculation.BatchDraftStop} of the sequences still draft); tok/s = all new tokens over the whole set's wall time, prompts included:"));
         markdown.WriteLine();
         markdown.WriteLine("| sequences | vanilla tok/s | Kangaroo tok/s | speedup | tokens per round | identical to vanilla alone |");
         markdown.WriteLine("| --- | --- | --- | --- | --- | --- |");
@@ -231,6 +239,7 @@ internal static class BenchCommand
             {
                 ["sequences"] = r.Sequences,
                 ["batch_draft_stop"] = speculation.BatchDraftStop,
+                ["tree"] = TreeJson(speculation.Tree),
                 ["prompts"] = r.Prompts,
                 ["vanilla_tokens"] = r.Vanilla.NewTokens,
                 ["vanilla_seconds"] = r.Vanilla.Elapsed.TotalSeconds,
@@ -245,8 +254,12 @@ internal static class BenchCommand
                 ["identical_outputs"] = r.Vanilla.IdenticalPrompts == r.Prompts && r.Kangaroo.IdenticalPrompts == r.Prompts,
             });
         }
-        json["batch"] = rows;
+        json[key] = rows;
     }
+
+    private static Dictionary<string, object>? TreeJson(TokenTreeOptions? tree) => tree is null
+        ? null
+        : new Dictionary<string, object> { ["top_k"] = tree.TopK, ["threshold"] = tree.Threshold, ["budget"] = tree.Budget };
 
     private static EndToEndResult EndToEnd(LanguageModel model, IReadOnlyList<string> prompts, int maxTokens,
         KangarooOptions speculation, TextWriter stdout, TextWriter stderr, Dictionary<string, object?> json, StringWriter markdown,
@@ -286,9 +299,7 @@ internal static class BenchCommand
 
         json[key] = new Dictionary<string, object?>
         {
-            ["tree"] = speculation.Tree is { } treeOptions
-                ? new Dictionary<string, object> { ["top_k"] = treeOptions.TopK, ["threshold"] = treeOptions.Threshold, ["budget"] = treeOptions.Budget }
-                : null,
+            ["tree"] = TreeJson(speculation.Tree),
             ["prompts"] = r.Prompts,
             ["max_new_tokens"] = maxTokens,
             ["exit_layer"] = r.ExitLayer,

@@ -1,19 +1,18 @@
 using Kangaroo.Generation;
+using Kangaroo.Sampling;
 using Kangaroo.Speculative;
 
 namespace Kangaroo;
 
 /// <summary>
-/// Several sequences decoded together on one model (vanilla, or Kangaroo's chain with <see cref="GenerationOptions.Speculation"/>):
+/// Several sequences decoded together on one model (vanilla, or Kangaroo's chain or tree with <see cref="GenerationOptions.Speculation"/>):
 /// every round advances all running sequences through forward passes that serve them all, so the weights are read once
 /// for many tokens. A finished sequence's slot takes the next prompt. Not thread-safe; reusable across calls.
 /// </summary>
 public sealed class BatchSession : IDisposable
 {
     private readonly LanguageModel _owner;
-    private BatchVanillaDecoder? _vanilla;
-    private BatchKangarooDecoder? _kangaroo;
-    private KangarooOptions? _kangarooOptions;
+    private readonly SchedulerCache _schedulers;
 
     internal BatchSession(LanguageModel owner, int maxSequences, int contextLength)
     {
@@ -23,6 +22,7 @@ public sealed class BatchSession : IDisposable
         _owner = owner;
         MaxSequences = maxSequences;
         ContextLength = contextLength;
+        _schedulers = new SchedulerCache(owner, maxSequences, contextLength);
     }
 
     /// <summary>Sequences decoded at once (more prompts wait for a free slot).</summary>
@@ -35,8 +35,8 @@ public sealed class BatchSession : IDisposable
     /// or without Kangaroo). Sampling: prompt i samples with seed <c>options.Seed + i</c> (a random base when null) and its
     /// tokens are a single generation's with that seed — with Kangaroo as long as the batch draft stop
     /// (<see cref="KangarooOptions.BatchDraftStop"/>) did not cut its drafting; where it did, they are other draws from the
-    /// same distribution (the verification stays lossless). Token trees are not batched: with
-    /// <c>Speculation.Tree</c> set this is an <see cref="InvalidRequestException"/>. Each result's timings span its own
+    /// same distribution (the verification stays lossless). With <c>Speculation.Tree</c> every sequence drafts its own
+    /// token tree and one pass verifies all the trees. Each result's timings span its own
     /// sequence, which shares every pass with the others. Cancellation ends the running sequences as a single generation
     /// ends (<see cref="StopReason.Cancelled"/>); prompts not started yet come back empty, cancelled.
     /// </summary>
@@ -55,7 +55,7 @@ public sealed class BatchSession : IDisposable
             if (tokens[i].Length >= ContextLength)
                 throw new InvalidRequestException($"prompt {i} has {tokens[i].Length} tokens but the context holds {ContextLength}: leave room for at least one new token");
         }
-        IBatchDecoder decoder = options.Speculation is { } speculation ? KangarooDecoderFor(speculation) : _vanilla ??= new BatchVanillaDecoder(_owner.Model, MaxSequences, ContextLength);
+        var decoder = _schedulers.For(options.Speculation);
         ulong seed = options.Seed ?? DeterministicRandom.RandomSeed();
         try
         {
@@ -68,25 +68,5 @@ public sealed class BatchSession : IDisposable
         }
     }
 
-    private BatchKangarooDecoder KangarooDecoderFor(KangarooOptions options)
-    {
-        var adapter = _owner.Adapter ?? throw new InvalidRequestException(
-            $"Kangaroo decoding needs an adapter: none was loaded (give one, or put it in {Path.Combine(_owner.Directory, KangarooAdapter.DefaultSubdirectory)})");
-        options.Validate(_owner.Config.NumLayers);
-        if (options.Tree is not null)
-            throw new InvalidRequestException("token trees are not decoded in batches: set Speculation.Tree to null (the chain), or generate each prompt alone");
-        if (_kangaroo is null || _kangarooOptions != options)
-        {
-            _kangaroo?.Dispose();
-            _kangaroo = new BatchKangarooDecoder(_owner.Model, adapter, options, MaxSequences, ContextLength);
-            _kangarooOptions = options;
-        }
-        return _kangaroo;
-    }
-
-    public void Dispose()
-    {
-        _vanilla?.Dispose();
-        _kangaroo?.Dispose();
-    }
+    public void Dispose() => _schedulers.Dispose();
 }

@@ -1,5 +1,5 @@
 using Kangaroo.Generation;
-using Kangaroo.Speculative;
+using Kangaroo.Sampling;
 
 namespace Kangaroo;
 
@@ -7,9 +7,7 @@ namespace Kangaroo;
 public sealed class InferenceSession : IDisposable
 {
     private readonly LanguageModel _owner;
-    private VanillaDecoder? _vanilla;
-    private ISpeculativeDecoder? _kangaroo;
-    private KangarooOptions? _kangarooOptions;
+    private readonly SchedulerCache _schedulers;
 
     internal InferenceSession(LanguageModel owner, int contextLength)
     {
@@ -17,51 +15,28 @@ public sealed class InferenceSession : IDisposable
         owner.CheckContext(contextLength);
         _owner = owner;
         ContextLength = contextLength;
+        _schedulers = new SchedulerCache(owner, maxSequences: 1, contextLength);
     }
 
     public int ContextLength { get; }
 
-    /// <summary>Prepares a generation to step through (the building block of the other methods).</summary>
+    /// <summary>
+    /// Prepares a generation to step through (the building block of the other methods). The sequence is slot 0 of a batch
+    /// of one; a prompt that starts like the session's previous sequence reuses its cached prefix.
+    /// </summary>
     public GenerationRun Start(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         options ??= new GenerationOptions();
         options.Validate();
         int[] promptTokens = _owner.Tokenizer.Encode(prompt, options.AddBos ?? _owner.Tokenizer.AddBosToken);
-        var random = new DeterministicRandom(options.Seed ?? DeterministicRandom.RandomSeed());
-        ISequenceDecoder decoder;
-        if (options.Speculation is { } speculation)
-        {
-            var kangaroo = KangarooDecoderFor(speculation);
-            kangaroo.Configure(options, random);
-            decoder = kangaroo;
-        }
-        else
-        {
-            _vanilla ??= new VanillaDecoder(_owner.Model, ContextLength);
-            _vanilla.Configure(options, random);
-            decoder = _vanilla;
-        }
-        return new GenerationRun(decoder, _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength, cancellationToken)
+        var scheduler = _schedulers.For(options.Speculation);
+        scheduler.Configure(0, options, new DeterministicRandom(options.Seed ?? DeterministicRandom.RandomSeed()));
+        return new GenerationRun(new SchedulerSlot(scheduler, 0), _owner.Tokenizer, promptTokens, options, _owner.EndOfSequenceIds, ContextLength,
+            cancellationToken)
         {
             ExplainNonFinite = _owner.ExplainNonFinite,
         };
-    }
-
-    private ISpeculativeDecoder KangarooDecoderFor(KangarooOptions options)
-    {
-        var adapter = _owner.Adapter ?? throw new InvalidRequestException(
-            $"Kangaroo decoding needs an adapter: none was loaded (give one, or put it in {Path.Combine(_owner.Directory, KangarooAdapter.DefaultSubdirectory)})");
-        options.Validate(_owner.Config.NumLayers);
-        if (_kangaroo is null || _kangarooOptions != options)
-        {
-            _kangaroo?.Dispose();
-            _kangaroo = options.Tree is null
-                ? new KangarooDecoder(_owner.Model, adapter, options, ContextLength)
-                : new KangarooTreeDecoder(_owner.Model, adapter, options, ContextLength);
-            _kangarooOptions = options;
-        }
-        return _kangaroo;
     }
 
     public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -70,9 +45,5 @@ public sealed class InferenceSession : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(this, prompt, options, ownsSession: false);
 
-    public void Dispose()
-    {
-        _vanilla?.Dispose();
-        _kangaroo?.Dispose();
-    }
+    public void Dispose() => _schedulers.Dispose();
 }

@@ -1,25 +1,25 @@
-using Kangaroo.Speculative;
+using Kangaroo.Sampling;
 using Kangaroo.Tokenization;
 
 namespace Kangaroo.Generation;
 
 /// <summary>
-/// Many generations on one <see cref="IBatchDecoder"/>: each prompt takes a free sequence slot (a finished sequence frees
+/// Many generations on one <see cref="BatchScheduler"/>: each prompt takes a free sequence slot (a finished sequence frees
 /// its slot for the next prompt), and every round advances all running sequences together. Each sequence runs in its own
 /// <see cref="GenerationRun"/>, so stop conditions, text and timings are exactly those of a single generation.
 /// </summary>
 internal static class BatchGeneration
 {
     /// <param name="randomFor">The sampler's generator of prompt i.</param>
-    public static GenerationResult[] Run(IBatchDecoder decoder, TextTokenizer tokenizer, IReadOnlyList<int[]> prompts, GenerationOptions options,
+    public static GenerationResult[] Run(BatchScheduler decoder, TextTokenizer tokenizer, IReadOnlyList<int[]> prompts, GenerationOptions options,
         Func<int, DeterministicRandom> randomFor, IReadOnlySet<int> endOfSequence, CancellationToken cancellation)
     {
         int slots = decoder.MaxSequences, stride = decoder.MaxTokensPerStep;
         var results = new GenerationResult[prompts.Count];
         var runs = new GenerationRun?[slots];
         var promptOf = new int[slots];
-        var members = new BatchMember[slots];
-        for (int s = 0; s < slots; s++) members[s] = new BatchMember(decoder, s);
+        var members = new SchedulerSlot[slots];
+        for (int s = 0; s < slots; s++) members[s] = new SchedulerSlot(decoder, s);
         var sequences = new int[slots];
         var room = new int[slots];
         var counts = new int[slots];
@@ -67,42 +67,6 @@ internal static class BatchGeneration
                 results[promptOf[s]] = run.Result;   // before the slot (and its statistics) serves another prompt
                 runs[s] = null;
             }
-        }
-    }
-
-    /// <summary>One slot of the batch seen as a single sequence's decoder: its tokens are those the last round gave it.</summary>
-    private sealed class BatchMember(IBatchDecoder batch, int slot) : ISequenceDecoder
-    {
-        private readonly int[] _tokens = new int[batch.MaxTokensPerStep];
-        private int _count = -1;   // tokens the last round delivered and Next has not taken; −1: none
-
-        public int MaxTokensPerStep => batch.MaxTokensPerStep;
-        public SpeculativeStats? SpeculativeStats => batch.Stats(slot);
-
-        public void Prefill(ReadOnlySpan<int> promptTokens) => batch.Prefill(slot, promptTokens);
-
-        public void Deliver(ReadOnlySpan<int> tokens)
-        {
-            tokens.CopyTo(_tokens);
-            _count = tokens.Length;
-        }
-
-        public int Next(Span<int> destination)
-        {
-            if (destination.IsEmpty) throw new ArgumentException("no room for a token", nameof(destination));
-            if (_count < 0)
-            {
-                // Not driven by a batch round (the first token after the prompt): a round of this sequence alone.
-                Span<int> counts = [0];
-                batch.Round([slot], [destination.Length], _tokens, counts);
-                _count = counts[0];
-            }
-            int count = _count;
-            _count = -1;
-            if (count > destination.Length)
-                throw new InvalidOperationException($"the round gave {count} tokens for room {destination.Length}");
-            _tokens.AsSpan(0, count).CopyTo(destination);
-            return count;
         }
     }
 }

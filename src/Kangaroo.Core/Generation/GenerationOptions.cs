@@ -1,3 +1,4 @@
+using Kangaroo.Sampling;
 using Kangaroo.Speculative;
 
 namespace Kangaroo.Generation;
@@ -33,6 +34,9 @@ public sealed record GenerationOptions
     public KangarooOptions? Speculation { get; init; }
 
     public bool IsGreedy => Temperature == 0;
+
+    /// <summary>How tokens are chosen: temperature, top-k and top-p.</summary>
+    public SamplingSettings Sampling => new(Temperature, TopK, TopP);
 
     /// <summary>Throws <see cref="InvalidRequestException"/> naming the first invalid parameter.</summary>
     public void Validate()

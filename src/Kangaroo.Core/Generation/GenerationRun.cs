@@ -29,7 +29,7 @@ public sealed class GenerationRun
     private int _textEnd = -1;
 
     /// <param name="contextLength">Positions the decoder's cache holds; generation stops before overflowing it.</param>
-    public GenerationRun(ISequenceDecoder decoder, TextTokenizer tokenizer, int[] promptTokens, GenerationOptions options,
+    internal GenerationRun(ISequenceDecoder decoder, TextTokenizer tokenizer, int[] promptTokens, GenerationOptions options,
         IReadOnlySet<int> endOfSequenceIds, int contextLength, CancellationToken cancellation = default)
     {
         options.Validate();
@@ -41,7 +41,7 @@ public sealed class GenerationRun
         _promptTokens = promptTokens;
         _options = options;
         _endOfSequence = endOfSequenceIds;
-        // After n tokens the cache holds ≤ prompt + n − 1 positions (ISequenceDecoder's contract).
+        // After n tokens the cache holds ≤ prompt + n − 1 positions (the scheduler's contract).
         _tokenBudget = Math.Min(options.MaxNewTokens, contextLength - promptTokens.Length + 1);
         _cancellation = cancellation;
         _stepTokens = new int[Math.Max(1, decoder.MaxTokensPerStep)];

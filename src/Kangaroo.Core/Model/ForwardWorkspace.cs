@@ -11,17 +11,15 @@ public sealed class ForwardWorkspace : IDisposable
     /// <param name="withFeedForward">False for attention-only blocks (the Kangaroo adapter): no MLP scratch.</param>
     /// <param name="treeWindow">For token-tree passes: how many recent keys a row may read through its own slot map (the
     /// deepest path + 1); 0 = plain passes only.</param>
-    /// <param name="batched">For passes over rows of several sequences sharing one cache (<see cref="LlamaModel.StageBatch"/>).</param>
-    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true, int treeWindow = 0,
-        bool batched = false)
+    internal ForwardWorkspace(IComputeBackend backend, LlamaConfig config, int maxRows, bool withFeedForward = true, int treeWindow = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(treeWindow);
         MaxRows = maxRows;
         TreeWindow = treeWindow;
-        Batched = batched;
-        if (treeWindow > 0 || batched) Slots = backend.AllocateIndices(maxRows);
+        Slots = backend.AllocateIndices(maxRows);
+        Sequences = backend.AllocateIndices(maxRows);
         if (treeWindow > 0) RecentSlots = backend.AllocateIndices(maxRows * treeWindow);
-        if (batched) Sequences = backend.AllocateIndices(maxRows);
+        Rows = new PassRows(maxRows, treeWindow);
         Hidden = backend.Allocate(maxRows * config.HiddenSize);
         Normed = backend.Allocate(maxRows * config.HiddenSize);
         Delta = backend.Allocate(maxRows * config.HiddenSize);
@@ -38,8 +36,17 @@ public sealed class ForwardWorkspace : IDisposable
 
     public int MaxRows { get; }
 
-    /// <summary>Recorded forward passes of this workspace (CUDA graphs), by what they compute; see <see cref="LlamaModel.RunRecorded"/>.</summary>
-    internal Dictionary<(string Step, object? Cache, int Rows, bool Tree), ICapturedWork> Recorded { get; } = [];
+    /// <summary>Recorded forward passes of this workspace (CUDA graphs), by typed key; see <see cref="LlamaModel.Run"/>.</summary>
+    internal RecordedPasses Recorded { get; } = new();
+
+    /// <summary>Host scratch for the rows of a pass, sized for this workspace (schedulers fill it, then stage it).</summary>
+    public PassRows Rows { get; }
+
+    /// <summary>What the last <see cref="LlamaModel.Stage"/> staged.</summary>
+    public PassShape Staged { get; internal set; }
+
+    /// <summary>True when the staged rows' slots equal their positions (one sequence, no tree): <see cref="Slots"/> was not uploaded.</summary>
+    internal bool SlotsArePositions { get; set; }
 
     /// <summary>Replay recorded passes where the backend can (default on); off re-issues every op each time.</summary>
     public bool UseRecordedPasses { get; set; } = true;
@@ -61,26 +68,18 @@ public sealed class ForwardWorkspace : IDisposable
     /// <summary>Absolute (logical) position of each row; in plain passes also its cache slot.</summary>
     public IndexBuffer Positions { get; }
 
-    /// <summary>Recent keys a tree pass may remap per row (0: this workspace runs plain passes only).</summary>
+    /// <summary>Recent keys a tree pass may remap per row (0: this workspace runs passes without trees only).</summary>
     public int TreeWindow { get; }
-    /// <summary>Tree passes: the cache slot each row's keys and values go to.</summary>
-    internal IndexBuffer? Slots { get; }
+    /// <summary>The cache slot each row's keys and values go to.</summary>
+    internal IndexBuffer Slots { get; }
     /// <summary>Tree passes: per row, the slots of its last <see cref="TreeWindow"/> keys (see <see cref="IComputeBackend.TreeAttention"/>).</summary>
     internal IndexBuffer? RecentSlots { get; }
-    /// <summary>True after <see cref="LlamaModel.StageTree"/> or <see cref="LlamaModel.StageBatch"/> (rows go to <see cref="Slots"/>), false after plain positions were staged.</summary>
-    internal bool TreeStaged { get; set; }
-
-    /// <summary>Whether this workspace can run rows of several sequences at once (<see cref="LlamaModel.StageBatch"/>).</summary>
-    public bool Batched { get; }
-    /// <summary>Batched passes: the sequence of each row.</summary>
-    internal IndexBuffer? Sequences { get; }
-    /// <summary>True after <see cref="LlamaModel.StageBatch"/>: attention reads each row's own sequence with no tree window.</summary>
-    internal bool BatchStaged { get; set; }
+    /// <summary>The sequence of each row (caches of several sequences).</summary>
+    internal IndexBuffer Sequences { get; }
 
     public void Dispose()
     {
-        foreach (var recorded in Recorded.Values) recorded.Dispose();
-        Recorded.Clear();
+        Recorded.Dispose();
         foreach (var buffer in new IDisposable?[] { Hidden, Normed, Delta, Queries, Keys, Values, AttentionOutput, Gate, Up, Logits, Tokens, Positions, Slots, RecentSlots, Sequences })
             buffer?.Dispose();
     }

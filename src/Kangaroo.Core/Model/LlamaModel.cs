@@ -153,12 +153,11 @@ public sealed class LlamaModel : IDisposable
         _tensors.Add(InverseFrequencies);
     }
 
-    /// <param name="treeWindow">Room for token-tree passes (<see cref="StageTree"/>): the deepest path + 1; 0 for none.</param>
-    /// <param name="batched">Room for passes over several sequences of one cache (<see cref="StageBatch"/>).</param>
-    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0, bool batched = false)
+    /// <param name="treeWindow">Room for token-tree passes (rows with recent-slot windows): the deepest path + 1; 0 for none.</param>
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
-        return new ForwardWorkspace(Backend, Config, maxRows, treeWindow: treeWindow, batched: batched);
+        return new ForwardWorkspace(Backend, Config, maxRows, treeWindow: treeWindow);
     }
 
     /// <param name="sequences">Independent sequences sharing the storage, each of <paramref name="capacity"/> positions
@@ -170,78 +169,65 @@ public sealed class LlamaModel : IDisposable
         return new KvCache(Backend.AllocateKvCache(Config.NumLayers, capacity, Config.KvWidth, sequences));
     }
 
-    /// <summary>Uploads the rows' token ids and absolute positions (positions[r] = <paramref name="startPosition"/> + r) and gathers their embeddings into <see cref="ForwardWorkspace.Hidden"/>.</summary>
+    /// <summary>Stages <paramref name="tokens"/> at positions [<paramref name="startPosition"/>, …) of a one-sequence cache and gathers their embeddings into <see cref="ForwardWorkspace.Hidden"/>.</summary>
     public void Embed(ForwardWorkspace workspace, ReadOnlySpan<int> tokens, int startPosition)
     {
-        StageTokens(workspace, tokens, startPosition);
+        var rows = workspace.Rows.Reset(withTokens: true);
+        rows.AddRange(0, 0, startPosition, tokens.Length, tokens);
+        Stage(workspace, capacity: int.MaxValue, cacheSequences: 1, rows);
         EmbedStaged(workspace, tokens.Length);
     }
 
-    /// <summary>The host half of <see cref="Embed"/>: uploads token ids and positions (checked against the vocabulary).</summary>
-    public void StageTokens(ForwardWorkspace workspace, ReadOnlySpan<int> tokens, int startPosition)
-    {
-        int rows = tokens.Length;
-        CheckRows(workspace, rows);
-        CheckTokens(tokens);
-        SetPositions(workspace, startPosition, rows);
-        Backend.Upload(tokens, workspace.Tokens);
-    }
-
     /// <summary>
-    /// Stages a token-tree pass of positions.Length rows: each row's logical position (for RoPE and causality), the cache
-    /// slot its keys and values go to, and its window of recent slots (row r: <c>recentSlots[r · TreeWindow + j]</c> is
-    /// the slot of the key j positions back — its path through the tree, itself first; see
-    /// <see cref="IComputeBackend.TreeAttention"/>). The next <see cref="RunLayers"/> runs as a tree pass; staging plain
-    /// positions ends tree mode. Tokens, when given, are staged for <see cref="EmbedStaged"/>.
+    /// Uploads the rows of the next pass (<see cref="PassRows"/>: positions, slots, windows, sequences, tokens) into the
+    /// workspace, checked against <paramref name="cache"/> and the vocabulary. Every pass is staged this way: the next
+    /// <see cref="RunLayers"/> stores each row's keys and values in its slot and attends through its window, reading its
+    /// own sequence's keys only, so each row gets the bits a pass of its own sequence alone would.
     /// </summary>
-    public void StageTree(ForwardWorkspace workspace, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, ReadOnlySpan<int> recentSlots,
-        ReadOnlySpan<int> tokens = default)
-    {
-        int rows = positions.Length;
-        CheckRows(workspace, rows);
-        if (workspace.TreeWindow == 0) throw new InvalidOperationException("this workspace was made without room for token trees");
-        if (slots.Length != rows || recentSlots.Length != rows * workspace.TreeWindow || (!tokens.IsEmpty && tokens.Length != rows))
-            throw new ArgumentException($"a tree pass of {rows} rows needs {rows} slots, {rows * workspace.TreeWindow} recent slots and no or {rows} tokens");
-        CheckTokens(tokens);
-        Backend.Upload(positions, workspace.Positions);
-        Backend.Upload(slots, workspace.Slots!);
-        Backend.Upload(recentSlots, workspace.RecentSlots!);
-        if (!tokens.IsEmpty) Backend.Upload(tokens, workspace.Tokens);
-        workspace.TreeStaged = true;
-        workspace.BatchStaged = false;
-    }
+    public void Stage(ForwardWorkspace workspace, KvCache cache, PassRows rows) =>
+        Stage(workspace, cache.Capacity, cache.Storage.Sequences, rows);
 
-    /// <summary>
-    /// Stages a pass over rows of several sequences that share one cache (made with <see cref="CreateCache(int, int)"/>'s
-    /// sequences): row r is position positions[r] of sequence sequences[r]; its keys and values go to that sequence's slot of
-    /// the position and its attention reads that sequence only, so each row gets the bits a pass of its own sequence alone
-    /// would. Tokens, when given, are staged for <see cref="EmbedStaged"/>. The next <see cref="RunLayers"/> runs batched.
-    /// </summary>
-    public void StageBatch(ForwardWorkspace workspace, KvCache cache, ReadOnlySpan<int> positions, ReadOnlySpan<int> sequences,
-        ReadOnlySpan<int> tokens = default)
+    /// <summary><see cref="Stage(ForwardWorkspace, KvCache, PassRows)"/>, leaving the tokens out (a pass that does not embed, e.g. the adapter reading the same rows).</summary>
+    internal void Stage(ForwardWorkspace workspace, KvCache cache, PassRows rows, bool tokens) =>
+        Stage(workspace, cache.Capacity, cache.Storage.Sequences, rows, tokens);
+
+    private void Stage(ForwardWorkspace workspace, int capacity, int cacheSequences, PassRows rows, bool tokens = true)
     {
-        int rows = positions.Length;
-        CheckRows(workspace, rows);
-        if (!workspace.Batched) throw new InvalidOperationException("this workspace was made without room for batched passes");
-        if (sequences.Length != rows || (!tokens.IsEmpty && tokens.Length != rows))
-            throw new ArgumentException($"a batched pass of {rows} rows needs {rows} sequence ids and no or {rows} tokens");
-        CheckTokens(tokens);
-        int capacity = cache.Capacity, count = cache.Storage.Sequences;
-        Span<int> slots = rows <= 256 ? stackalloc int[rows] : new int[rows];
-        for (int r = 0; r < rows; r++)
+        int count = rows.Count;
+        CheckRows(workspace, count);
+        if (rows.Window > workspace.TreeWindow)
+            throw new InvalidOperationException($"rows with windows of {rows.Window} recent slots need a workspace made with a tree window of that size (this one: {workspace.TreeWindow})");
+        CheckTokens(rows.Tokens);
+        var positions = rows.Positions;
+        var slots = rows.Slots;
+        var sequences = rows.Sequences;
+        long slotCount = (long)capacity * cacheSequences;
+        bool slotsArePositions = cacheSequences == 1 && rows.Window == 0;
+        for (int r = 0; r < count; r++)
         {
-            if ((uint)sequences[r] >= (uint)count)
-                throw new ArgumentOutOfRangeException(nameof(sequences), sequences[r], $"row {r}: the cache holds sequences [0, {count})");
+            if ((uint)sequences[r] >= (uint)cacheSequences)
+                throw new ArgumentOutOfRangeException(nameof(rows), sequences[r], $"row {r}: the cache holds sequences [0, {cacheSequences})");
             if ((uint)positions[r] >= (uint)capacity)
-                throw new ArgumentOutOfRangeException(nameof(positions), positions[r], $"row {r}: a sequence holds positions [0, {capacity})");
-            slots[r] = sequences[r] * capacity + positions[r];
+                throw new ArgumentOutOfRangeException(nameof(rows), positions[r], $"row {r}: a sequence holds positions [0, {capacity})");
+            if ((ulong)slots[r] >= (ulong)slotCount)
+                throw new ArgumentOutOfRangeException(nameof(rows), slots[r], $"row {r}: the cache has slots [0, {slotCount})");
+            slotsArePositions &= slots[r] == positions[r];
         }
         Backend.Upload(positions, workspace.Positions);
-        Backend.Upload(slots, workspace.Slots!);
-        Backend.Upload(sequences, workspace.Sequences!);
-        if (!tokens.IsEmpty) Backend.Upload(tokens, workspace.Tokens);
-        workspace.TreeStaged = true;
-        workspace.BatchStaged = true;
+        if (!slotsArePositions) Backend.Upload(slots, workspace.Slots);
+        if (cacheSequences > 1) Backend.Upload(sequences, workspace.Sequences);
+        if (rows.Window > 0) Backend.Upload(rows.RecentSlots, workspace.RecentSlots!);
+        if (tokens && rows.HasTokens) Backend.Upload(rows.Tokens, workspace.Tokens);
+        workspace.SlotsArePositions = slotsArePositions;
+        workspace.Staged = new PassShape(count, rows.Window, cacheSequences > 1);
+    }
+
+    /// <summary>Stages <paramref name="count"/> consecutive positions of one sequence of <paramref name="cache"/> from <paramref name="start"/> (tokens optional).</summary>
+    public void StageRange(ForwardWorkspace workspace, KvCache cache, int sequence, int start, int count, ReadOnlySpan<int> tokens = default)
+    {
+        var rows = workspace.Rows.Reset(withTokens: !tokens.IsEmpty);
+        rows.AddRange(sequence, sequence * cache.Capacity, start, count, tokens);
+        Stage(workspace, cache, rows);
     }
 
     private void CheckTokens(ReadOnlySpan<int> tokens)
@@ -257,42 +243,32 @@ public sealed class LlamaModel : IDisposable
     public void EmbedStaged(ForwardWorkspace workspace, int rows) => Backend.Embed(Embedding, workspace.Tokens, workspace.Hidden, rows);
 
     /// <summary>
-    /// Runs <paramref name="work"/> — device ops only, reading the workspace's staged tokens and positions — recorded once
-    /// per (<paramref name="step"/>, <paramref name="cache"/>, <paramref name="rows"/>) and replayed after, where the backend
-    /// records (<see cref="IGraphCapture"/>); otherwise just runs it. The same ops run either way, so results are identical.
+    /// Runs <paramref name="pass"/> over the rows staged last (<see cref="Stage"/>): recorded once per pass and
+    /// <see cref="PassShape"/> and replayed after, where the backend records (<see cref="IGraphCapture"/>) and the
+    /// workspace allows it; otherwise run op by op. The same ops run either way, so results are identical.
     /// </summary>
-    public void RunRecorded(ForwardWorkspace workspace, string step, object? cache, int rows, Action work)
+    public void Run(ForwardWorkspace workspace, KvCache cache, ForwardPass pass)
     {
-        if (Backend is not IGraphCapture capture || !workspace.UseRecordedPasses)
+        if (Backend is IGraphCapture capture && workspace.UseRecordedPasses)
         {
-            work();
+            workspace.Recorded.Run(capture, new RecordedPassKey(PassNetwork.Base, pass, workspace.Staged, cache.Storage),
+                (Model: this, Workspace: workspace, Cache: cache, Pass: pass), static s => s.Model.Execute(s.Workspace, s.Cache, s.Pass));
             return;
         }
-        var key = (step, cache, rows, workspace.TreeStaged);
-        if (!workspace.Recorded.TryGetValue(key, out var recorded))
-        {
-            // One plain run first: it sizes the backend's scratch, which recording must not allocate.
-            work();
-            workspace.Recorded[key] = capture.Capture(work);
-            return;
-        }
-        recorded.Replay();
+        Execute(workspace, cache, pass);
     }
 
-    /// <summary>Uploads positions [startPosition, startPosition + rows) for the next <see cref="RunLayers"/> (when hidden states were placed by hand).</summary>
-    public void SetPositions(ForwardWorkspace workspace, int startPosition, int rows)
+    private void Execute(ForwardWorkspace workspace, KvCache cache, ForwardPass pass)
     {
-        CheckRows(workspace, rows);
-        Span<int> positions = rows <= 256 ? stackalloc int[rows] : new int[rows];
-        for (int r = 0; r < rows; r++) positions[r] = startPosition + r;
-        Backend.Upload(positions, workspace.Positions);
-        workspace.TreeStaged = false;
-        workspace.BatchStaged = false;
+        int rows = workspace.Staged.Rows;
+        if (pass.Embed) EmbedStaged(workspace, rows);
+        RunLayers(workspace, cache, pass.FirstLayer, pass.EndLayer, rows);
+        if (pass.LogitsFrom != ForwardPass.NoLogits) ComputeLogits(workspace, pass.LogitsFrom, rows - pass.LogitsFrom);
     }
 
     /// <summary>
     /// Runs decoder layers [<paramref name="firstLayer"/>, <paramref name="endLayer"/>) over the first <paramref name="rows"/>
-    /// rows of <see cref="ForwardWorkspace.Hidden"/> at the positions set by <see cref="Embed"/>/<see cref="SetPositions"/>,
+    /// rows of <see cref="ForwardWorkspace.Hidden"/> as staged by <see cref="Stage"/> (or <see cref="Embed"/>),
     /// writing those layers' keys and values into the cache slots of those positions. The caller must have ensured the
     /// cache holds valid entries for every earlier position of these layers.
     /// </summary>
@@ -324,20 +300,17 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// RoPE, KV store and attention of one layer: at the rows' positions (plain) or, after <see cref="StageTree"/>, keys
-    /// and values into the rows' tree slots and attention through their slot windows. Shared with the Kangaroo adapter.
+    /// RoPE, KV store and attention of one layer for the staged rows: keys and values into their slots, attention through
+    /// their windows (none: plain causal) over their own sequences. Shared with the Kangaroo adapter.
     /// </summary>
     internal void StoreAndAttend(ForwardWorkspace ws, KvCacheStorage cache, int layer, int rows, LlamaConfig c, WeightTensor inverseFrequencies)
     {
         var b = Backend;
-        var slots = ws.TreeStaged ? ws.Slots! : ws.Positions;
+        var shape = ws.Staged;
+        var slots = ws.SlotsArePositions ? ws.Positions : ws.Slots;
         b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-        if (ws.BatchStaged)
-            b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.Slots!, 0, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim, ws.Sequences);
-        else if (ws.TreeStaged)
-            b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots!, ws.TreeWindow, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-        else
-            b.Attention(ws.Queries, cache, layer, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        b.TreeAttention(ws.Queries, cache, layer, ws.Positions, shape.Window > 0 ? ws.RecentSlots! : slots, shape.Window, ws.AttentionOutput, rows,
+            c.NumHeads, c.NumKvHeads, c.HeadDim, shape.Sequences ? ws.Sequences : null);
     }
 
     /// <summary>

@@ -1,18 +1,21 @@
-using Kangaroo.Generation;
+using Kangaroo.Sampling;
 
 namespace Kangaroo.Speculative;
 
 /// <summary>
-/// Decides which drafted tokens to keep, given the target's logits for every verified row. Lossless both ways:
-/// greedy keeps the longest prefix equal to the target's argmax; sampling uses speculative sampling (accept draft x
-/// with probability min(1, p(x)/q(x)), else draw from normalize(max(0, p − q))), so the output is distributed exactly
-/// as the target's own sampling. Temperature / top-k / top-p shape p and q the same way (<see cref="TokenSampler"/>).
+/// Decides which drafted tokens to keep, given the target's choices or logits for every node of a sequence's draft (a
+/// chain is a tree whose nodes each have one child). Lossless both ways: greedy keeps the longest path whose every token
+/// is the target's argmax after its parent; sampling runs recursive rejection sampling over each node's i.i.d. draws
+/// (SpecInfer's multi-step speculative sampling; with one draw per node it is the standard speculative sampling:
+/// accept x with probability min(1, p(x)/q(x)), else draw from normalize(max(0, p − q))), so every token is distributed
+/// exactly as the target's own sampling. Temperature / top-k / top-p shape p and q the same way (<see cref="TokenSampler"/>).
 /// </summary>
-public sealed class DraftVerifier
+internal sealed class DraftVerifier
 {
     private readonly TokenSampler _sampler;
     private readonly float[] _target;
     private readonly float[] _residual;
+    private readonly int[] _drawTokens;
 
     /// <summary>
     /// The probability of accepting a draft given p(x) (target) and q(x) (draft): min(1, p/q). Replaceable only so that
@@ -20,69 +23,58 @@ public sealed class DraftVerifier
     /// </summary>
     internal Func<double, double, double> AcceptanceProbability { get; set; } = static (p, q) => q > 0 ? Math.Min(1.0, p / q) : 0;
 
-    public DraftVerifier(int vocabSize)
+    public DraftVerifier(int vocabSize, int maxDraws = 1)
     {
         _sampler = new TokenSampler(vocabSize);
         _target = new float[vocabSize];
         _residual = new float[vocabSize];
+        _drawTokens = new int[Math.Max(1, maxDraws)];
     }
 
     /// <summary>
-    /// Greedy verification. <paramref name="targetChoices"/>[i] is the target's argmax after row i (row 0 = the last
-    /// accepted token, row i = draft i). Writes the accepted drafts plus the target's own next token to
-    /// <paramref name="output"/> and returns the number of drafts accepted.
+    /// Greedy: from the root, follow the child whose token is the target's choice after its parent (<paramref name="targets"/>[n]
+    /// for node n). Writes the kept path (root first) and returns its length; <paramref name="next"/> is the target's token after it.
     /// </summary>
-    public static int VerifyGreedy(ReadOnlySpan<int> drafts, ReadOnlySpan<int> targetChoices, Span<int> output)
+    internal static int AcceptGreedy(SequenceDraft draft, ReadOnlySpan<int> targets, Span<int> path, out int next)
     {
-        int accepted = 0;
-        while (accepted < drafts.Length && drafts[accepted] == targetChoices[accepted])
+        int length = draft.Tree.AcceptGreedy(targets, path);
+        next = targets[path[length - 1]];
+        return length;
+    }
+
+    /// <summary>
+    /// Sampling: <paramref name="targetLogits"/> holds one row per node. From the root, each node's draws are verified in
+    /// order against the target's distribution there; the first accepted draw's child continues the path, and where none is
+    /// accepted (or the node has no draws) <paramref name="next"/> is drawn from what remains of the target's distribution.
+    /// Returns the path length.
+    /// </summary>
+    internal int AcceptSampled(SequenceDraft draft, ReadOnlySpan<float> targetLogits, SequenceSampling sampling, Span<int> path, out int next)
+    {
+        int vocab = _sampler.VocabSize, length = 0, current = 0;
+        path[length++] = 0;
+        while (true)
         {
-            output[accepted] = drafts[accepted];
-            accepted++;
+            int draws = draft.DrawCounts[current];
+            for (int i = 0; i < draws; i++) _drawTokens[i] = draft.Tree.Token(draft.Draws[current * draft.MaxDraws + i]);
+            int chosen = VerifyNode(targetLogits.Slice(current * vocab, vocab), draft.Distribution(current), _drawTokens.AsSpan(0, draws),
+                sampling, out next);
+            if (chosen < 0) return length;
+            current = draft.Draws[current * draft.MaxDraws + chosen];
+            path[length++] = current;
         }
-        output[accepted] = targetChoices[accepted];
-        return accepted;
     }
 
     /// <summary>
-    /// Speculative sampling. <paramref name="targetLogits"/> holds drafts.Length + 1 rows of logits; row i of
-    /// <paramref name="draftDistributions"/> is the distribution draft i was sampled from. Returns the number of
-    /// drafts accepted; output holds them plus one token drawn from the target (residual or bonus).
+    /// One node: <paramref name="draws"/> were drawn i.i.d. from the draft distribution <paramref name="q"/> (repeats
+    /// allowed). Draw i is accepted with probability min(1, pᵢ(x)/q(x)); each rejection replaces pᵢ by normalize(max(0, pᵢ − q)).
+    /// Returns the index of the accepted draw, or −1 with <paramref name="next"/> drawn from the last residual — so the token
+    /// that follows the node is distributed exactly as the target's p (computed from <paramref name="targetLogits"/>).
     /// </summary>
-    public int VerifySampling(ReadOnlySpan<int> drafts, ReadOnlySpan<float> draftDistributions, ReadOnlySpan<float> targetLogits,
-        GenerationOptions options, DeterministicRandom random, Span<int> output)
+    internal int VerifyNode(ReadOnlySpan<float> targetLogits, ReadOnlySpan<float> q, ReadOnlySpan<int> draws, SequenceSampling sampling,
+        out int next)
     {
-        int vocab = _sampler.VocabSize;
-        for (int i = 0; i < drafts.Length; i++)
-        {
-            _sampler.ComputeDistribution(targetLogits.Slice(i * vocab, vocab), options, _target);
-            var q = draftDistributions.Slice(i * vocab, vocab);
-            int x = drafts[i];
-            double acceptance = AcceptanceProbability(_target[x], q[x]);
-            if (random.NextDouble() < acceptance)
-            {
-                output[i] = x;
-                continue;
-            }
-            output[i] = SampleResidual(q, random);
-            return i;
-        }
-        _sampler.ComputeDistribution(targetLogits.Slice(drafts.Length * vocab, vocab), options, _target);
-        output[drafts.Length] = TokenSampler.SampleFrom(_target, random);
-        return drafts.Length;
-    }
-
-    /// <summary>
-    /// One node of a token tree, sampling (recursive rejection sampling, as SpecInfer's multi-step speculative sampling):
-    /// <paramref name="draws"/> were drawn i.i.d. from the draft distribution <paramref name="q"/> (repeats allowed).
-    /// Draw i is accepted with probability min(1, pᵢ(x)/q(x)); each rejection replaces pᵢ by normalize(max(0, pᵢ − q)).
-    /// Returns the index of the accepted draw, or −1 with <paramref name="next"/> drawn from the last residual — so the
-    /// token that follows the node is distributed exactly as the target's p (computed from <paramref name="targetLogits"/>).
-    /// </summary>
-    public int VerifyTreeNode(ReadOnlySpan<float> targetLogits, ReadOnlySpan<float> q, ReadOnlySpan<int> draws, GenerationOptions options,
-        DeterministicRandom random, out int next)
-    {
-        _sampler.ComputeDistribution(targetLogits, options, _target);
+        _sampler.ComputeDistribution(targetLogits, sampling.Settings, _target);
+        var random = sampling.Random;
         for (int i = 0; i < draws.Length; i++)
         {
             int x = draws[i];
@@ -99,10 +91,6 @@ public sealed class DraftVerifier
         next = TokenSampler.SampleFrom(_target, random);
         return -1;
     }
-
-    /// <summary>A draw from normalize(max(0, p − q)) with p in _target; falls back to p if rounding left no mass.</summary>
-    private int SampleResidual(ReadOnlySpan<float> q, DeterministicRandom random) =>
-        TokenSampler.SampleFrom(ComputeResidual(q) > 0 ? _residual : _target, random);
 
     /// <summary>_residual = max(0, p − q) with p in _target (unnormalized); returns its mass.</summary>
     private double ComputeResidual(ReadOnlySpan<float> q)

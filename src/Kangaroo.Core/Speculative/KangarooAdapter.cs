@@ -154,64 +154,51 @@ public sealed class KangarooAdapter : IDisposable
     }
 
     /// <summary>Scratch for up to <paramref name="maxRows"/> adapter rows (attention only: no MLP buffers).</summary>
-    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0, bool batched = false) =>
-        new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false, treeWindow: treeWindow,
-            batched: batched);
+    public ForwardWorkspace CreateWorkspace(int maxRows, int treeWindow = 0) =>
+        new(_base.Backend, Config with { VocabSize = _base.Config.VocabSize }, maxRows, withFeedForward: false, treeWindow: treeWindow);
 
     /// <param name="sequences">Independent sequences sharing the storage (batched decoding).</param>
     public KvCache CreateCache(int capacity, int sequences = 1) => new(_base.Backend.AllocateKvCache(1, capacity, Config.KvWidth, sequences));
 
     /// <summary>
-    /// Runs the adapter over rows [0, rows) of <paramref name="ws"/>.Hidden — layer-ℓ hidden states at positions
-    /// [startPosition, startPosition + rows) — writing its KV cache. With <paramref name="computeLogits"/>, the last row
-    /// goes through the final norm and the base LM head into row 0 of <paramref name="ws"/>.Logits. Hidden is consumed.
+    /// Runs the adapter over the rows staged in <paramref name="ws"/> (<see cref="LlamaModel.Stage"/>) — layer-ℓ hidden
+    /// states in <paramref name="ws"/>.Hidden, consumed — writing their keys and values into <paramref name="cache"/>.
+    /// Rows [<paramref name="logitsFrom"/>, rows) then go through the final norm and the base LM head into rows
+    /// [0, rows − logitsFrom) of <paramref name="ws"/>.Logits (<see cref="ForwardPass.NoLogits"/>: none). Recorded where
+    /// the backend records, as the base model's passes are.
     /// </summary>
-    public void Forward(ForwardWorkspace ws, KvCache cache, int startPosition, int rows, bool computeLogits)
+    public void Run(ForwardWorkspace ws, KvCache cache, int logitsFrom)
     {
-        _base.SetPositions(ws, startPosition, rows);
-        ForwardStaged(ws, cache, rows, computeLogits);
+        var pass = new ForwardPass(false, 0, 1, logitsFrom);
+        if (_base.Backend is IGraphCapture capture && ws.UseRecordedPasses)
+        {
+            ws.Recorded.Run(capture, new RecordedPassKey(PassNetwork.Adapter, pass, ws.Staged, cache.Storage),
+                (Adapter: this, Workspace: ws, Cache: cache, LogitsFrom: logitsFrom), static s => s.Adapter.Execute(s.Workspace, s.Cache, s.LogitsFrom));
+            return;
+        }
+        Execute(ws, cache, logitsFrom);
     }
 
-    /// <summary>
-    /// Prompt processing: the adapter reads a chunk's layer-ℓ states (rows [0, rows) of <paramref name="source"/>.Hidden,
-    /// at positions [startPosition, …)) through its own workspace, and its cache advances past them.
-    /// </summary>
-    public void Prefill(ForwardWorkspace source, ForwardWorkspace ws, KvCache cache, int startPosition, int rows)
-    {
-        _base.Backend.Copy(source.Hidden, 0, ws.Hidden, 0, rows * _base.Config.HiddenSize);
-        Forward(ws, cache, startPosition, rows, computeLogits: false);
-        cache.Advance(rows);
-    }
-
-    /// <summary>
-    /// The device part of <see cref="Forward"/>, at positions already staged with <see cref="LlamaModel.SetPositions"/>
-    /// or <see cref="LlamaModel.StageTree"/> (recordable). <paramref name="everyRow"/>: logits for all rows (a token
-    /// tree's level), not only the last.
-    /// </summary>
-    public void ForwardStaged(ForwardWorkspace ws, KvCache cache, int rows, bool computeLogits, bool everyRow = false)
+    private void Execute(ForwardWorkspace ws, KvCache cache, int logitsFrom)
     {
         var b = _base.Backend;
         var c = Config;
+        int rows = ws.Staged.Rows;
         float eps = (float)c.RmsNormEps;
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
         b.MatMulShared(ws.Normed, rows, _query, ws.Queries, _key, ws.Keys, _value, ws.Values);
         _base.StoreAndAttend(ws, cache.Storage, 0, rows, c, _inverseFrequencies);
-        if (!computeLogits) return;
+        if (logitsFrom == ForwardPass.NoLogits) return;
 
         b.MatMul(ws.AttentionOutput, _output, ws.Delta, rows);
         b.AddRmsNorm(ws.Hidden, ws.Delta, _finalNorm, eps, ws.Normed, rows, c.HiddenSize);
-        if (everyRow)
+        var input = ws.Normed;
+        if (logitsFrom > 0)
         {
-            b.MatMul(ws.Normed, _base.LmHead, ws.Logits, rows);
-            return;
+            b.Copy(ws.Normed, logitsFrom * c.HiddenSize, ws.Delta, 0, (rows - logitsFrom) * c.HiddenSize);
+            input = ws.Delta;
         }
-        var last = ws.Normed;
-        if (rows > 1)
-        {
-            b.Copy(ws.Normed, (rows - 1) * c.HiddenSize, ws.Delta, 0, c.HiddenSize);
-            last = ws.Delta;
-        }
-        b.MatMul(last, _base.LmHead, ws.Logits, 1);
+        b.MatMul(input, _base.LmHead, ws.Logits, rows - logitsFrom);
     }
 
     public void Dispose()

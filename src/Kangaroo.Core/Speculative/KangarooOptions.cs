@@ -19,7 +19,7 @@ public sealed record KangarooOptions
     public float Threshold { get; init; } = 0.6f;
 
     /// <summary>
-    /// Several sequences at once (<see cref="BatchKangarooDecoder"/>): a round's draft steps serve every sequence still
+    /// Several sequences at once (chain drafting): a round's draft steps serve every sequence still
     /// drafting, so the batch waits for its longest drafter. Drafting ends for all once fewer than this share of the
     /// round's sequences still draft (their drafts so far are verified: output unchanged, only how much each round
     /// proposes). 0 = every sequence drafts until its own stop, as alone; one sequence alone is never cut.

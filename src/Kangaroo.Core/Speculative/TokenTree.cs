@@ -1,9 +1,12 @@
+using Kangaroo.Model;
+
 namespace Kangaroo.Speculative;
 
 /// <summary>
-/// One round's token tree on the host. Node 0 is the root (the last accepted token); nodes are numbered breadth-first, so
-/// a node at depth d has index ≥ d and its parent a smaller one. Node n's keys and values live in cache slot
-/// <c>base + n</c>; its logical position is <c>base + depth</c>. Allocation-free after construction.
+/// One round's token tree of one sequence on the host; a chain is the tree whose node i is draft i. Node 0 is the root
+/// (the last accepted token); nodes are numbered breadth-first, so a node at depth d has index ≥ d and its parent a
+/// smaller one. Node n's keys and values live in the slot of position <c>base + n</c> of its sequence's cache region; its
+/// logical position is <c>base + depth</c>. Allocation-free after construction.
 /// </summary>
 internal sealed class TokenTree
 {
@@ -56,20 +59,20 @@ internal sealed class TokenTree
     }
 
     /// <summary>
-    /// Positions, cache slots and slot windows of nodes [first, first + count), for <see cref="Model.LlamaModel.StageTree"/>:
-    /// a node's window is its path back to the root (itself first), then the positions before the tree.
+    /// Adds nodes [first, first + count) as rows of a pass over a sequence whose cache region starts at
+    /// <paramref name="regionStart"/>: each node at position base + depth, in slot region + base + node; its window (when
+    /// the pass has one) is its path back to the root, itself first, then the plain slots before the tree. With tokens,
+    /// each row carries its node's token.
     /// </summary>
-    public void Layout(int first, int count, Span<int> positions, Span<int> slots, Span<int> recentSlots)
+    public void AddRows(PassRows rows, int sequence, int regionStart, int first, int count)
     {
-        for (int i = 0; i < count; i++)
+        for (int node = first; node < first + count; node++)
         {
-            int node = first + i;
-            positions[i] = Base + _depths[node];
-            slots[i] = Base + node;
-            var window = recentSlots.Slice(i * Window, Window);
+            int position = Base + _depths[node];
+            var window = rows.Add(sequence, position, regionStart + Base + node, _tokens[node]);
             int j = 0;
-            for (int n = node; n >= 0; n = _parents[n]) window[j++] = Base + n;
-            for (; j < Window; j++) window[j] = positions[i] - j;   // before the tree: the key's own position (never read below 0)
+            for (int n = node; n >= 0 && j < window.Length; n = _parents[n]) window[j++] = regionStart + Base + n;
+            for (; j < window.Length; j++) window[j] = regionStart + position - j;   // before the tree (never read below the region)
         }
     }
 

@@ -33,7 +33,7 @@ internal sealed class OpFixture : IDisposable
         for (int start = 0; start < context; start += ws.MaxRows)
         {
             int rows = Math.Min(ws.MaxRows, context - start);
-            model.SetPositions(ws, start, rows);
+            model.StageRange(ws, Cache, 0, start, rows);
             b.StoreKv(Cache.Storage, 0, ws.Keys, ws.Values, ws.Positions, rows);
         }
         SetRows(maxRows);
@@ -49,7 +49,7 @@ internal sealed class OpFixture : IDisposable
     public ComputeBuffer Input { get; }
 
     /// <summary>Places <paramref name="rows"/> new tokens right after the filled context.</summary>
-    public void SetRows(int rows) => Model.SetPositions(Workspace, Context, rows);
+    public void SetRows(int rows) => Model.StageRange(Workspace, Cache, 0, Context, rows);
 
     public void Dispose()
     {

@@ -41,13 +41,8 @@ public static class StepBenchmark
         // The decoders' own steps: device work recorded once and replayed where the backend records (CUDA graphs).
         double full = Median(repetitions, () =>
         {
-            model.StageTokens(ws, [prompt[^1]], context);
-            model.RunRecorded(ws, "bench-full", cache, 1, () =>
-            {
-                model.EmbedStaged(ws, 1);
-                model.RunLayers(ws, cache, 0, config.NumLayers, 1);
-                model.ComputeLogits(ws, 0, 1);
-            });
+            model.StageRange(ws, cache, 0, context, 1, [prompt[^1]]);
+            model.Run(ws, cache, ForwardPass.Full(config.NumLayers));
             model.Backend.ArgmaxWithProbability(ws.Logits, 1, config.VocabSize, token, probability);
         });
 
@@ -56,12 +51,8 @@ public static class StepBenchmark
         {
             verify[rows] = Median(repetitions, () =>
             {
-                model.SetPositions(ws, context, rows);
-                model.RunRecorded(ws, "bench-verify", cache, rows, () =>
-                {
-                    model.RunLayers(ws, cache, exitLayer, config.NumLayers, rows);
-                    model.ComputeLogits(ws, 0, rows);
-                });
+                model.StageRange(ws, cache, 0, context, rows);
+                model.Run(ws, cache, new ForwardPass(false, exitLayer, config.NumLayers, 0));
                 model.Backend.ArgmaxWithProbability(ws.Logits, rows, config.VocabSize, token, probability);
             });
         }
@@ -74,15 +65,11 @@ public static class StepBenchmark
             using var shallowWs = model.CreateWorkspace(1);
             draft = Median(repetitions, () =>
             {
-                model.StageTokens(shallowWs, [prompt[^1]], context);
-                model.RunRecorded(shallowWs, "bench-shallow", cache, 1, () =>
-                {
-                    model.EmbedStaged(shallowWs, 1);
-                    model.RunLayers(shallowWs, cache, 0, exitLayer, 1);
-                });
+                model.StageRange(shallowWs, cache, 0, context, 1, [prompt[^1]]);
+                model.Run(shallowWs, cache, new ForwardPass(true, 0, exitLayer, ForwardPass.NoLogits));
                 model.Backend.Copy(shallowWs.Hidden, 0, adapterWs.Hidden, 0, config.HiddenSize);
-                model.SetPositions(adapterWs, context, 1);
-                model.RunRecorded(adapterWs, "bench-adapter", adapterCache, 1, () => adapter.ForwardStaged(adapterWs, adapterCache, 1, true));
+                model.StageRange(adapterWs, adapterCache, 0, context, 1);
+                adapter.Run(adapterWs, adapterCache, 0);
                 model.Backend.ArgmaxWithProbability(adapterWs.Logits, 1, config.VocabSize, token, probability);
             });
         }

@@ -71,6 +71,31 @@ public sealed class CliBenchTests
         }
     }
 
+    /// <summary><c>--batch 4 --tree</c>: several sequences each drafting a token tree, one verification pass for all, outputs those of vanilla alone.</summary>
+    [Fact]
+    public void BatchedTokenTreesReportIdenticalOutputs()
+    {
+        using var dir = new TestDirectory("cli-bench-tree");
+        string prompts = dir.Combine("prompts.jsonl"), json = dir.Combine("bench.json");
+        File.WriteAllLines(prompts, new[] { "def fibonacci(n):", "import os\n", "class Stack:\n", "for i in range(10):", "def main():\n" }
+            .Select((prompt, id) => JsonSerializer.Serialize(new { id, prompt })));
+
+        var r = AssertSuccess(Run("bench", "--backend", "cpu", "--no-steps", "--prompts", prompts, "--max-tokens", "12", "--batch", "4", "--tree",
+            "--json", json));
+
+        Assert.Contains("Kangaroo token trees (top-k 10, threshold 0.1, budget 16)", r.Stdout);
+        using var figures = JsonDocument.Parse(File.ReadAllText(json));
+        int vanillaTokens = figures.RootElement.GetProperty("end_to_end").GetProperty("vanilla_tokens").GetInt32();
+        var trees = figures.RootElement.GetProperty("batch_tree").EnumerateArray().ToArray();
+        var size = Assert.Single(trees);
+        Assert.Equal(4, size.GetProperty("sequences").GetInt32());
+        Assert.Equal(10, size.GetProperty("tree").GetProperty("top_k").GetInt32());
+        Assert.True(size.GetProperty("identical_outputs").GetBoolean());
+        Assert.Equal(5, size.GetProperty("kangaroo_identical_prompts").GetInt32());
+        Assert.Equal(vanillaTokens, size.GetProperty("kangaroo_tokens").GetInt32());
+        Assert.True(size.GetProperty("mean_accepted").GetDouble() >= 1);
+    }
+
     [Fact]
     public void MissingOrMalformedPromptsAreBadInput()
     {

@@ -1,4 +1,5 @@
 using Kangaroo.Generation;
+using Kangaroo.Sampling;
 using Xunit;
 
 namespace Kangaroo.Tests.Generation;
@@ -15,7 +16,7 @@ public class TokenSamplerTests
     {
         var sampler = new TokenSampler(Logits.Length);
         var p = new float[Logits.Length];
-        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 0.5f }, p);
+        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 0.5f }.Sampling, p);
         double z = Logits.Sum(l => Math.Exp(l / 0.5));
         for (int i = 0; i < p.Length; i++) Assert.Equal(Math.Exp(Logits[i] / 0.5) / z, p[i], 1e-6);
     }
@@ -25,9 +26,9 @@ public class TokenSamplerTests
     {
         var sampler = new TokenSampler(Logits.Length);
         var p = new float[Logits.Length];
-        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopK = 1 }, p);
+        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopK = 1 }.Sampling, p);
         Assert.Equal([0f, 1f, 0f, 0f, 0f, 0f], p);
-        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopK = 3 }, p);
+        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopK = 3 }.Sampling, p);
         Assert.True(p[1] > 0 && p[2] > 0 && p[3] > 0);
         Assert.Equal(0f, p[0]);
         Assert.Equal(1.0, p.Sum(), 1e-6);
@@ -39,10 +40,10 @@ public class TokenSamplerTests
         var sampler = new TokenSampler(Logits.Length);
         var p = new float[Logits.Length];
         // Probabilities at T=1: ids 1 and 3 ≈ 0.384 each, id 2 ≈ 0.141: 0.5 needs two tokens, 0.8 three.
-        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopP = 0.5f }, p);
+        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopP = 0.5f }.Sampling, p);
         Assert.Equal(2, p.Count(x => x > 0));
         Assert.Equal(0.5, p[1], 1e-6);
-        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopP = 0.8f }, p);
+        sampler.ComputeDistribution(Logits, new GenerationOptions { Temperature = 1f, TopP = 0.8f }.Sampling, p);
         Assert.Equal(3, p.Count(x => x > 0));
         Assert.True(p[2] > 0);
     }
@@ -52,7 +53,7 @@ public class TokenSamplerTests
     {
         var sampler = new TokenSampler(Logits.Length);
         var scratch = new float[Logits.Length];
-        var options = new GenerationOptions { Temperature = 1f };
+        var options = new GenerationOptions { Temperature = 1f }.Sampling;
         int[] Draw(ulong seed)
         {
             var random = new DeterministicRandom(seed);
@@ -67,7 +68,7 @@ public class TokenSamplerTests
     {
         var sampler = new TokenSampler(Logits.Length);
         var p = new float[Logits.Length];
-        var options = new GenerationOptions { Temperature = 1f };
+        var options = new GenerationOptions { Temperature = 1f }.Sampling;
         sampler.ComputeDistribution(Logits, options, p);
         var random = new DeterministicRandom(123);
         var counts = new int[Logits.Length];

@@ -130,16 +130,15 @@ public abstract class ModelConformanceTests
         using var backend = Backend();
         using var model = LlamaModel.Load(dir.Path, backend);
         int[] prompt = [1, 5, 9, 2];
-        using var decoder = new Kangaroo.Generation.VanillaDecoder(model, 64, prefillChunk: 3);
-        decoder.Configure(new Kangaroo.Generation.GenerationOptions(), new Kangaroo.Generation.DeterministicRandom(0));
-        int[] generated = Speculative.DecoderHarness.Decode(decoder, prompt, 40);
+        using var scheduler = Speculative.DecoderHarness.Scheduler(model, null, null, 1, 64, prefillChunk: 3);
+        int[] generated = Speculative.DecoderHarness.Decode(scheduler, prompt, 40);
 
         int[] sequence = [.. prompt, .. generated[..^1]];
         float[] logits = model.EvaluateLogits(sequence);
         for (int i = 0; i < generated.Length; i++)
         {
             int position = prompt.Length - 1 + i;
-            Assert.Equal(Kangaroo.Generation.TokenSampler.Argmax(logits.AsSpan(position * spec.Vocab, spec.Vocab)), generated[i]);
+            Assert.Equal(Kangaroo.Sampling.TokenSampler.Argmax(logits.AsSpan(position * spec.Vocab, spec.Vocab)), generated[i]);
         }
     }
 

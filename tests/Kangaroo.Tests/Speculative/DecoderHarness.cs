@@ -2,6 +2,7 @@ using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Generation;
 using Kangaroo.Model;
+using Kangaroo.Sampling;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.Models;
 using Xunit;
@@ -30,35 +31,52 @@ internal sealed class DecoderHarness : IDisposable
     public LlamaModel Model { get; }
     public KangarooAdapter Adapter { get; }
 
+    /// <summary>The one scheduler on this harness's model: vanilla without <paramref name="kangaroo"/>, else its chain or tree.</summary>
+    public BatchScheduler Scheduler(KangarooOptions? kangaroo, int maxSequences, int contextLength, int prefillChunk = 4) =>
+        Scheduler(Model, Adapter, kangaroo, maxSequences, contextLength, prefillChunk);
+
+    public static BatchScheduler Scheduler(LlamaModel model, KangarooAdapter? adapter, KangarooOptions? kangaroo, int maxSequences,
+        int contextLength, int prefillChunk = 4) =>
+        new(model, maxSequences, contextLength,
+            kangaroo is null ? null : KangarooProposers.Create(model, adapter!, kangaroo, maxSequences, contextLength, prefillChunk), prefillChunk);
+
     public int[] Vanilla(int[] prompt, int count, GenerationOptions? options = null, ulong seed = 0)
     {
-        using var decoder = new VanillaDecoder(Model, prompt.Length + count + 1, prefillChunk: 4);
-        decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
-        return Decode(decoder, prompt, count);
+        using var scheduler = Scheduler(null, 1, prompt.Length + count + 1);
+        return Decode(scheduler, prompt, count, options, seed);
     }
 
     public (int[] Tokens, SpeculativeStats Stats) Kangaroo(int[] prompt, int count, KangarooOptions kangaroo, GenerationOptions? options = null,
         ulong seed = 0, int? contextLength = null)
     {
-        int context = contextLength ?? prompt.Length + count + 1;
-        using ISpeculativeDecoder decoder = kangaroo.Tree is null
-            ? new KangarooDecoder(Model, Adapter, kangaroo, context, prefillChunk: 4)
-            : new KangarooTreeDecoder(Model, Adapter, kangaroo, context, prefillChunk: 4);
-        decoder.Configure(options ?? new GenerationOptions(), new DeterministicRandom(seed));
-        return (Decode(decoder, prompt, count, decoder.MaxTokensPerStep), decoder.Stats);
+        using var scheduler = Scheduler(kangaroo, 1, contextLength ?? prompt.Length + count + 1);
+        return (Decode(scheduler, prompt, count, options, seed), scheduler.Stats(0)!);
+    }
+
+    /// <summary>Slot 0 of <paramref name="scheduler"/> through a prompt, configured with the options and seed.</summary>
+    public static int[] Decode(BatchScheduler scheduler, int[] prompt, int count, GenerationOptions? options = null, ulong seed = 0)
+    {
+        scheduler.Configure(0, options ?? new GenerationOptions(), new DeterministicRandom(seed));
+        return Decode(new SchedulerSlot(scheduler, 0), prompt, count, scheduler.MaxTokensPerStep);
     }
 
     /// <summary>
-    /// Decodes every prompt with a batch decoder of <paramref name="maxSequences"/> slots (vanilla, or Kangaroo's chain):
+    /// Decodes every prompt with a scheduler of <paramref name="maxSequences"/> slots (vanilla, or Kangaroo's chain or tree):
     /// prompt i wants counts[i] tokens and samples with seed + i; a finished prompt's slot takes the next one.
     /// </summary>
     public (int[][] Tokens, SpeculativeStats?[] Stats) Batch(int[][] prompts, int[] counts, KangarooOptions? kangaroo, int maxSequences,
         GenerationOptions? options = null, ulong seed = 0, int? contextLength = null)
     {
         int context = contextLength ?? prompts.Max(p => p.Length) + counts.Max() + 1;
-        using IBatchDecoder decoder = kangaroo is null
-            ? new BatchVanillaDecoder(Model, maxSequences, context, prefillChunk: 4)
-            : new BatchKangarooDecoder(Model, Adapter, kangaroo, maxSequences, context, prefillChunk: 4);
+        using var decoder = Scheduler(kangaroo, maxSequences, context);
+        return Batch(decoder, prompts, counts, options, seed);
+    }
+
+    /// <summary><see cref="Batch(int[][], int[], KangarooOptions?, int, GenerationOptions?, ulong, int?)"/> on a given scheduler (reused across calls).</summary>
+    public static (int[][] Tokens, SpeculativeStats?[] Stats) Batch(BatchScheduler decoder, int[][] prompts, int[] counts,
+        GenerationOptions? options = null, ulong seed = 0)
+    {
+        int maxSequences = decoder.MaxSequences;
         var tokens = prompts.Select(_ => new List<int>()).ToArray();
         var stats = new SpeculativeStats?[prompts.Length];
         var promptIn = Enumerable.Repeat(-1, maxSequences).ToArray();
@@ -92,7 +110,7 @@ internal sealed class DecoderHarness : IDisposable
     }
 
     /// <summary>Runs a decoder like the generation loop does: never asks for more tokens than are still wanted.</summary>
-    public static int[] Decode(ISequenceDecoder decoder, int[] prompt, int count, int maxPerStep = 1)
+    internal static int[] Decode(ISequenceDecoder decoder, int[] prompt, int count, int maxPerStep = 1)
     {
         decoder.Prefill(prompt);
         var tokens = new List<int>();

@@ -270,13 +270,66 @@ public abstract class KangarooGreedyConformance
         Assert.Equal(h.Vanilla(prompt, 20), tokens);
     }
 
+    // ---------------------------------------------------------------- token trees of several sequences at once
+
+    [Fact]
+    public void BatchedTokenTreesOnRandomModelsEachReproduceVanillaGreedyAlone()
+    {
+        var rng = new Random(2027);
+        for (int trial = 0; trial < Math.Max(3, RandomTrials / 5); trial++)
+        {
+            var spec = RandomSpec(rng, $"batchtree{trial}", seed: 4000 + trial);
+            var tree = new TokenTreeOptions { TopK = rng.Next(1, 5), Threshold = new[] { 0f, 0.05f, 0.4f }[trial % 3], Budget = rng.Next(1, 16) };
+            var options = TinyAdapterFactory.Options(rng.Next(1, spec.Layers), steps: rng.Next(1, 7), threshold: 0.6f) with { Tree = tree };
+            int prompts = rng.Next(2, 7), slots = rng.Next(1, prompts + 1);
+            int[][] prompt = Enumerable.Range(0, prompts).Select(_ => RandomPrompt(rng, spec.Vocab)).ToArray();
+            int[] counts = Enumerable.Range(0, prompts).Select(_ => rng.Next(1, 30)).ToArray();
+
+            using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, seed: 21 + trial));
+            var (batch, stats) = h.Batch(prompt, counts, options, slots);
+            for (int i = 0; i < prompts; i++)
+            {
+                int[] alone = h.Vanilla(prompt[i], counts[i]);
+                Assert.True(alone.SequenceEqual(batch[i]),
+                    $"trial {trial}, prompt {i} of {prompts} in {slots} slots ({tree}): batched tree [{string.Join(' ', batch[i])}] vs vanilla [{string.Join(' ', alone)}]");
+                Assert.Equal(counts[i], stats[i]!.Emitted + 1);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0f, 6, 3, 0f, 12, 0f)]       // every node expands, long accepted runs
+    [InlineData(0.15f, 6, 4, 0f, 24, 0f)]      // branches accepted off the best path: both caches packed per sequence
+    [InlineData(0.15f, 4, 10, 0.1f, 16, 0.6f)] // the defaults
+    public void BatchedTokenTreesOnAgreeingModelsDraftWhatEachDraftsAlone(float deepScale, int steps, int topK, float threshold, int budget, float gate)
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
+        const int exitLayer = 2;
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
+        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
+        using var h = Harness(spec, modelWeights, adapterWeights);
+        int[][] prompts = [[1, 50, 51, 52, 7], [3, 4], [9, 80, 81, 82, 83, 84, 2, 40], [5], [60, 61, 62]];
+        // Shorter where the backend is slow here (the ILGPU CPU accelerator): still several rounds of every sequence.
+        int[] counts = RandomTrials >= 50 ? [50, 37, 44, 3, 60] : [20, 15, 18, 3, 24];
+        var options = TinyAdapterFactory.Options(exitLayer, steps, gate) with { Tree = new TokenTreeOptions { TopK = topK, Threshold = threshold, Budget = budget } };
+        var (batch, stats) = h.Batch(prompts, counts, options, maxSequences: 4);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(h.Vanilla(prompts[i], counts[i]), batch[i]);
+            // A tree grows from its own sequence's rows only: the same tree as alone (in a region as large), round for round.
+            var (_, alone) = h.Kangaroo(prompts[i], counts[i], options, contextLength: prompts.Max(p => p.Length) + counts.Max() + 1);
+            Assert.Equal((alone.Rounds, alone.Drafted, alone.Accepted), (stats[i]!.Rounds, stats[i]!.Drafted, stats[i]!.Accepted));
+        }
+        Assert.Contains(stats, st => st!.MeanAcceptedPerRound > 1.5);
+    }
+
     [Fact]
     public void RecordedExitLayerIsUsedWhenNoneIsAsked()
     {
         var spec = TinyModelSpec.Gqa with { Layers = 3 };
         using var h = Harness(spec, null, TinyAdapterFactory.RandomWeights(spec, 1), recordedExitLayer: 1);
         Assert.Equal(1, h.Adapter.RecordedExitLayer);
-        using var decoder = new KangarooDecoder(h.Model, h.Adapter, new KangarooOptions(), 32);
+        using var decoder = h.Scheduler(new KangarooOptions(), 1, 32);
         Assert.Equal(1, decoder.ExitLayer);
     }
 }

@@ -1,4 +1,5 @@
 using Kangaroo.Generation;
+using Kangaroo.Sampling;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.Models;
 using Xunit;
@@ -44,12 +45,9 @@ public sealed class KangarooSamplingTests : IDisposable
 
         // The test itself can tell distributions apart: vanilla sampling passes it too, a wrong rule does not.
         var vanilla = new long[exact.Length];
-        using var vanillaDecoder = new VanillaDecoder(_h.Model, Prompt.Length + 8);
+        using var vanillaDecoder = _h.Scheduler(null, 1, Prompt.Length + 8);
         for (int run = 0; run < Runs; run++)
-        {
-            vanillaDecoder.Configure(options, new DeterministicRandom((ulong)run));
-            vanilla[Index(DecoderHarness.Decode(vanillaDecoder, Prompt, 3))]++;
-        }
+            vanilla[Index(DecoderHarness.Decode(vanillaDecoder, Prompt, 3, options, (ulong)run))]++;
         Assert.True(ChiSquare.Test(vanilla, exact).PValue > 0.001, "vanilla sampling failed its own distribution test");
     }
 
@@ -62,6 +60,25 @@ public sealed class KangarooSamplingTests : IDisposable
         double[] exact = ExactJointDistribution(options);
         var (statistic, dof, p) = ChiSquare.Test(Count(TreeOptions, options, wrongRule: false), exact);
         Assert.True(p > 0.001, $"token-tree sampling: chi-square {statistic:F1} with {dof} degrees of freedom, p = {p:E2}");
+    }
+
+    /// <summary>Token trees of several sequences verified in one pass: each sequence's tokens still follow the target's distribution.</summary>
+    [Fact]
+    public void TokenTreeSamplingInABatchFollowsTheTargetDistribution()
+    {
+        var options = new GenerationOptions { Temperature = 0.8f, TopK = 6, TopP = 0.9f };
+        const int slots = 3;
+        var counts = new long[Vocab * Vocab * Vocab];
+        using var decoder = _h.Scheduler(TreeOptions, slots, Prompt.Length + 8);
+        int[][] prompts = Enumerable.Repeat(Prompt, slots).ToArray();
+        int[] wanted = Enumerable.Repeat(3, slots).ToArray();
+        for (int run = 0; run < Runs / slots; run++)
+        {
+            var (tokens, _) = DecoderHarness.Batch(decoder, prompts, wanted, options, seed: (ulong)(run * slots));
+            foreach (int[] sequence in tokens) counts[Index(sequence)]++;
+        }
+        var (statistic, dof, p) = ChiSquare.Test(counts, ExactJointDistribution(options));
+        Assert.True(p > 0.001, $"batched token-tree sampling: chi-square {statistic:F1} with {dof} degrees of freedom, p = {p:E2}");
     }
 
     [Fact]
@@ -91,19 +108,15 @@ public sealed class KangarooSamplingTests : IDisposable
     private long[] Count(KangarooOptions kangaroo, GenerationOptions options, bool wrongRule)
     {
         var counts = new long[Vocab * Vocab * Vocab];
-        using ISpeculativeDecoder decoder = kangaroo.Tree is null
-            ? new KangarooDecoder(_h.Model, _h.Adapter, kangaroo, Prompt.Length + 8, prefillChunk: 4)
-            : new KangarooTreeDecoder(_h.Model, _h.Adapter, kangaroo, Prompt.Length + 8, prefillChunk: 4);
+        using var decoder = _h.Scheduler(kangaroo, 1, Prompt.Length + 8);
         // Accepting every draft outputs the draft's distribution q instead of p.
-        var verifier = decoder is KangarooDecoder chain ? chain.Verifier : ((KangarooTreeDecoder)decoder).Verifier;
-        if (wrongRule) verifier.AcceptanceProbability = static (_, _) => 1.0;
+        if (wrongRule) decoder.Verifier.AcceptanceProbability = static (_, _) => 1.0;
         long drafted = 0, accepted = 0;
         for (int run = 0; run < Runs; run++)
         {
-            decoder.Configure(options, new DeterministicRandom((ulong)run));
-            counts[Index(DecoderHarness.Decode(decoder, Prompt, 3, decoder.MaxTokensPerStep))]++;
-            drafted += decoder.Stats.Drafted;
-            accepted += decoder.Stats.Accepted;
+            counts[Index(DecoderHarness.Decode(decoder, Prompt, 3, options, (ulong)run))]++;
+            drafted += decoder.Stats(0)!.Drafted;
+            accepted += decoder.Stats(0)!.Accepted;
         }
         // Both branches of the rule must run many times: acceptances and residual draws.
         if (!wrongRule) Assert.InRange(accepted, drafted / 10, drafted * 9 / 10);
@@ -120,7 +133,7 @@ public sealed class KangarooSamplingTests : IDisposable
         {
             float[] logits = _h.Model.EvaluateLogits(sequence);
             var p = new float[Vocab];
-            sampler.ComputeDistribution(logits.AsSpan((sequence.Length - 1) * Vocab, Vocab), options, p);
+            sampler.ComputeDistribution(logits.AsSpan((sequence.Length - 1) * Vocab, Vocab), options.Sampling, p);
             return p.Select(x => (double)x).ToArray();
         }
         var joint = new double[Vocab * Vocab * Vocab];

@@ -113,16 +113,14 @@ public sealed class PyTorchAdapterTests : IDisposable
 
     private int[] Vanilla(int count)
     {
-        using var decoder = new VanillaDecoder(_model, Prompt.Length + count + 1, prefillChunk: 4);
-        decoder.Configure(new GenerationOptions(), new DeterministicRandom(0));
-        return DecoderHarness.Decode(decoder, Prompt, count);
+        using var scheduler = DecoderHarness.Scheduler(_model, null, null, 1, Prompt.Length + count + 1);
+        return DecoderHarness.Decode(scheduler, Prompt, count);
     }
 
     private (int[] Tokens, SpeculativeStats Stats) Kangaroo(KangarooAdapter adapter, KangarooOptions options, int count)
     {
-        using var decoder = new KangarooDecoder(_model, adapter, options, Prompt.Length + count + 1, prefillChunk: 4);
-        decoder.Configure(new GenerationOptions(), new DeterministicRandom(0));
-        return (DecoderHarness.Decode(decoder, Prompt, count, decoder.MaxTokensPerStep), decoder.Stats);
+        using var scheduler = DecoderHarness.Scheduler(_model, adapter, options, 1, Prompt.Length + count + 1);
+        return (DecoderHarness.Decode(scheduler, Prompt, count), scheduler.Stats(0)!);
     }
 
     /// <summary>The fixture's tensors as its expected.json gives them, converted to F32.</summary>

@@ -1,7 +1,7 @@
 using System.Numerics.Tensors;
 using Kangaroo.Backends;
 
-namespace Kangaroo.Generation;
+namespace Kangaroo.Sampling;
 
 /// <summary>
 /// The once-per-step check that a forward pass produced usable logits. It costs nothing extra on a device: the softmax

@@ -1,4 +1,4 @@
-namespace Kangaroo.Generation;
+namespace Kangaroo.Sampling;
 
 /// <summary>
 /// xoshiro256** seeded through SplitMix64: a small, fast generator whose sequence is fixed by this code (not by the

@@ -1,4 +1,4 @@
-namespace Kangaroo.Generation;
+namespace Kangaroo.Sampling;
 
 /// <summary>
 /// Turns a row of logits into the next token: argmax, or sampling after temperature, top-k and top-p (nucleus).
@@ -39,7 +39,7 @@ public sealed class TokenSampler
     }
 
     /// <summary>The next token: argmax when greedy, else a draw from <see cref="ComputeDistribution"/>.</summary>
-    public int Sample(ReadOnlySpan<float> logits, GenerationOptions options, DeterministicRandom random, Span<float> probabilityScratch)
+    public int Sample(ReadOnlySpan<float> logits, SamplingSettings options, DeterministicRandom random, Span<float> probabilityScratch)
     {
         if (options.IsGreedy)
         {
@@ -55,7 +55,7 @@ public sealed class TokenSampler
     /// from: softmax(logits / temperature) restricted to the top-k tokens (lower ids win ties at the boundary), then to
     /// the smallest most-likely set reaching top-p, renormalized; zero elsewhere. Greedy options give a one-hot vector.
     /// </summary>
-    public void ComputeDistribution(ReadOnlySpan<float> logits, GenerationOptions options, Span<float> probabilities)
+    public void ComputeDistribution(ReadOnlySpan<float> logits, SamplingSettings options, Span<float> probabilities)
     {
         int vocab = VocabSize;
         if (logits.Length < vocab || probabilities.Length < vocab)
