@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using Kangaroo.Cuda;
+using Kangaroo.Weights;
+
+using static Kangaroo.Backends.BackendArguments;
+
+namespace Kangaroo.Backends.Cuda.Launchers;
+
+/// <summary>matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once.</summary>
+internal sealed class MatMulLauncher
+{
+    private const int Threads = 128;
+
+    private readonly KernelQueue _queue;
+    // matmul.cu's tile widths (FEATURES for batches, FEATURES_R1 for one row) and resident blocks per multiprocessor.
+    private readonly int _features, _featuresOneRow, _blocksPerSm, _blocksPerSmOneRow;
+    private readonly ConcurrentDictionary<CudaFunction, int> _residentBlocks = new();
+
+    public MatMulLauncher(KernelQueue queue, int features, int featuresOneRow)
+    {
+        _queue = queue;
+        _features = features;
+        _featuresOneRow = featuresOneRow;
+        // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
+        // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
+        bool blocksSet = int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) && perSm > 0;
+        _blocksPerSm = blocksSet ? perSm : 8;
+        _blocksPerSmOneRow = blocksSet ? perSm : 16;
+    }
+
+    public void MatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows)
+    {
+        CheckMatMul(x, w, y, rows, "output");
+        if (rows == 0) return;
+        LaunchMatMul(x, rows, w.Columns, w.DType, (w, y), default, default);
+    }
+
+    public void MatMulShared(CudaActivations x, int rows, CudaWeight w0, CudaActivations y0, CudaWeight w1, CudaActivations y1,
+        CudaWeight? third, CudaActivations? thirdOutput)
+    {
+        CheckMatMul(x, w0, y0, rows, "firstOutput");
+        CheckMatMul(x, w1, y1, rows, "secondOutput");
+        (CudaWeight, CudaActivations) target2 = default;
+        if (third is not null)
+        {
+            var (w2, y2) = (third, thirdOutput!);
+            CheckMatMul(x, w2, y2, rows, "thirdOutput");
+            target2 = (w2, y2);
+        }
+        if (w1.Columns != w0.Columns || (target2.Item1 is { } w2c && w2c.Columns != w0.Columns))
+            throw new ArgumentException("weights that share an input must have the same number of columns", "second");
+        if (rows == 0) return;
+        // One launch needs one weight type; mixed types (never seen in a checkpoint, but legal) take one launch each.
+        if (w1.DType != w0.DType || (target2.Item1 is { } w2t && w2t.DType != w0.DType))
+        {
+            LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), default, default);
+            LaunchMatMul(x, rows, w1.Columns, w1.DType, (w1, y1), default, default);
+            if (target2.Item1 is { } w2d) LaunchMatMul(x, rows, w2d.Columns, w2d.DType, target2, default, default);
+            return;
+        }
+        LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), (w1, y1), target2);
+    }
+
+    public void MatMulSiluMul(CudaActivations x, CudaWeight g, CudaWeight u, CudaActivations y, int rows)
+    {
+        CheckMatMul(x, g, y, rows, "output");
+        if (u.Rows != g.Rows || u.Columns != g.Columns || u.DType != g.DType)
+            throw new ArgumentException($"up ({u.Rows}×{u.Columns} {u.DType}) must have the shape and type of gate ({g.Rows}×{g.Columns} {g.DType})", "up");
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(rows); args.Add(g.Columns); args.Add(g.Memory); args.Add(u.Memory); args.Add(y.Memory); args.Add(g.Rows);
+        // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
+        int half = (rows == 1 ? _featuresOneRow : _features) / 2;
+        var kernel = _queue.Kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
+        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half), Threads, args);
+    }
+
+    private static void CheckMatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows, string outputName)
+    {
+        if (ReferenceEquals(x, y)) throw new ArgumentException("MatMul cannot write its output over its input", outputName);
+        CudaArguments.CheckRows(rows, int.MaxValue, nameof(rows));
+        CheckExtent(x.Length, rows, w.Columns, "input");
+        CheckExtent(y.Length, rows, w.Rows, outputName);
+    }
+
+    // Up to three weights sharing x, one output each; absent targets are default. matmul.cu: a block tile is FEATURES
+    // weight rows of one matrix; blocks grid-stride over the tiles of all three.
+    private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype,
+        (CudaWeight W, CudaActivations Y) first, (CudaWeight? W, CudaActivations? Y) second, (CudaWeight? W, CudaActivations? Y) third)
+    {
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(rows); args.Add(columns);
+        int features = rows == 1 ? _featuresOneRow : _features;
+        int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
+                    AddTarget(ref args, third.W, third.Y, features);
+        // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
+        var kernel = _queue.Kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
+        _queue.Launch(kernel, Grid(kernel, tiles), Threads, args);
+    }
+
+    private static int AddTarget(ref KernelArguments args, CudaWeight? w, CudaActivations? y, int features)
+    {
+        if (w is null)
+        {
+            args.Add(0UL); args.Add(0UL); args.Add(0);
+            return 0;
+        }
+        args.Add(w.Memory); args.Add(y!.Memory); args.Add(w.Rows);
+        return (w.Rows + features - 1) / features;
+    }
+
+    // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
+    // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
+    private uint Grid(CudaFunction kernel, int tiles)
+    {
+        // Computed once per kernel; later launches read it without a lock or an allocation.
+        int resident = _residentBlocks.GetOrAdd(kernel, static (k, self) =>
+        {
+            int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
+            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(Threads), 1, cap);
+        }, this);
+        return (uint)Math.Min(tiles, resident);
+    }
+}

@@ -1,0 +1,38 @@
+using Kangaroo.Cuda;
+
+using static Kangaroo.Backends.BackendArguments;
+
+namespace Kangaroo.Backends.Cuda.Launchers;
+
+/// <summary>norm.cu: RmsNorm and AddRmsNorm, one block per row.</summary>
+internal sealed class NormLauncher(KernelQueue queue)
+{
+    private const int Threads = 1024;
+
+    public void RmsNorm(CudaActivations x, CudaWeight w, float eps, CudaActivations y, int rows, int width)
+    {
+        CheckNorm(rows, width, x.Length, y.Length, w);
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(x.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        queue.Launch(queue.Kernels.ForType("rmsnorm", w.DType), (uint)rows, Threads, args);
+    }
+
+    public void AddRmsNorm(CudaActivations r, CudaActivations d, CudaWeight w, float eps, CudaActivations y, int rows, int width)
+    {
+        CheckNorm(rows, width, r.Length, y.Length, w);
+        CheckExtent(d.Length, rows, width, "delta");
+        if (rows == 0) return;
+        var args = new KernelArguments();
+        args.Add(r.Memory); args.Add(d.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        queue.Launch(queue.Kernels.ForType("add_rmsnorm", w.DType), (uint)rows, Threads, args);
+    }
+
+    private static void CheckNorm(int rows, int width, long inputLength, long outputLength, CudaWeight weight)
+    {
+        CudaArguments.CheckRows(rows, int.MaxValue, nameof(rows));
+        if ((long)weight.Rows * weight.Columns != width) throw new ArgumentException($"norm weight has {weight.Rows * weight.Columns} values, width is {width}");
+        CheckExtent(inputLength, rows, width, "input");
+        CheckExtent(outputLength, rows, width, "output");
+    }
+}

@@ -1,0 +1,65 @@
+using Kangaroo.Cuda;
+
+using static Kangaroo.Backends.BackendArguments;
+
+namespace Kangaroo.Backends.Cuda.Launchers;
+
+/// <summary>
+/// sampling.cu: argmax and top-k over rows of logits on the device, one block per row; only the few ids and probabilities
+/// per row cross to the host, never the logits.
+/// </summary>
+internal sealed class SelectionLauncher(KernelQueue queue) : IDisposable
+{
+    private const int Threads = 256;
+
+    private DeviceBuffer? _selectedTokens, _selectedProbabilities;   // results on their way to the host (guarded by the gate)
+
+    public void TopKWithProbabilities(CudaActivations logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
+    {
+        CheckTopK(logits, rows, vocab, k, tokens, probabilities);
+        SelectOnDevice("top_k_probability", logits, rows, vocab, k, tokens, probabilities);
+    }
+
+    public void ArgmaxWithProbability(CudaActivations l, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        CudaArguments.CheckRows(rows, Math.Min(tokens.Length, probabilities.Length), nameof(tokens));
+        CheckExtent(l.Length, rows, vocab, "logits");
+        SelectOnDevice("argmax_probability", l, rows, vocab, 1, tokens, probabilities);
+    }
+
+    /// <summary>
+    /// Runs a selection kernel of sampling.cu (one block per row of logits, <paramref name="perRow"/> ids and probabilities
+    /// out per row) and copies its few bytes back: what crosses to the host instead of the logits.
+    /// </summary>
+    private void SelectOnDevice(string kernel, CudaActivations logits, int rows, int vocab, int perRow, Span<int> tokens, Span<float> probabilities)
+    {
+        if (rows == 0) return;
+        int count = rows * perRow;
+        lock (queue.Gate)
+        {
+            if (_selectedTokens is null || _selectedTokens.ByteLength < count * sizeof(int))
+            {
+                _selectedTokens?.Dispose();
+                _selectedProbabilities?.Dispose();
+                int capacity = Math.Max(count, 256);
+                _selectedTokens = queue.Allocate(capacity * sizeof(int), "selection results");
+                _selectedProbabilities = queue.Allocate(capacity * sizeof(float), "selection results");
+            }
+            var args = new KernelArguments();
+            args.Add(logits.Memory); args.Add(vocab);
+            if (kernel == "top_k_probability") args.Add(perRow);
+            args.Add(_selectedTokens); args.Add(_selectedProbabilities!);
+            queue.Kernels[kernel].Launch(queue.Stream, (uint)rows, Threads, 0, in args);
+            queue.Stream.Synchronize();
+            _selectedTokens.CopyTo(tokens[..count]);
+            _selectedProbabilities!.CopyTo(probabilities[..count]);
+        }
+    }
+
+    public void Dispose()
+    {
+        _selectedTokens?.Dispose();
+        _selectedProbabilities?.Dispose();
+    }
+}
