@@ -60,19 +60,15 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         try
         {
             _stream = CudaStream.Create(_context);
-            // KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." tunes kernels without a rebuild.
-            string[] defines = (Environment.GetEnvironmentVariable("KANGAROO_KERNEL_DEFINES") ?? "")
-                .Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            int attentionBlockKeys = Define(defines, "ATTENTION_BLOCK_KEYS", 32);
-            int matMulFeatures = Define(defines, "FEATURES", 4);
-            int matMulFeaturesOneRow = Define(defines, "FEATURES_R1", 2);
-            _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines);
+            // The launchers' constants, which KANGAROO_KERNEL_DEFINES="FEATURES=2 ..." may override (tuning without a rebuild).
+            var defines = KernelDefines.FromEnvironment();
+            _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines.Options);
             _queue = new KernelQueue(_gate, _context, _device, _stream, _kernels);
-            _matMul = new MatMulLauncher(_queue, matMulFeatures, matMulFeaturesOneRow);
-            _attention = new AttentionLauncher(_queue, attentionBlockKeys);
-            _norm = new NormLauncher(_queue);
+            _matMul = new MatMulLauncher(_queue, defines);
+            _attention = new AttentionLauncher(_queue, defines);
+            _norm = new NormLauncher(_queue, defines);
             _elementwise = new ElementwiseLauncher(_queue);
-            _selection = new SelectionLauncher(_queue);
+            _selection = new SelectionLauncher(_queue, defines);
         }
         catch
         {
@@ -402,9 +398,6 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     }
 
     // ------------------------------------------------------------------ helpers
-
-    private static int Define(string[] defines, string name, int fallback) =>
-        defines.Select(d => d.Split('=')).Where(p => p.Length == 2 && p[0] == name).Select(p => int.Parse(p[1])).LastOrDefault(fallback);
 
     private static CudaActivations AsCuda(ComputeBuffer b) => b as CudaActivations ?? throw new ArgumentException("not a CUDA buffer of this backend");
     private static CudaIndices AsCuda(IndexBuffer b) => b as CudaIndices ?? throw new ArgumentException("not a CUDA index buffer of this backend");

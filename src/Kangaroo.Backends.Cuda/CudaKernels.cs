@@ -13,7 +13,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
 
-    /// <param name="defines">Preprocessor definitions for every kernel file (tuning), e.g. ["FEATURES=2"].</param>
+    /// <param name="defines">Preprocessor definitions for every kernel file (<see cref="Launchers.KernelDefines.Options"/>), e.g. ["FEATURES=4"]; part of each cubin's cache key.</param>
     public CudaKernels(CudaContext context, (int Major, int Minor) architecture, NvrtcCompiler compiler, IReadOnlyList<string> defines)
     {
         var options = defines.Select(d => "-D" + d).ToArray();

@@ -10,15 +10,32 @@ namespace Kangaroo.Backends.Cuda.Launchers;
 /// attention.cu: attention over the KV cache split along the keys, attention_partial per (row group, head, key block) and
 /// attention_combine per (row, head).
 /// </summary>
-internal sealed class AttentionLauncher(KernelQueue queue, int blockKeys)
+internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines)
 {
-    private const int Threads = 128;
-    private const int MaxHeadDim = 256;
-    private const int RowsPerBlock = 8;            // attention.cu: ATTENTION_ROWS
-    private const int MaxCombinedBlocks = 1024;   // attention.cu: ATTENTION_MAX_BLOCKS_COMBINED
+    /// <summary>Threads per block of both kernels.</summary>
+    public static readonly KernelDefine Threads = new("ATTENTION_THREADS", 128);
+    /// <summary>
+    /// Keys per block of attention_partial. At context 512–1024 a block's serial key loop is what a decode step waits for:
+    /// 32 beat 64 at both the 7B shape and the bench model's, and 16 won only on the small model (bench/RESULTS.md has the
+    /// sweep).
+    /// </summary>
+    public static readonly KernelDefine BlockKeys = new("ATTENTION_BLOCK_KEYS", 32);
+    /// <summary>The widest head: the "_wide" kernels hold head elements in two steps of 4 per lane.</summary>
+    public static readonly KernelDefine MaxHeadDim = new("ATTENTION_MAX_HEAD_DIM", 256);
+    /// <summary>Query rows per block of the batch kernels; the "_r1", "_r2" and "_r4" variants take up to 1, 2 and 4.</summary>
+    public static readonly KernelDefine RowsPerBlock = new("ATTENTION_ROWS", 8);
+    /// <summary>Key blocks attention_combine merges at most (its shared weights array): with the block keys, the longest context.</summary>
+    public static readonly KernelDefine MaxCombinedBlocks = new("ATTENTION_MAX_BLOCKS_COMBINED", 1024);
 
-    /// <summary>The longest context the kernels handle: attention_combine merges at most <see cref="MaxCombinedBlocks"/> key blocks.</summary>
-    public int MaxContext => MaxCombinedBlocks * blockKeys;
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, BlockKeys, MaxHeadDim, RowsPerBlock, MaxCombinedBlocks];
+
+    private readonly uint _threads = (uint)defines[Threads];
+    private readonly int _blockKeys = defines[BlockKeys];
+    private readonly int _maxHeadDim = defines[MaxHeadDim];
+    private readonly int _rowsPerBlock = defines[RowsPerBlock];
+
+    /// <summary>The longest context the kernels handle.</summary>
+    public int MaxContext { get; } = defines[MaxCombinedBlocks] * defines[BlockKeys];
 
     // The kernels always take a window of recent slots and the rows' sequences; a plain attention passes neither.
     public void AttentionOverSlots(CudaActivations q, CudaKvCache kv, int layer, CudaIndices p, CudaIndices? recent,
@@ -26,7 +43,7 @@ internal sealed class AttentionLauncher(KernelQueue queue, int blockKeys)
     {
         CheckLayer(kv, layer);
         CheckAttentionShape(kv, heads, kvHeads, headDim);
-        if (headDim > MaxHeadDim) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"head dimensions up to {MaxHeadDim} are supported");
+        if (headDim > _maxHeadDim) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"head dimensions up to {_maxHeadDim} are supported");
         if (ReferenceEquals(q, o)) throw new ArgumentException("attention cannot write its output over its queries", "output");
         CudaArguments.CheckRows(rows, p.Length, "positions");
         CheckExtent(q.Length, rows, (long)heads * headDim, "queries");
@@ -38,11 +55,11 @@ internal sealed class AttentionLauncher(KernelQueue queue, int blockKeys)
 
         // Partials are sized for the whole cache, so a recorded launch (which must cover any later position) never
         // outgrows them; plain launches only start the key blocks the longest row reaches.
-        int capacityBlocks = (kv.Capacity - 1) / blockKeys + 1;
+        int capacityBlocks = (kv.Capacity - 1) / _blockKeys + 1;
         int maxBlocks;
         lock (queue.Gate)
         {
-            maxBlocks = queue.Capturing ? capacityBlocks : TensorPrimitives.Max<int>(p.Host.AsSpan(0, rows)) / blockKeys + 1;
+            maxBlocks = queue.Capturing ? capacityBlocks : TensorPrimitives.Max<int>(p.Host.AsSpan(0, rows)) / _blockKeys + 1;
             long partialBytes = (long)rows * heads * capacityBlocks * (headDim + 2) * sizeof(float);
             if (kv.Partials is null || kv.Partials.ByteLength < partialBytes)
             {
@@ -62,17 +79,17 @@ internal sealed class AttentionLauncher(KernelQueue queue, int blockKeys)
         partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,
         // fewer registers and shorter loops than the 8-row kernel.
-        int rowsPerBlock = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : RowsPerBlock;
+        int rowsPerBlock = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : _rowsPerBlock;
         // Rows of different sequences share no keys: grouping them only serializes their loads in one block. A batch of
         // several sequences takes the one-row kernel (same bits, more blocks), the faster choice for batched decoding
         // (bench/RESULTS.md has the measurement).
         if (rowSequences is not null) rowsPerBlock = 1;
-        string variant = rowsPerBlock == RowsPerBlock ? "" : "_r" + rowsPerBlock.ToString(CultureInfo.InvariantCulture);
+        string variant = rowsPerBlock == _rowsPerBlock ? "" : "_r" + rowsPerBlock.ToString(CultureInfo.InvariantCulture);
         queue.Launch(queue.Kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + variant),
-            new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), Threads, partialArgs);
+            new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), _threads, partialArgs);
 
         var combineArgs = new KernelArguments();
         combineArgs.Add(kv.Partials!); combineArgs.Add(p.Memory); combineArgs.Add(o.Memory); combineArgs.Add(heads); combineArgs.Add(headDim); combineArgs.Add(maxBlocks);
-        queue.Launch(queue.Kernels["attention_combine"], (uint)(rows * heads), Threads, combineArgs);
+        queue.Launch(queue.Kernels["attention_combine"], (uint)(rows * heads), _threads, combineArgs);
     }
 }

@@ -9,18 +9,30 @@ namespace Kangaroo.Backends.Cuda.Launchers;
 /// <summary>matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once.</summary>
 internal sealed class MatMulLauncher
 {
-    private const int Threads = 128;
+    /// <summary>Threads per block: each thread owns every MATMUL_THREADS-th weight vector of the tile's rows.</summary>
+    public static readonly KernelDefine Threads = new("MATMUL_THREADS", 128);
+    /// <summary>
+    /// Weight rows per block tile for batches. Tile width changes only which block computes a weight row, never the order
+    /// of its sum, so the batch and one-row kernels may differ in it and still agree bit for bit.
+    /// </summary>
+    public static readonly KernelDefine Features = new("FEATURES", 4);
+    /// <summary>Weight rows per block tile of the one-row (decode) kernels.</summary>
+    public static readonly KernelDefine FeaturesOneRow = new("FEATURES_R1", 2);
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow];
 
     private readonly KernelQueue _queue;
-    // matmul.cu's tile widths (FEATURES for batches, FEATURES_R1 for one row) and resident blocks per multiprocessor.
-    private readonly int _features, _featuresOneRow, _blocksPerSm, _blocksPerSmOneRow;
+    private readonly int _threads, _features, _featuresOneRow;
+    // Resident blocks per multiprocessor at most, for batches and for one row.
+    private readonly int _blocksPerSm, _blocksPerSmOneRow;
     private readonly ConcurrentDictionary<CudaFunction, int> _residentBlocks = new();
 
-    public MatMulLauncher(KernelQueue queue, int features, int featuresOneRow)
+    public MatMulLauncher(KernelQueue queue, KernelDefines defines)
     {
         _queue = queue;
-        _features = features;
-        _featuresOneRow = featuresOneRow;
+        _threads = defines[Threads];
+        _features = defines[Features];
+        _featuresOneRow = defines[FeaturesOneRow];
         // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
         // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
         bool blocksSet = int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) && perSm > 0;
@@ -72,7 +84,7 @@ internal sealed class MatMulLauncher
         // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
         int half = (rows == 1 ? _featuresOneRow : _features) / 2;
         var kernel = _queue.Kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
-        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half), Threads, args);
+        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half), (uint)_threads, args);
     }
 
     private static void CheckMatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows, string outputName)
@@ -95,7 +107,7 @@ internal sealed class MatMulLauncher
                     AddTarget(ref args, third.W, third.Y, features);
         // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
         var kernel = _queue.Kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
-        _queue.Launch(kernel, Grid(kernel, tiles), Threads, args);
+        _queue.Launch(kernel, Grid(kernel, tiles), (uint)_threads, args);
     }
 
     private static int AddTarget(ref KernelArguments args, CudaWeight? w, CudaActivations? y, int features)
@@ -117,7 +129,7 @@ internal sealed class MatMulLauncher
         int resident = _residentBlocks.GetOrAdd(kernel, static (k, self) =>
         {
             int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
-            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(Threads), 1, cap);
+            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(self._threads), 1, cap);
         }, this);
         return (uint)Math.Min(tiles, resident);
     }

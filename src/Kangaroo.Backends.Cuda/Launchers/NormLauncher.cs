@@ -5,9 +5,14 @@ using static Kangaroo.Backends.BackendArguments;
 namespace Kangaroo.Backends.Cuda.Launchers;
 
 /// <summary>norm.cu: RmsNorm and AddRmsNorm, one block per row.</summary>
-internal sealed class NormLauncher(KernelQueue queue)
+internal sealed class NormLauncher(KernelQueue queue, KernelDefines defines)
 {
-    private const int Threads = 1024;
+    /// <summary>Threads per block (one block per row): many threads keep the two passes over a 4096-wide row short.</summary>
+    public static readonly KernelDefine Threads = new("NORM_THREADS", 1024);
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads];
+
+    private readonly uint _threads = (uint)defines[Threads];
 
     public void RmsNorm(CudaActivations x, CudaWeight w, float eps, CudaActivations y, int rows, int width)
     {
@@ -15,7 +20,7 @@ internal sealed class NormLauncher(KernelQueue queue)
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(x.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
-        queue.Launch(queue.Kernels.ForType("rmsnorm", w.DType), (uint)rows, Threads, args);
+        queue.Launch(queue.Kernels.ForType("rmsnorm", w.DType), (uint)rows, _threads, args);
     }
 
     public void AddRmsNorm(CudaActivations r, CudaActivations d, CudaWeight w, float eps, CudaActivations y, int rows, int width)
@@ -25,7 +30,7 @@ internal sealed class NormLauncher(KernelQueue queue)
         if (rows == 0) return;
         var args = new KernelArguments();
         args.Add(r.Memory); args.Add(d.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
-        queue.Launch(queue.Kernels.ForType("add_rmsnorm", w.DType), (uint)rows, Threads, args);
+        queue.Launch(queue.Kernels.ForType("add_rmsnorm", w.DType), (uint)rows, _threads, args);
     }
 
     private static void CheckNorm(int rows, int width, long inputLength, long outputLength, CudaWeight weight)

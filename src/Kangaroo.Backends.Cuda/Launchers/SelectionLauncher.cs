@@ -8,9 +8,14 @@ namespace Kangaroo.Backends.Cuda.Launchers;
 /// sampling.cu: argmax and top-k over rows of logits on the device, one block per row; only the few ids and probabilities
 /// per row cross to the host, never the logits.
 /// </summary>
-internal sealed class SelectionLauncher(KernelQueue queue) : IDisposable
+internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines) : IDisposable
 {
-    private const int Threads = 256;
+    /// <summary>Threads per block of argmax_probability and top_k_probability (one block per row of logits).</summary>
+    public static readonly KernelDefine Threads = new("ARGMAX_THREADS", 256);
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads];
+
+    private readonly uint _threads = (uint)defines[Threads];
 
     private DeviceBuffer? _selectedTokens, _selectedProbabilities;   // results on their way to the host (guarded by the gate)
 
@@ -50,7 +55,7 @@ internal sealed class SelectionLauncher(KernelQueue queue) : IDisposable
             args.Add(logits.Memory); args.Add(vocab);
             if (kernel == "top_k_probability") args.Add(perRow);
             args.Add(_selectedTokens); args.Add(_selectedProbabilities!);
-            queue.Kernels[kernel].Launch(queue.Stream, (uint)rows, Threads, 0, in args);
+            queue.Kernels[kernel].Launch(queue.Stream, (uint)rows, _threads, 0, in args);
             queue.Stream.Synchronize();
             _selectedTokens.CopyTo(tokens[..count]);
             _selectedProbabilities!.CopyTo(probabilities[..count]);
