@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Numerics.Tensors;
 using Kangaroo.Cuda;
+using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
@@ -28,6 +30,16 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
     public static readonly KernelDefine MaxCombinedBlocks = new("ATTENTION_MAX_BLOCKS_COMBINED", 1024);
 
     public static IReadOnlyList<KernelDefine> Defines => [Threads, BlockKeys, MaxHeadDim, RowsPerBlock, MaxCombinedBlocks];
+
+    // queries, keys, values, positions, recent slots, window, sequences, capacity, partials, rows, heads, KV heads,
+    // head dimension, KV width, layer offset, scale, key blocks.
+    private static readonly KernelSignature PartialKernel = new(
+        KernelSignature.Names("attention_partial", [DType.F16, DType.F32], ["", "_wide"], ["", "_r1", "_r2", "_r4"]),
+        Pointer, Pointer, Pointer, Pointer, Pointer, Int, Pointer, Int, Pointer, Int, Int, Int, Int, Int, Long, Float, Int);
+    // partials, positions, output, heads, head dimension, key blocks.
+    private static readonly KernelSignature CombineKernel = new(["attention_combine"], Pointer, Pointer, Pointer, Int, Int, Int);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [PartialKernel, CombineKernel];
 
     private readonly uint _threads = (uint)defines[Threads];
     private readonly int _blockKeys = defines[BlockKeys];
@@ -69,14 +81,14 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
             }
         }
         float scale = 1f / MathF.Sqrt(headDim);
-        var partialArgs = new KernelArguments();
-        partialArgs.Add(q.Memory); partialArgs.Add(kv.Keys); partialArgs.Add(kv.Values); partialArgs.Add(p.Memory);
-        if (recent is null) partialArgs.Add(0UL); else partialArgs.Add(recent.Memory);
-        partialArgs.Add(recent is null ? 0 : window);
-        if (rowSequences is null) partialArgs.Add(0UL); else partialArgs.Add(rowSequences.Memory);
-        partialArgs.Add(kv.Capacity);
-        partialArgs.Add(kv.Partials!); partialArgs.Add(rows); partialArgs.Add(heads); partialArgs.Add(kvHeads); partialArgs.Add(headDim);
-        partialArgs.Add(kv.KvWidth); partialArgs.Add(kv.LayerOffset(layer)); partialArgs.Add(scale); partialArgs.Add(maxBlocks);
+        var partialArgs = new LaunchArguments(PartialKernel);
+        partialArgs.Pointer(q.Memory); partialArgs.Pointer(kv.Keys); partialArgs.Pointer(kv.Values); partialArgs.Pointer(p.Memory);
+        if (recent is null) partialArgs.NullPointer(); else partialArgs.Pointer(recent.Memory);
+        partialArgs.Int(recent is null ? 0 : window);
+        if (rowSequences is null) partialArgs.NullPointer(); else partialArgs.Pointer(rowSequences.Memory);
+        partialArgs.Int(kv.Capacity);
+        partialArgs.Pointer(kv.Partials!); partialArgs.Int(rows); partialArgs.Int(heads); partialArgs.Int(kvHeads); partialArgs.Int(headDim);
+        partialArgs.Int(kv.KvWidth); partialArgs.Long(kv.LayerOffset(layer)); partialArgs.Float(scale); partialArgs.Int(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,
         // fewer registers and shorter loops than the 8-row kernel.
         int rowsPerBlock = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : _rowsPerBlock;
@@ -88,8 +100,8 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
         queue.Launch(queue.Kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + variant),
             new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), _threads, partialArgs);
 
-        var combineArgs = new KernelArguments();
-        combineArgs.Add(kv.Partials!); combineArgs.Add(p.Memory); combineArgs.Add(o.Memory); combineArgs.Add(heads); combineArgs.Add(headDim); combineArgs.Add(maxBlocks);
+        var combineArgs = new LaunchArguments(CombineKernel);
+        combineArgs.Pointer(kv.Partials!); combineArgs.Pointer(p.Memory); combineArgs.Pointer(o.Memory); combineArgs.Int(heads); combineArgs.Int(headDim); combineArgs.Int(maxBlocks);
         queue.Launch(queue.Kernels["attention_combine"], (uint)(rows * heads), _threads, combineArgs);
     }
 }

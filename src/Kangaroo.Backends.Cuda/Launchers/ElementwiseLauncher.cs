@@ -2,6 +2,7 @@ using Kangaroo.Cuda;
 using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
@@ -16,6 +17,33 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     /// <summary>read_sum's block size: each of its warps writes one partial sum.</summary>
     public const int ReadSumThreads = 256;
 
+    private static readonly DType[] WeightTypes = [DType.F32, DType.F16, DType.BF16];
+    private static readonly DType[] CacheTypes = [DType.F16, DType.F32];
+
+    // table, token ids, output, rows, width.
+    private static readonly KernelSignature EmbedKernel = new(KernelSignature.Names("embed", WeightTypes), Pointer, Pointer, Pointer, Int, Int);
+    // x, positions, inverse frequencies, rows, heads, head dimension.
+    private static readonly KernelSignature RopeKernel = new(["rope"], Pointer, Pointer, Pointer, Int, Int, Int);
+    // key cache, value cache, keys, values, slots, rows, KV width, layer offset.
+    private static readonly KernelSignature StoreKvKernel = new(KernelSignature.Names("store_kv", CacheTypes),
+        Pointer, Pointer, Pointer, Pointer, Pointer, Int, Int, Long);
+    // queries, keys, values, positions, inverse frequencies, key cache, value cache, slots, rows, heads, KV heads,
+    // head dimension, layer offset.
+    private static readonly KernelSignature RopeStoreKvKernel = new(KernelSignature.Names("rope_store_kv", CacheTypes),
+        Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Int, Int, Int, Int, Long);
+    // source, source rows, destination, destination rows, rows, width.
+    private static readonly KernelSignature CopyRowsKernel = new(["copy_rows"], Pointer, Pointer, Pointer, Pointer, Int, Int);
+    // key cache, value cache, moves, count, KV width, layer stride.
+    private static readonly KernelSignature MoveKvSlotsKernel = new(KernelSignature.Names("kv_move_slots", CacheTypes),
+        Pointer, Pointer, Pointer, Int, Int, Long);
+    // gate, up, output, count.
+    private static readonly KernelSignature SiluMulKernel = new(["silu_mul"], Pointer, Pointer, Pointer, Int);
+    // data, 16-byte vectors, partial sums.
+    private static readonly KernelSignature ReadSumKernel = new(["read_sum"], Pointer, Long, Pointer);
+
+    public static IReadOnlyList<KernelSignature> Signatures =>
+        [EmbedKernel, RopeKernel, StoreKvKernel, RopeStoreKvKernel, CopyRowsKernel, MoveKvSlotsKernel, SiluMulKernel, ReadSumKernel];
+
     public void Embed(CudaWeight t, CudaIndices ids, CudaActivations o, int rows)
     {
         CudaArguments.CheckRows(rows, ids.Length, "tokens");
@@ -26,8 +54,8 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
                 throw new ArgumentOutOfRangeException("tokens", ids.Host[r], $"token id outside the table's {t.Rows} rows");
         }
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(t.Memory); args.Add(ids.Memory); args.Add(o.Memory); args.Add(rows); args.Add(t.Columns);
+        var args = new LaunchArguments(EmbedKernel);
+        args.Pointer(t.Memory); args.Pointer(ids.Memory); args.Pointer(o.Memory); args.Int(rows); args.Int(t.Columns);
         queue.Launch(queue.Kernels.ForType("embed", t.DType), Blocks((long)rows * t.Columns), Threads, args);
     }
 
@@ -37,8 +65,8 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
         CudaArguments.CheckRows(rows, p.Length, "positions");
         CheckExtent(v.Length, rows, (long)heads * headDim, "x");
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(v.Memory); args.Add(p.Memory); args.Add(f.Memory); args.Add(rows); args.Add(heads); args.Add(headDim);
+        var args = new LaunchArguments(RopeKernel);
+        args.Pointer(v.Memory); args.Pointer(p.Memory); args.Pointer(f.Memory); args.Int(rows); args.Int(heads); args.Int(headDim);
         queue.Launch(queue.Kernels["rope"], Blocks((long)rows * heads * (headDim / 2)), Threads, args);
     }
 
@@ -46,9 +74,9 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     {
         CheckStore(kv, layer, k, v, s, rows);
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(kv.Keys); args.Add(kv.Values); args.Add(k.Memory); args.Add(v.Memory); args.Add(s.Memory);
-        args.Add(rows); args.Add(kv.KvWidth); args.Add(kv.LayerOffset(layer));
+        var args = new LaunchArguments(StoreKvKernel);
+        args.Pointer(kv.Keys); args.Pointer(kv.Values); args.Pointer(k.Memory); args.Pointer(v.Memory); args.Pointer(s.Memory);
+        args.Int(rows); args.Int(kv.KvWidth); args.Long(kv.LayerOffset(layer));
         queue.Launch(queue.Kernels.ForType("store_kv", kv.DType), Blocks((long)rows * kv.KvWidth), Threads, args);
     }
 
@@ -61,10 +89,10 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
         CheckExtent(q.Length, rows, (long)heads * headDim, "queries");
         CheckStore(kv, layer, k, v, s, rows);
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(q.Memory); args.Add(k.Memory); args.Add(v.Memory); args.Add(p.Memory); args.Add(f.Memory);
-        args.Add(kv.Keys); args.Add(kv.Values); args.Add(s.Memory);
-        args.Add(rows); args.Add(heads); args.Add(kvHeads); args.Add(headDim); args.Add(kv.LayerOffset(layer));
+        var args = new LaunchArguments(RopeStoreKvKernel);
+        args.Pointer(q.Memory); args.Pointer(k.Memory); args.Pointer(v.Memory); args.Pointer(p.Memory); args.Pointer(f.Memory);
+        args.Pointer(kv.Keys); args.Pointer(kv.Values); args.Pointer(s.Memory);
+        args.Int(rows); args.Int(heads); args.Int(kvHeads); args.Int(headDim); args.Long(kv.LayerOffset(layer));
         long items = (long)rows * ((heads + kvHeads) * (headDim / 2) + kv.KvWidth);
         queue.Launch(queue.Kernels.ForType("rope_store_kv", kv.DType), Blocks(items), Threads, args);
     }
@@ -73,17 +101,17 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     {
         CheckRowCopies(read.Host, write.Host, rows, width, from.Length, to.Length, ReferenceEquals(from, to));
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(from.Memory); args.Add(read.Memory); args.Add(to.Memory); args.Add(write.Memory); args.Add(rows); args.Add(width);
+        var args = new LaunchArguments(CopyRowsKernel);
+        args.Pointer(from.Memory); args.Pointer(read.Memory); args.Pointer(to.Memory); args.Pointer(write.Memory); args.Int(rows); args.Int(width);
         queue.Launch(queue.Kernels["copy_rows"], Blocks((long)rows * width), Threads, args);
     }
 
     /// <summary>Runs <paramref name="count"/> moves already uploaded to <paramref name="moves"/>: sources, then destinations.</summary>
     public void MoveKvSlots(CudaKvCache kv, CudaIndices moves, int count)
     {
-        var args = new KernelArguments();
-        args.Add(kv.Keys); args.Add(kv.Values); args.Add(moves.Memory); args.Add(count); args.Add(kv.KvWidth);
-        args.Add(kv.LayerOffset(1));
+        var args = new LaunchArguments(MoveKvSlotsKernel);
+        args.Pointer(kv.Keys); args.Pointer(kv.Values); args.Pointer(moves.Memory); args.Int(count); args.Int(kv.KvWidth);
+        args.Long(kv.LayerOffset(1));
         queue.Launch(queue.Kernels.ForType("kv_move_slots", kv.DType), (uint)kv.Layers, Threads, args);
     }
 
@@ -92,16 +120,16 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
         if (count < 0 || count > g.Length || count > u.Length || count > o.Length)
             throw new ArgumentOutOfRangeException(nameof(count), count, "larger than a buffer");
         if (count == 0) return;
-        var args = new KernelArguments();
-        args.Add(g.Memory); args.Add(u.Memory); args.Add(o.Memory); args.Add(count);
+        var args = new LaunchArguments(SiluMulKernel);
+        args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(o.Memory); args.Int(count);
         queue.Launch(queue.Kernels["silu_mul"], Blocks(count), Threads, args);
     }
 
     /// <summary>Sums <paramref name="vectors"/> 16-byte vectors of <paramref name="source"/>, a partial per warp.</summary>
     public void ReadSum(DeviceBuffer source, long vectors, DeviceBuffer partials, uint blocks)
     {
-        var args = new KernelArguments();
-        args.Add(source); args.Add(vectors); args.Add(partials);
+        var args = new LaunchArguments(ReadSumKernel);
+        args.Pointer(source); args.Long(vectors); args.Pointer(partials);
         queue.Launch(queue.Kernels["read_sum"], blocks, ReadSumThreads, args);
     }
 

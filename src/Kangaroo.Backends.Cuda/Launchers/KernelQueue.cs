@@ -20,9 +20,9 @@ internal sealed class KernelQueue(object gate, CudaContext context, CudaDevice d
     /// <summary>True while <see cref="CudaBackend.Capture"/> records the stream; read and written under <see cref="Gate"/>.</summary>
     public bool Capturing { get; set; }
 
-    public void Launch(CudaFunction function, Dim3 grid, Dim3 block, in KernelArguments args)
+    public void Launch(CudaFunction function, Dim3 grid, Dim3 block, in LaunchArguments args)
     {
-        lock (Gate) function.Launch(Stream, grid, block, 0, in args);
+        lock (Gate) args.Launch(function, Stream, grid, block);
     }
 
     public DeviceBuffer Allocate(long bytes, string what)

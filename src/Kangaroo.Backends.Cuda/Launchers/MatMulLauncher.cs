@@ -3,6 +3,7 @@ using Kangaroo.Cuda;
 using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
@@ -20,6 +21,15 @@ internal sealed class MatMulLauncher
     public static readonly KernelDefine FeaturesOneRow = new("FEATURES_R1", 2);
 
     public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow];
+
+    private static readonly DType[] WeightTypes = [DType.F32, DType.F16, DType.BF16];
+    // x, rows, columns, then (weight, output, output width) for each of three targets.
+    private static readonly KernelSignature MatMulKernel = new(KernelSignature.Names("matmul", WeightTypes, ["", "_r1"]),
+        Pointer, Int, Int, Pointer, Pointer, Int, Pointer, Pointer, Int, Pointer, Pointer, Int);
+    private static readonly KernelSignature MatMulSiluKernel = new(KernelSignature.Names("matmul_silu", WeightTypes, ["", "_r1"]),
+        Pointer, Int, Int, Pointer, Pointer, Pointer, Int);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel];
 
     private readonly KernelQueue _queue;
     private readonly int _threads, _features, _featuresOneRow;
@@ -79,8 +89,8 @@ internal sealed class MatMulLauncher
         if (u.Rows != g.Rows || u.Columns != g.Columns || u.DType != g.DType)
             throw new ArgumentException($"up ({u.Rows}×{u.Columns} {u.DType}) must have the shape and type of gate ({g.Rows}×{g.Columns} {g.DType})", "up");
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(x.Memory); args.Add(rows); args.Add(g.Columns); args.Add(g.Memory); args.Add(u.Memory); args.Add(y.Memory); args.Add(g.Rows);
+        var args = new LaunchArguments(MatMulSiluKernel);
+        args.Pointer(x.Memory); args.Int(rows); args.Int(g.Columns); args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(y.Memory); args.Int(g.Rows);
         // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
         int half = (rows == 1 ? _featuresOneRow : _features) / 2;
         var kernel = _queue.Kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
@@ -100,8 +110,8 @@ internal sealed class MatMulLauncher
     private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype,
         (CudaWeight W, CudaActivations Y) first, (CudaWeight? W, CudaActivations? Y) second, (CudaWeight? W, CudaActivations? Y) third)
     {
-        var args = new KernelArguments();
-        args.Add(x.Memory); args.Add(rows); args.Add(columns);
+        var args = new LaunchArguments(MatMulKernel);
+        args.Pointer(x.Memory); args.Int(rows); args.Int(columns);
         int features = rows == 1 ? _featuresOneRow : _features;
         int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
                     AddTarget(ref args, third.W, third.Y, features);
@@ -110,14 +120,14 @@ internal sealed class MatMulLauncher
         _queue.Launch(kernel, Grid(kernel, tiles), (uint)_threads, args);
     }
 
-    private static int AddTarget(ref KernelArguments args, CudaWeight? w, CudaActivations? y, int features)
+    private static int AddTarget(ref LaunchArguments args, CudaWeight? w, CudaActivations? y, int features)
     {
         if (w is null)
         {
-            args.Add(0UL); args.Add(0UL); args.Add(0);
+            args.NullPointer(); args.NullPointer(); args.Int(0);
             return 0;
         }
-        args.Add(w.Memory); args.Add(y!.Memory); args.Add(w.Rows);
+        args.Pointer(w.Memory); args.Pointer(y!.Memory); args.Int(w.Rows);
         return (w.Rows + features - 1) / features;
     }
 

@@ -1,6 +1,7 @@
-using Kangaroo.Cuda;
+using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
@@ -12,14 +13,22 @@ internal sealed class NormLauncher(KernelQueue queue, KernelDefines defines)
 
     public static IReadOnlyList<KernelDefine> Defines => [Threads];
 
+    private static readonly DType[] WeightTypes = [DType.F32, DType.F16, DType.BF16];
+    private static readonly KernelSignature RmsNormKernel = new(KernelSignature.Names("rmsnorm", WeightTypes),
+        Pointer, Pointer, Float, Pointer, Int);
+    private static readonly KernelSignature AddRmsNormKernel = new(KernelSignature.Names("add_rmsnorm", WeightTypes),
+        Pointer, Pointer, Pointer, Float, Pointer, Int);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [RmsNormKernel, AddRmsNormKernel];
+
     private readonly uint _threads = (uint)defines[Threads];
 
     public void RmsNorm(CudaActivations x, CudaWeight w, float eps, CudaActivations y, int rows, int width)
     {
         CheckNorm(rows, width, x.Length, y.Length, w);
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(x.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        var args = new LaunchArguments(RmsNormKernel);
+        args.Pointer(x.Memory); args.Pointer(w.Memory); args.Float(eps); args.Pointer(y.Memory); args.Int(width);
         queue.Launch(queue.Kernels.ForType("rmsnorm", w.DType), (uint)rows, _threads, args);
     }
 
@@ -28,8 +37,8 @@ internal sealed class NormLauncher(KernelQueue queue, KernelDefines defines)
         CheckNorm(rows, width, r.Length, y.Length, w);
         CheckExtent(d.Length, rows, width, "delta");
         if (rows == 0) return;
-        var args = new KernelArguments();
-        args.Add(r.Memory); args.Add(d.Memory); args.Add(w.Memory); args.Add(eps); args.Add(y.Memory); args.Add(width);
+        var args = new LaunchArguments(AddRmsNormKernel);
+        args.Pointer(r.Memory); args.Pointer(d.Memory); args.Pointer(w.Memory); args.Float(eps); args.Pointer(y.Memory); args.Int(width);
         queue.Launch(queue.Kernels.ForType("add_rmsnorm", w.DType), (uint)rows, _threads, args);
     }
 

@@ -1,6 +1,7 @@
 using Kangaroo.Cuda;
 
 using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
@@ -15,6 +16,12 @@ internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines
 
     public static IReadOnlyList<KernelDefine> Defines => [Threads];
 
+    // logits, vocabulary, (k,) then the ids and probabilities out.
+    private static readonly KernelSignature ArgmaxKernel = new(["argmax_probability"], Pointer, Int, Pointer, Pointer);
+    private static readonly KernelSignature TopKKernel = new(["top_k_probability"], Pointer, Int, Int, Pointer, Pointer);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [ArgmaxKernel, TopKKernel];
+
     private readonly uint _threads = (uint)defines[Threads];
 
     private DeviceBuffer? _selectedTokens, _selectedProbabilities;   // results on their way to the host (guarded by the gate)
@@ -22,7 +29,7 @@ internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines
     public void TopKWithProbabilities(CudaActivations logits, int rows, int vocab, int k, Span<int> tokens, Span<float> probabilities)
     {
         CheckTopK(logits, rows, vocab, k, tokens, probabilities);
-        SelectOnDevice("top_k_probability", logits, rows, vocab, k, tokens, probabilities);
+        SelectOnDevice(TopKKernel, logits, rows, vocab, k, tokens, probabilities);
     }
 
     public void ArgmaxWithProbability(CudaActivations l, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
@@ -30,14 +37,14 @@ internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
         CudaArguments.CheckRows(rows, Math.Min(tokens.Length, probabilities.Length), nameof(tokens));
         CheckExtent(l.Length, rows, vocab, "logits");
-        SelectOnDevice("argmax_probability", l, rows, vocab, 1, tokens, probabilities);
+        SelectOnDevice(ArgmaxKernel, l, rows, vocab, 1, tokens, probabilities);
     }
 
     /// <summary>
-    /// Runs a selection kernel of sampling.cu (one block per row of logits, <paramref name="perRow"/> ids and probabilities
+    /// Runs the selection kernel of <paramref name="signature"/> (one block per row of logits, <paramref name="perRow"/> ids and probabilities
     /// out per row) and copies its few bytes back: what crosses to the host instead of the logits.
     /// </summary>
-    private void SelectOnDevice(string kernel, CudaActivations logits, int rows, int vocab, int perRow, Span<int> tokens, Span<float> probabilities)
+    private void SelectOnDevice(KernelSignature signature, CudaActivations logits, int rows, int vocab, int perRow, Span<int> tokens, Span<float> probabilities)
     {
         if (rows == 0) return;
         int count = rows * perRow;
@@ -51,11 +58,11 @@ internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines
                 _selectedTokens = queue.Allocate(capacity * sizeof(int), "selection results");
                 _selectedProbabilities = queue.Allocate(capacity * sizeof(float), "selection results");
             }
-            var args = new KernelArguments();
-            args.Add(logits.Memory); args.Add(vocab);
-            if (kernel == "top_k_probability") args.Add(perRow);
-            args.Add(_selectedTokens); args.Add(_selectedProbabilities!);
-            queue.Kernels[kernel].Launch(queue.Stream, (uint)rows, _threads, 0, in args);
+            var args = new LaunchArguments(signature);
+            args.Pointer(logits.Memory); args.Int(vocab);
+            if (signature == TopKKernel) args.Int(perRow);
+            args.Pointer(_selectedTokens); args.Pointer(_selectedProbabilities!);
+            queue.Launch(queue.Kernels[signature.Kernels[0]], (uint)rows, _threads, args);
             queue.Stream.Synchronize();
             _selectedTokens.CopyTo(tokens[..count]);
             _selectedProbabilities!.CopyTo(probabilities[..count]);
