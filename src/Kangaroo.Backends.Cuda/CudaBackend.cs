@@ -91,8 +91,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public WeightTensor LoadWeight(TensorView source, int rows, int columns)
     {
-        if (source.ElementCount != (long)rows * columns)
-            throw new ArgumentException($"{source.Name} has {source.ElementCount} elements, not {rows} × {columns}", nameof(source));
+        CheckWeightView(source, rows, columns);
         lock (_gate)
         {
             var memory = AllocateBytes(source.ByteLength, $"weight {source.Name}");
@@ -112,8 +111,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns)
     {
-        if (values.Length != (long)rows * columns)
-            throw new ArgumentException($"{name} has {values.Length} values, not {rows} × {columns}", nameof(values));
+        CheckWeightValues(name, values.Length, rows, columns);
         lock (_gate)
         {
             var memory = AllocateBytes((long)values.Length * sizeof(float), $"weight {name}");
@@ -141,10 +139,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
+        CheckKvCacheShape(layers, capacity, kvWidth, sequences);
         if (capacity > _attention.MaxContext)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the CUDA attention kernels handle contexts up to {_attention.MaxContext} positions");
         long bytes = (long)layers * sequences * capacity * kvWidth * _kvCacheType.SizeInBytes();
@@ -168,8 +163,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     public void Upload(ReadOnlySpan<float> source, ComputeBuffer destination, int destinationOffset = 0)
     {
         var d = AsCuda(destination);
-        if (destinationOffset < 0 || destinationOffset + source.Length > d.Length)
-            throw new ArgumentOutOfRangeException(nameof(destinationOffset), $"{source.Length} values at {destinationOffset} do not fit {d.Length}");
+        CheckRange(destinationOffset, source.Length, d.Length, nameof(destinationOffset));
         lock (_gate)
         {
             _stream.Synchronize();
@@ -180,7 +174,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     public void Upload(ReadOnlySpan<int> source, IndexBuffer destination)
     {
         var d = AsCuda(destination);
-        if (source.Length > d.Length) throw new ArgumentException($"{source.Length} indices do not fit {d.Length}", nameof(source));
+        CheckIndexUpload(source.Length, d.Length);
         if (source.IsEmpty) return;
         lock (_gate)
         {
@@ -196,8 +190,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     public void Download(ComputeBuffer source, int sourceOffset, Span<float> destination)
     {
         var s = AsCuda(source);
-        if (sourceOffset < 0 || sourceOffset + destination.Length > s.Length)
-            throw new ArgumentOutOfRangeException(nameof(sourceOffset), $"{destination.Length} values at {sourceOffset} are outside {s.Length}");
+        CheckRange(sourceOffset, destination.Length, s.Length, nameof(sourceOffset));
         lock (_gate)
         {
             _stream.Synchronize();
@@ -209,8 +202,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     {
         var s = AsCuda(source);
         var d = AsCuda(destination);
-        if (count < 0 || sourceOffset < 0 || destinationOffset < 0 || sourceOffset + count > s.Length || destinationOffset + count > d.Length)
-            throw new ArgumentOutOfRangeException(nameof(count), $"copy of {count} from {sourceOffset} (of {s.Length}) to {destinationOffset} (of {d.Length})");
+        CheckCopy(sourceOffset, s.Length, destinationOffset, d.Length, count);
         if (count == 0) return;
         lock (_gate)
             d.Memory.CopyFromDeviceAsync(s.Memory, _stream, (long)count * sizeof(float), (long)sourceOffset * sizeof(float), (long)destinationOffset * sizeof(float));

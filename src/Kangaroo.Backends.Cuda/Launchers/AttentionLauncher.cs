@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Numerics.Tensors;
 using Kangaroo.Cuda;
-using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
 using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
@@ -34,7 +33,7 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
     // queries, keys, values, positions, recent slots, window, sequences, capacity, partials, rows, heads, KV heads,
     // head dimension, KV width, layer offset, scale, key blocks.
     private static readonly KernelSignature PartialKernel = new(
-        KernelSignature.Names("attention_partial", [DType.F16, DType.F32], ["", "_wide"], ["", "_r1", "_r2", "_r4"]),
+        KernelSignature.Names("attention_partial", KernelSignature.CacheTypes, ["", "_wide"], ["", "_r1", "_r2", "_r4"]),
         Pointer, Pointer, Pointer, Pointer, Pointer, Int, Pointer, Int, Pointer, Int, Int, Int, Int, Int, Long, Float, Int);
     // partials, positions, output, heads, head dimension, key blocks.
     private static readonly KernelSignature CombineKernel = new(["attention_combine"], Pointer, Pointer, Pointer, Int, Int, Int);
@@ -53,14 +52,9 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
     public void AttentionOverSlots(CudaActivations q, CudaKvCache kv, int layer, CudaIndices p, CudaIndices? recent,
         int window, CudaActivations o, int rows, int heads, int kvHeads, int headDim, CudaIndices? rowSequences)
     {
-        CheckLayer(kv, layer);
-        CheckAttentionShape(kv, heads, kvHeads, headDim);
+        CheckAttention(kv, layer, q.Length, p.Host, o.Length, rows, heads, kvHeads, headDim);
         if (headDim > _maxHeadDim) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"head dimensions up to {_maxHeadDim} are supported");
         if (ReferenceEquals(q, o)) throw new ArgumentException("attention cannot write its output over its queries", "output");
-        CudaArguments.CheckRows(rows, p.Length, "positions");
-        CheckExtent(q.Length, rows, (long)heads * headDim, "queries");
-        CheckExtent(o.Length, rows, (long)heads * headDim, "output");
-        CheckPositions(p.Host, rows, kv.Capacity, "positions");
         if (recent is not null) CheckRecentSlots(p.Host, recent.Host, rows, window, kv.Slots, "recentSlots");
         if (rowSequences is not null) CheckSequences(rowSequences.Host, rows, kv, "sequences");
         if (rows == 0) return;

@@ -1,5 +1,4 @@
 using Kangaroo.Cuda;
-using Kangaroo.Weights;
 
 using static Kangaroo.Backends.BackendArguments;
 using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
@@ -17,24 +16,22 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     /// <summary>read_sum's block size: each of its warps writes one partial sum.</summary>
     public const int ReadSumThreads = 256;
 
-    private static readonly DType[] WeightTypes = [DType.F32, DType.F16, DType.BF16];
-    private static readonly DType[] CacheTypes = [DType.F16, DType.F32];
-
     // table, token ids, output, rows, width.
-    private static readonly KernelSignature EmbedKernel = new(KernelSignature.Names("embed", WeightTypes), Pointer, Pointer, Pointer, Int, Int);
+    private static readonly KernelSignature EmbedKernel = new(KernelSignature.Names("embed", KernelSignature.WeightTypes),
+        Pointer, Pointer, Pointer, Int, Int);
     // x, positions, inverse frequencies, rows, heads, head dimension.
     private static readonly KernelSignature RopeKernel = new(["rope"], Pointer, Pointer, Pointer, Int, Int, Int);
     // key cache, value cache, keys, values, slots, rows, KV width, layer offset.
-    private static readonly KernelSignature StoreKvKernel = new(KernelSignature.Names("store_kv", CacheTypes),
+    private static readonly KernelSignature StoreKvKernel = new(KernelSignature.Names("store_kv", KernelSignature.CacheTypes),
         Pointer, Pointer, Pointer, Pointer, Pointer, Int, Int, Long);
     // queries, keys, values, positions, inverse frequencies, key cache, value cache, slots, rows, heads, KV heads,
     // head dimension, layer offset.
-    private static readonly KernelSignature RopeStoreKvKernel = new(KernelSignature.Names("rope_store_kv", CacheTypes),
+    private static readonly KernelSignature RopeStoreKvKernel = new(KernelSignature.Names("rope_store_kv", KernelSignature.CacheTypes),
         Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Pointer, Int, Int, Int, Int, Long);
     // source, source rows, destination, destination rows, rows, width.
     private static readonly KernelSignature CopyRowsKernel = new(["copy_rows"], Pointer, Pointer, Pointer, Pointer, Int, Int);
     // key cache, value cache, moves, count, KV width, layer stride.
-    private static readonly KernelSignature MoveKvSlotsKernel = new(KernelSignature.Names("kv_move_slots", CacheTypes),
+    private static readonly KernelSignature MoveKvSlotsKernel = new(KernelSignature.Names("kv_move_slots", KernelSignature.CacheTypes),
         Pointer, Pointer, Pointer, Int, Int, Long);
     // gate, up, output, count.
     private static readonly KernelSignature SiluMulKernel = new(["silu_mul"], Pointer, Pointer, Pointer, Int);
@@ -46,13 +43,7 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
 
     public void Embed(CudaWeight t, CudaIndices ids, CudaActivations o, int rows)
     {
-        CudaArguments.CheckRows(rows, ids.Length, "tokens");
-        CheckExtent(o.Length, rows, t.Columns, "output");
-        for (int r = 0; r < rows; r++)
-        {
-            if ((uint)ids.Host[r] >= (uint)t.Rows)
-                throw new ArgumentOutOfRangeException("tokens", ids.Host[r], $"token id outside the table's {t.Rows} rows");
-        }
+        CheckEmbed(t, ids.Host, o.Length, rows);
         if (rows == 0) return;
         var args = new LaunchArguments(EmbedKernel);
         args.Pointer(t.Memory); args.Pointer(ids.Memory); args.Pointer(o.Memory); args.Int(rows); args.Int(t.Columns);
@@ -61,9 +52,8 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
 
     public void Rope(CudaActivations v, CudaIndices p, CudaWeight f, int rows, int heads, int headDim)
     {
-        CheckRotary(f, headDim);
-        CudaArguments.CheckRows(rows, p.Length, "positions");
-        CheckExtent(v.Length, rows, (long)heads * headDim, "x");
+        CheckRope(v.Length, p.Host, f, rows, heads, headDim);
+        CheckFloat32(f, "inverseFrequencies");
         if (rows == 0) return;
         var args = new LaunchArguments(RopeKernel);
         args.Pointer(v.Memory); args.Pointer(p.Memory); args.Pointer(f.Memory); args.Int(rows); args.Int(heads); args.Int(headDim);
@@ -72,7 +62,7 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
 
     public void StoreKv(CudaKvCache kv, int layer, CudaActivations k, CudaActivations v, CudaIndices s, int rows)
     {
-        CheckStore(kv, layer, k, v, s, rows);
+        CheckStoreKv(kv, layer, k.Length, v.Length, s.Host, rows);
         if (rows == 0) return;
         var args = new LaunchArguments(StoreKvKernel);
         args.Pointer(kv.Keys); args.Pointer(kv.Values); args.Pointer(k.Memory); args.Pointer(v.Memory); args.Pointer(s.Memory);
@@ -83,11 +73,10 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     public void RopeAndStoreKv(CudaActivations q, CudaActivations k, CudaActivations v, CudaIndices p, CudaWeight f,
         CudaKvCache kv, int layer, CudaIndices s, int rows, int heads, int kvHeads, int headDim)
     {
-        CheckRotary(f, headDim);
+        CheckRope(q.Length, p.Host, f, rows, heads, headDim, "queries");
+        CheckFloat32(f, "inverseFrequencies");
         CheckAttentionShape(kv, heads, kvHeads, headDim);
-        CudaArguments.CheckRows(rows, p.Length, "positions");
-        CheckExtent(q.Length, rows, (long)heads * headDim, "queries");
-        CheckStore(kv, layer, k, v, s, rows);
+        CheckStoreKv(kv, layer, k.Length, v.Length, s.Host, rows);
         if (rows == 0) return;
         var args = new LaunchArguments(RopeStoreKvKernel);
         args.Pointer(q.Memory); args.Pointer(k.Memory); args.Pointer(v.Memory); args.Pointer(p.Memory); args.Pointer(f.Memory);
@@ -117,8 +106,7 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
 
     public void SiluMul(CudaActivations g, CudaActivations u, CudaActivations o, int count)
     {
-        if (count < 0 || count > g.Length || count > u.Length || count > o.Length)
-            throw new ArgumentOutOfRangeException(nameof(count), count, "larger than a buffer");
+        CheckSiluMul(g.Length, u.Length, o.Length, count);
         if (count == 0) return;
         var args = new LaunchArguments(SiluMulKernel);
         args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(o.Memory); args.Int(count);
@@ -134,20 +122,4 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     }
 
     private static uint Blocks(long elements) => (uint)((elements + Threads - 1) / Threads);
-
-    private static void CheckRotary(CudaWeight frequencies, int headDim)
-    {
-        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be even and positive", nameof(headDim));
-        if (frequencies.DType != DType.F32 || (long)frequencies.Rows * frequencies.Columns < headDim / 2)
-            throw new ArgumentException($"rotary frequencies must be {headDim / 2} F32 values", "inverseFrequencies");
-    }
-
-    private static void CheckStore(CudaKvCache kv, int layer, CudaActivations keys, CudaActivations values, CudaIndices slots, int rows)
-    {
-        CheckLayer(kv, layer);
-        CudaArguments.CheckRows(rows, slots.Length, nameof(slots));
-        CheckExtent(keys.Length, rows, kv.KvWidth, nameof(keys));
-        CheckExtent(values.Length, rows, kv.KvWidth, nameof(values));
-        CheckPositions(slots.Host, rows, kv.Slots, nameof(slots));
-    }
 }

@@ -11,6 +11,12 @@ internal sealed class KernelSignature
 {
     private readonly HashSet<string> _kernels;
 
+    /// <summary>The element types weights are stored in: a kernel that reads weights has a variant for each.</summary>
+    public static readonly DType[] WeightTypes = [DType.F32, DType.F16, DType.BF16];
+
+    /// <summary>The element types of the KV cache: a kernel that reads or writes it has a variant for each.</summary>
+    public static readonly DType[] CacheTypes = [DType.F16, DType.F32];
+
     public KernelSignature(IReadOnlyList<string> kernels, params KernelParameter[] parameters)
     {
         Kernels = kernels;

@@ -34,9 +34,7 @@ internal sealed class SelectionLauncher(KernelQueue queue, KernelDefines defines
 
     public void ArgmaxWithProbability(CudaActivations l, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
-        CudaArguments.CheckRows(rows, Math.Min(tokens.Length, probabilities.Length), nameof(tokens));
-        CheckExtent(l.Length, rows, vocab, "logits");
+        CheckArgmax(l, rows, vocab, tokens, probabilities);
         SelectOnDevice(ArgmaxKernel, l, rows, vocab, 1, tokens, probabilities);
     }
 
