@@ -15,6 +15,10 @@ namespace Kangaroo.Backends.Cuda;
 /// share the backend from many threads. Uploads and downloads wait for the stream first, so host buffers can be reused
 /// at once.
 /// </para>
+/// <para>
+/// This class holds the memory, uploads, graph capture, timers and the lock. Each op goes to the launcher of its kernel
+/// file (Launchers/), which checks the arguments, chooses the kernel and its grid, and packs its arguments.
+/// </para>
 /// </summary>
 public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, IBandwidthProbe
 {
