@@ -12,17 +12,29 @@
 // sequences share the cache and one launch (batched decoding); sequences = null means sequence 0 for every row.
 #include "common.cuh"
 
-#ifndef ATTENTION_BLOCK_KEYS   // keys per block; the backend reads the same definition
-// 32: at context 512–1024 a block's serial key loop is what a decode step waits for; 32 keys per block beat 64 at both the
-// 7B shape (5.74 vs 5.95 ms per decode step on an H100) and the bench model's (0.78 vs 0.97 ms); 16 is faster still on
-// the small model (0.69) but slower at 7B (5.87). bench/RESULTS.md has the sweep.
-#define ATTENTION_BLOCK_KEYS 32
+// The launcher (AttentionLauncher, src/Kangaroo.Backends.Cuda/Launchers) owns these and passes them as -D defines: its
+// grids, its scratch sizes and its argument checks depend on them. Threads per block; keys per key block; the widest head;
+// query rows per block of the batch kernels ("_r1", "_r2", "_r4" take up to 1, 2, 4); key blocks attention_combine merges.
+#ifndef ATTENTION_THREADS
+#error "ATTENTION_THREADS must be defined by the launcher"
 #endif
-#define ATTENTION_THREADS 128
+#ifndef ATTENTION_BLOCK_KEYS
+#error "ATTENTION_BLOCK_KEYS must be defined by the launcher"
+#endif
+#ifndef ATTENTION_MAX_HEAD_DIM
+#error "ATTENTION_MAX_HEAD_DIM must be defined by the launcher"
+#endif
+#ifndef ATTENTION_ROWS
+#error "ATTENTION_ROWS must be defined by the launcher"
+#endif
+#ifndef ATTENTION_MAX_BLOCKS_COMBINED
+#error "ATTENTION_MAX_BLOCKS_COMBINED must be defined by the launcher"
+#endif
+#if ATTENTION_MAX_HEAD_DIM > 2 * 4 * WARP_SIZE
+#error "the _wide kernels hold heads of up to 2 * 4 * WARP_SIZE = 256 elements (DIM_STEPS = 2)"
+#endif
 #define ATTENTION_WARPS (ATTENTION_THREADS / WARP_SIZE)
 #define ATTENTION_KEYS_PER_WARP (ATTENTION_BLOCK_KEYS / ATTENTION_WARPS)
-#define ATTENTION_MAX_HEAD_DIM 256
-#define ATTENTION_ROWS 8   // query rows per block of the batch kernels; "_r1", "_r2", "_r4" take up to 1, 2, 4 (the backend agrees)
 // Each lane owns head-dimension elements lane·4 + 128·t (t < DIM_STEPS): 4 consecutive elements per load. DIM_STEPS is
 // 1 for heads up to 128 wide (Llama's) and 2 up to ATTENTION_MAX_HEAD_DIM: the "_wide" kernels. Register arrays are sized
 // by it, so narrow heads do not pay for wide ones.
@@ -282,7 +294,6 @@ extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_partia
 
 // grid: x = rows · heads. Merges the key blocks of one (row, head) in block order: block weights e^(m_b − M) computed in
 // parallel, the exp-sum by a fixed-order block reduction, each output element by one thread over the blocks in order.
-#define ATTENTION_MAX_BLOCKS_COMBINED 1024
 extern "C" __global__ void __launch_bounds__(ATTENTION_THREADS) attention_combine(
     const float* partials, const int* positions, float* output, int heads, int head_dim, int max_blocks)
 {

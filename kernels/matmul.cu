@@ -7,17 +7,20 @@
 // once. Explicit fmaf everywhere leaves the compiler no contraction choices: a row's bits depend on its own inputs only.
 #include "common.cuh"
 
-#define MATMUL_THREADS 128
-#define MATMUL_WARPS (MATMUL_THREADS / WARP_SIZE)
-// Weight rows per block tile, for batches and for one row; the backend reads the same definitions (tuning runs may
-// override them). Tile width changes only which block computes a weight row, never the order of its sum, so the one-row
-// and batch kernels may differ in it and still agree bit for bit.
+// Threads per block and weight rows per block tile (FEATURES for batches, FEATURES_R1 for one row): the launcher owns them
+// (MatMulLauncher, src/Kangaroo.Backends.Cuda/Launchers) and passes them as -D defines, since its grid depends on them.
+#ifndef MATMUL_THREADS
+#error "MATMUL_THREADS must be defined by the launcher"
+#endif
 #ifndef FEATURES
-#define FEATURES 4
+#error "FEATURES must be defined by the launcher"
 #endif
 #ifndef FEATURES_R1
-#define FEATURES_R1 2
+#error "FEATURES_R1 must be defined by the launcher"
 #endif
+#define MATMUL_WARPS (MATMUL_THREADS / WARP_SIZE)
+// Tile width changes only which block computes a weight row, never the order of its sum, so the one-row and batch
+// kernels may differ in it and still agree bit for bit.
 #if FEATURES % 2 != 0 || FEATURES_R1 % 2 != 0
 #error tile widths must be even: a matmul_silu tile holds half its width in gate rows and as many up rows
 #endif

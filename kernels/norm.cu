@@ -2,7 +2,10 @@
 // t, t + blockDim, ... of its row in both passes, and the block sum has a fixed order: a row's bits depend on that row only.
 #include "common.cuh"
 
-#define NORM_THREADS 1024   // one block per row: many threads keep the two passes over a 4096-wide row short
+// Threads per block, from the launcher (NormLauncher, src/Kangaroo.Backends.Cuda/Launchers) as a -D define.
+#ifndef NORM_THREADS
+#error "NORM_THREADS must be defined by the launcher"
+#endif
 
 template <typename W>
 __device__ __forceinline__ void normalize_row(const float* x, const W* weight, float eps, float* y, int width, float* scratch)

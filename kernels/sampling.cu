@@ -2,7 +2,10 @@
 // draft's confidence check copies back 8 bytes per row instead of the logits.
 #include "common.cuh"
 
-#define ARGMAX_THREADS 256
+// Threads per block, from the launcher (SelectionLauncher, src/Kangaroo.Backends.Cuda/Launchers) as a -D define.
+#ifndef ARGMAX_THREADS
+#error "ARGMAX_THREADS must be defined by the launcher"
+#endif
 #define NO_INDEX 0x7fffffff   // a thread that saw no candidate
 
 // The block's best (value, index): the largest value, the lowest index among equals, a candidate over none. Every thread

@@ -54,10 +54,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
 
     public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        CheckMatrixShape(rows, columns);
-        if (values.Length != (long)rows * columns)
-            throw new ArgumentException($"weight \"{name}\": {values.Length} values given, [{rows}, {columns}] needs {(long)rows * columns}", nameof(values));
+        CheckWeightValues(name, values.Length, rows, columns);
         return new CpuWeightTensor(name, values, rows, columns);
     }
 
@@ -75,10 +72,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
 
     public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
+        CheckKvCacheShape(layers, capacity, kvWidth, sequences);
         return new CpuKvCache(layers, capacity, kvWidth, sequences);
     }
 
@@ -92,8 +86,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     public void Upload(ReadOnlySpan<int> source, IndexBuffer destination)
     {
         int[] target = AsCpu(destination, nameof(destination)).Data;
-        if (source.Length > target.Length)
-            throw new ArgumentException($"{source.Length} indices do not fit a buffer of {target.Length}", nameof(source));
+        CheckIndexUpload(source.Length, target.Length);
         source.CopyTo(target);
     }
 
@@ -118,9 +111,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     {
         float[] from = AsCpu(source, nameof(source)).Data;
         float[] to = AsCpu(destination, nameof(destination)).Data;
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        CheckRange(sourceOffset, count, from.Length, nameof(sourceOffset));
-        CheckRange(destinationOffset, count, to.Length, nameof(destinationOffset));
+        CheckCopy(sourceOffset, from.Length, destinationOffset, to.Length, count);
         // Span.CopyTo handles overlap within one buffer like memmove.
         from.AsSpan(sourceOffset, count).CopyTo(to.AsSpan(destinationOffset, count));
     }
@@ -132,14 +123,8 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         CpuWeightTensor weights = AsCpu(table);
         int[] ids = AsCpu(tokens, nameof(tokens)).Data;
         float[] result = AsCpu(output, nameof(output)).Data;
-        CheckRows(rows, ids.Length, nameof(tokens));
-        CheckExtent(result.Length, rows, weights.Columns, nameof(output));
-        // Check every id before writing anything, so a bad batch leaves the output untouched.
-        for (int r = 0; r < rows; r++)
-        {
-            if ((uint)ids[r] >= (uint)weights.Rows)
-                throw new ArgumentOutOfRangeException(nameof(tokens), ids[r], $"token id at row {r} is outside the embedding table of {weights.Rows} rows");
-        }
+        // Every id is checked before anything is written, so a bad batch leaves the output untouched.
+        CheckEmbed(weights, ids, result.Length, rows);
         int width = weights.Columns;
         for (int r = 0; r < rows; r++)
             CpuKernels.ConvertToFloat32(weights.DType, weights.RowBytes(ids[r]), result.AsSpan(r * width, width));
@@ -150,10 +135,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] x = AsCpu(input, nameof(input)).Data;
         float[] y = AsCpu(output, nameof(output)).Data;
         CpuWeightTensor gamma = AsCpu(weight);
-        CheckVector(gamma, width, nameof(weight));
-        CheckRows(rows);
-        CheckExtent(x.Length, rows, width, nameof(input));
-        CheckExtent(y.Length, rows, width, nameof(output));
+        CheckRmsNorm(x.Length, gamma, y.Length, rows, width);
         if (_threads == 1 || rows == 1 || (long)rows * width < ParallelElementThreshold)
         {
             for (int r = 0; r < rows; r++)
@@ -174,11 +156,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] addend = AsCpu(delta, nameof(delta)).Data;
         float[] y = AsCpu(normed, nameof(normed)).Data;
         CpuWeightTensor gamma = AsCpu(weight);
-        CheckVector(gamma, width, nameof(weight));
-        CheckRows(rows);
-        CheckExtent(sum.Length, rows, width, nameof(residual));
-        CheckExtent(addend.Length, rows, width, nameof(delta));
-        CheckExtent(y.Length, rows, width, nameof(normed));
+        CheckAddRmsNorm(sum.Length, addend.Length, gamma, y.Length, rows, width);
         if (_threads == 1 || rows == 1 || (long)rows * width < ParallelElementThreshold)
         {
             for (int r = 0; r < rows; r++)
@@ -218,11 +196,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] x = AsCpu(input, nameof(input)).Data;
         float[] y = AsCpu(output, nameof(output)).Data;
         CpuWeightTensor w = AsCpu(weight);
-        if (ReferenceEquals(x, y))
-            throw new ArgumentException("MatMul cannot write its output over its input", nameof(output));
-        CheckRows(rows);
-        CheckExtent(x.Length, rows, w.Columns, nameof(input));
-        CheckExtent(y.Length, rows, w.Rows, nameof(output));
+        CheckMatMul(input, w, output, rows);
         if (rows == 0)
             return;
 
@@ -280,15 +254,8 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] values = AsCpu(x, nameof(x)).Data;
         int[] at = AsCpu(positions, nameof(positions)).Data;
         CpuWeightTensor frequencies = AsCpu(inverseFrequencies);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
-        if (headDim % 2 != 0)
-            throw new ArgumentException($"head dimension {headDim} must be even for rotary embedding", nameof(headDim));
-        CheckVector(frequencies, headDim / 2, nameof(inverseFrequencies));
-        CheckRows(rows, at.Length, nameof(positions));
+        CheckRope(values.Length, at, frequencies, rows, heads, headDim);
         long width = (long)heads * headDim;
-        CheckExtent(values.Length, rows, width, nameof(x));
-        CheckPositions(at, rows, int.MaxValue, nameof(positions));
         if (_threads == 1 || rows == 1 || rows * width < ParallelElementThreshold)
         {
             for (int r = 0; r < rows; r++)
@@ -336,12 +303,8 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] k = AsCpu(keys, nameof(keys)).Data;
         float[] v = AsCpu(values, nameof(values)).Data;
         int[] at = AsCpu(slots, nameof(slots)).Data;
-        CheckLayer(kv, layer);
-        CheckRows(rows, at.Length, nameof(slots));
+        CheckStoreKv(kv, layer, k.Length, v.Length, at, rows);
         int width = kv.KvWidth;
-        CheckExtent(k.Length, rows, width, nameof(keys));
-        CheckExtent(v.Length, rows, width, nameof(values));
-        CheckPositions(at, rows, kv.Slots, nameof(slots));
         for (int r = 0; r < rows; r++)
         {
             k.AsSpan(r * width, width).CopyTo(new Span<float>(kv.KeyRow(layer, at[r]), width));
@@ -365,13 +328,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] o = AsCpu(output, nameof(output)).Data;
         int[] at = AsCpu(positions, nameof(positions)).Data;
         CpuKvCache kv = AsCpu(cache);
-        CheckLayer(kv, layer);
-        CheckAttentionShape(kv, heads, kvHeads, headDim);
-        CheckRows(rows, at.Length, nameof(positions));
-        long width = (long)heads * headDim;
-        CheckExtent(q.Length, rows, width, nameof(queries));
-        CheckExtent(o.Length, rows, width, nameof(output));
-        CheckPositions(at, rows, kv.Capacity, nameof(positions));
+        CheckAttention(kv, layer, q.Length, at, o.Length, rows, heads, kvHeads, headDim);
         if (recent is not null) CheckRecentSlots(at, recent, rows, window, kv.Slots, "recentSlots");
         if (sequences is not null) CheckSequences(sequences, rows, kv, nameof(sequences));
 
@@ -458,10 +415,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         float[] g = AsCpu(gate, nameof(gate)).Data;
         float[] u = AsCpu(up, nameof(up)).Data;
         float[] o = AsCpu(output, nameof(output)).Data;
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        CheckExtent(g.Length, count, 1, nameof(gate));
-        CheckExtent(u.Length, count, 1, nameof(up));
-        CheckExtent(o.Length, count, 1, nameof(output));
+        CheckSiluMul(g.Length, u.Length, o.Length, count);
         // Each element's bits depend on its inputs only (padded vector tail), so any chunking gives the same result.
         if (_threads == 1 || count < ParallelElementThreshold)
             CpuKernels.SiluMultiply(g.AsSpan(0, count), u.AsSpan(0, count), o.AsSpan(0, count));
@@ -491,13 +445,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
     {
         float[] values = AsCpu(logits, nameof(logits)).Data;
-        CheckRows(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
-        CheckExtent(values.Length, rows, vocab, nameof(logits));
-        if (tokens.Length < rows)
-            throw new ArgumentException($"{tokens.Length} token slots for {rows} rows", nameof(tokens));
-        if (probabilities.Length < rows)
-            throw new ArgumentException($"{probabilities.Length} probability slots for {rows} rows", nameof(probabilities));
+        CheckArgmax(logits, rows, vocab, tokens, probabilities);
 
         // exp(l − max) is summed in fixed 1024-element chunks from index 0: a stack buffer instead of a
         // vocabulary-sized scratch, with an order fixed by the vocabulary size alone.

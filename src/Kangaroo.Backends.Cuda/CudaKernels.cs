@@ -13,7 +13,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
 
-    /// <param name="defines">Preprocessor definitions for every kernel file (tuning), e.g. ["FEATURES=2"].</param>
+    /// <param name="defines">Preprocessor definitions for every kernel file (<see cref="Launchers.KernelDefines.Options"/>), e.g. ["FEATURES=4"]; part of each cubin's cache key.</param>
     public CudaKernels(CudaContext context, (int Major, int Minor) architecture, NvrtcCompiler compiler, IReadOnlyList<string> defines)
     {
         var options = defines.Select(d => "-D" + d).ToArray();
@@ -34,13 +34,16 @@ internal sealed class CudaKernels : IDisposable
         _functions.TryGetValue(name, out var f) ? f : throw new InvalidOperationException($"kernel {name} is not in kernels/*.cu");
 
     /// <summary>The kernel <paramref name="stem"/>_f32 / _f16 / _bf16 for the element type it reads (weights, KV cache).</summary>
-    public CudaFunction ForType(string stem, DType dtype, string variant = "") => this[stem + dtype switch
+    public CudaFunction ForType(string stem, DType dtype, string variant = "") => this[stem + TypeSuffix(dtype) + variant];
+
+    /// <summary>The part of a kernel's name that says the element type it reads: "_f32", "_f16" or "_bf16".</summary>
+    public static string TypeSuffix(DType dtype) => dtype switch
     {
         DType.F32 => "_f32",
         DType.F16 => "_f16",
         DType.BF16 => "_bf16",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
-    } + variant];
+    };
 
     /// <summary>The extern "C" kernels a source defines (also checked by a test that needs no GPU).</summary>
     internal static IEnumerable<string> KernelNames(string source)

@@ -124,10 +124,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     public WeightTensor LoadWeight(string name, ReadOnlySpan<float> values, int rows, int columns)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        CheckMatrixShape(rows, columns);
-        if (values.Length != (long)rows * columns)
-            throw new ArgumentException($"weight \"{name}\": {values.Length} values given, [{rows}, {columns}] needs {(long)rows * columns}", nameof(values));
+        CheckWeightValues(name, values.Length, rows, columns);
         lock (_gate)
         {
             ThrowIfDisposed();
@@ -168,10 +165,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     public KvCacheStorage AllocateKvCache(int layers, int capacity, int kvWidth, int sequences = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
+        CheckKvCacheShape(layers, capacity, kvWidth, sequences);
         lock (_gate)
         {
             ThrowIfDisposed();
@@ -195,8 +189,7 @@ public sealed class IlgpuBackend : IComputeBackend
     public void Upload(ReadOnlySpan<int> source, IndexBuffer destination)
     {
         IlgpuIndexBuffer target = Own(destination, nameof(destination));
-        if (source.Length > target.Length)
-            throw new ArgumentException($"{source.Length} indices do not fit a buffer of {target.Length}", nameof(source));
+        CheckIndexUpload(source.Length, target.Length);
         if (source.IsEmpty)
             return;
         lock (_gate)
@@ -241,9 +234,7 @@ public sealed class IlgpuBackend : IComputeBackend
     {
         IlgpuComputeBuffer from = Own(source, nameof(source));
         IlgpuComputeBuffer to = Own(destination, nameof(destination));
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        CheckRange(sourceOffset, count, from.Length, nameof(sourceOffset));
-        CheckRange(destinationOffset, count, to.Length, nameof(destinationOffset));
+        CheckCopy(sourceOffset, from.Length, destinationOffset, to.Length, count);
         if (count == 0 || (ReferenceEquals(from, to) && sourceOffset == destinationOffset))
             return;
         lock (_gate)
@@ -274,14 +265,8 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuWeightTensor weights = Own(table, nameof(table));
         IlgpuIndexBuffer ids = Own(tokens, nameof(tokens));
         IlgpuComputeBuffer result = Own(output, nameof(output));
-        CheckRows(rows, ids.Length, nameof(tokens));
-        CheckExtent(result.Length, rows, weights.Columns, nameof(output));
         // Checked on the host copy before anything is launched, so a bad batch leaves the output untouched.
-        for (int r = 0; r < rows; r++)
-        {
-            if ((uint)ids.HostShadow[r] >= (uint)weights.Rows)
-                throw new ArgumentOutOfRangeException(nameof(tokens), ids.HostShadow[r], $"token id at row {r} is outside the embedding table of {weights.Rows} rows");
-        }
+        CheckEmbed(weights, ids.HostShadow, result.Length, rows);
         if (rows == 0)
             return;
         lock (_gate)
@@ -297,10 +282,7 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer x = Own(input, nameof(input));
         IlgpuComputeBuffer y = Own(output, nameof(output));
         IlgpuWeightTensor gamma = Own(weight, nameof(weight));
-        CheckVector(gamma, width, nameof(weight));
-        CheckRows(rows);
-        CheckExtent(x.Length, rows, width, nameof(input));
-        CheckExtent(y.Length, rows, width, nameof(output));
+        CheckRmsNorm(x.Length, gamma, y.Length, rows, width);
         if (rows == 0)
             return;
         lock (_gate)
@@ -317,11 +299,7 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer addend = Own(delta, nameof(delta));
         IlgpuComputeBuffer y = Own(normed, nameof(normed));
         IlgpuWeightTensor gamma = Own(weight, nameof(weight));
-        CheckVector(gamma, width, nameof(weight));
-        CheckRows(rows);
-        CheckExtent(sum.Length, rows, width, nameof(residual));
-        CheckExtent(addend.Length, rows, width, nameof(delta));
-        CheckExtent(y.Length, rows, width, nameof(normed));
+        CheckAddRmsNorm(sum.Length, addend.Length, gamma, y.Length, rows, width);
         if (rows == 0)
             return;
         lock (_gate)
@@ -337,11 +315,7 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer x = Own(input, nameof(input));
         IlgpuComputeBuffer y = Own(output, nameof(output));
         IlgpuWeightTensor w = Own(weight, nameof(weight));
-        if (ReferenceEquals(x, y))
-            throw new ArgumentException("MatMul cannot write its output over its input", nameof(output));
-        CheckRows(rows);
-        CheckExtent(x.Length, rows, w.Columns, nameof(input));
-        CheckExtent(y.Length, rows, w.Rows, nameof(output));
+        CheckMatMul(x, w, y, rows);
         if (rows == 0)
             return;
         lock (_gate)
@@ -357,16 +331,8 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer values = Own(x, nameof(x));
         IlgpuIndexBuffer at = Own(positions, nameof(positions));
         IlgpuWeightTensor frequencies = Own(inverseFrequencies, nameof(inverseFrequencies));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
-        if (headDim % 2 != 0)
-            throw new ArgumentException($"head dimension {headDim} must be even for rotary embedding", nameof(headDim));
-        CheckVector(frequencies, headDim / 2, nameof(inverseFrequencies));
-        if (frequencies.DType != DType.F32)
-            throw new ArgumentException($"inverse frequencies \"{frequencies.Name}\" must be F32, not {frequencies.DType}", nameof(inverseFrequencies));
-        CheckRows(rows, at.Length, nameof(positions));
-        CheckExtent(values.Length, rows, (long)heads * headDim, nameof(x));
-        CheckPositions(at.HostShadow, rows, int.MaxValue, nameof(positions));
+        CheckRope(values.Length, at.HostShadow, frequencies, rows, heads, headDim);
+        CheckFloat32(frequencies, nameof(inverseFrequencies));
         if (rows == 0)
             return;
         lock (_gate)
@@ -383,12 +349,8 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer k = Own(keys, nameof(keys));
         IlgpuComputeBuffer v = Own(values, nameof(values));
         IlgpuIndexBuffer at = Own(slots, nameof(slots));
-        CheckLayer(kv, layer);
-        CheckRows(rows, at.Length, nameof(slots));
+        CheckStoreKv(kv, layer, k.Length, v.Length, at.HostShadow, rows);
         int width = kv.KvWidth;
-        CheckExtent(k.Length, rows, width, nameof(keys));
-        CheckExtent(v.Length, rows, width, nameof(values));
-        CheckPositions(at.HostShadow, rows, kv.Slots, nameof(slots));
         if (rows == 0)
             return;
         lock (_gate)
@@ -414,13 +376,7 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer o = Own(output, nameof(output));
         IlgpuIndexBuffer at = Own(positions, nameof(positions));
         IlgpuKvCache kv = Own(cache, nameof(cache));
-        CheckLayer(kv, layer);
-        CheckAttentionShape(kv, heads, kvHeads, headDim);
-        CheckRows(rows, at.Length, nameof(positions));
-        long width = (long)heads * headDim;
-        CheckExtent(q.Length, rows, width, nameof(queries));
-        CheckExtent(o.Length, rows, width, nameof(output));
-        CheckPositions(at.HostShadow, rows, kv.Capacity, nameof(positions));
+        CheckAttention(kv, layer, q.Length, at.HostShadow, o.Length, rows, heads, kvHeads, headDim);
         IlgpuIndexBuffer? tree = recentSlots is null ? null : Own(recentSlots, nameof(recentSlots));
         if (tree is not null) CheckRecentSlots(at.HostShadow, tree.HostShadow, rows, window, kv.Slots, nameof(recentSlots));
         if (tree is null) window = 0;
@@ -491,10 +447,7 @@ public sealed class IlgpuBackend : IComputeBackend
         IlgpuComputeBuffer g = Own(gate, nameof(gate));
         IlgpuComputeBuffer u = Own(up, nameof(up));
         IlgpuComputeBuffer o = Own(output, nameof(output));
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        CheckExtent(g.Length, count, 1, nameof(gate));
-        CheckExtent(u.Length, count, 1, nameof(up));
-        CheckExtent(o.Length, count, 1, nameof(output));
+        CheckSiluMul(g.Length, u.Length, o.Length, count);
         if (count == 0)
             return;
         lock (_gate)
@@ -508,13 +461,7 @@ public sealed class IlgpuBackend : IComputeBackend
     public void ArgmaxWithProbability(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
     {
         IlgpuComputeBuffer values = Own(logits, nameof(logits));
-        CheckRows(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
-        CheckExtent(values.Length, rows, vocab, nameof(logits));
-        if (tokens.Length < rows)
-            throw new ArgumentException($"{tokens.Length} token slots for {rows} rows", nameof(tokens));
-        if (probabilities.Length < rows)
-            throw new ArgumentException($"{probabilities.Length} probability slots for {rows} rows", nameof(probabilities));
+        CheckArgmax(values, rows, vocab, tokens, probabilities);
         if (rows == 0)
             return;
         lock (_gate)

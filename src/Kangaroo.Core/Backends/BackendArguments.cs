@@ -29,6 +29,39 @@ public static class BackendArguments
                 nameof(source));
     }
 
+    /// <summary><see cref="IComputeBackend.LoadWeight(string, ReadOnlySpan{float}, int, int)"/>: a name, and as many values as the shape holds.</summary>
+    public static void CheckWeightValues(string name, int valueCount, int rows, int columns)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        CheckMatrixShape(rows, columns);
+        if (valueCount != (long)rows * columns)
+            throw new ArgumentException($"weight \"{name}\": {valueCount} values given, [{rows}, {columns}] needs {(long)rows * columns}", "values");
+    }
+
+    /// <summary><see cref="IComputeBackend.AllocateKvCache"/>: every extent positive.</summary>
+    public static void CheckKvCacheShape(int layers, int capacity, int kvWidth, int sequences)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvWidth);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequences);
+    }
+
+    /// <summary><see cref="IComputeBackend.Upload(ReadOnlySpan{int}, IndexBuffer)"/>: the indices fit the buffer.</summary>
+    public static void CheckIndexUpload(int count, int bufferLength)
+    {
+        if (count > bufferLength)
+            throw new ArgumentException($"{count} indices do not fit a buffer of {bufferLength}", "source");
+    }
+
+    /// <summary><see cref="IComputeBackend.Copy"/>: both ranges inside their buffers.</summary>
+    public static void CheckCopy(int sourceOffset, int sourceLength, int destinationOffset, int destinationLength, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckRange(sourceOffset, count, sourceLength, nameof(sourceOffset));
+        CheckRange(destinationOffset, count, destinationLength, nameof(destinationOffset));
+    }
+
     public static void CheckRows(int rows) => ArgumentOutOfRangeException.ThrowIfNegative(rows);
 
     public static void CheckRows(int rows, int indexCount, string indicesName)
@@ -54,6 +87,116 @@ public static class BackendArguments
     {
         if (weight.Rows != 1 || weight.Columns != length)
             throw new ArgumentException($"weight \"{weight.Name}\" is [{weight.Rows}, {weight.Columns}], a [1, {length}] vector is needed", name);
+    }
+
+    /// <summary>A weight the kernels read as F32 only.</summary>
+    public static void CheckFloat32(WeightTensor weight, string name)
+    {
+        if (weight.DType != DType.F32)
+            throw new ArgumentException($"weight \"{weight.Name}\" must be F32, not {weight.DType}", name);
+    }
+
+    /// <summary><see cref="IComputeBackend.Embed"/>: a token id per row, each a row of the table, and room for the rows.</summary>
+    public static void CheckEmbed(WeightTensor table, ReadOnlySpan<int> tokens, long outputLength, int rows)
+    {
+        CheckRows(rows, tokens.Length, nameof(tokens));
+        CheckExtent(outputLength, rows, table.Columns, "output");
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)tokens[r] >= (uint)table.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[r], $"token id at row {r} is outside the embedding table of {table.Rows} rows");
+        }
+    }
+
+    /// <summary><see cref="IComputeBackend.RmsNorm"/>: a <c>[1, width]</c> weight, and rows of that width in both buffers.</summary>
+    public static void CheckRmsNorm(long inputLength, WeightTensor weight, long outputLength, int rows, int width)
+    {
+        CheckVector(weight, width, nameof(weight));
+        CheckRows(rows);
+        CheckExtent(inputLength, rows, width, "input");
+        CheckExtent(outputLength, rows, width, "output");
+    }
+
+    /// <summary><see cref="IComputeBackend.AddRmsNorm"/>: a <c>[1, width]</c> weight, and rows of that width in all three buffers.</summary>
+    public static void CheckAddRmsNorm(long residualLength, long deltaLength, WeightTensor weight, long normedLength, int rows, int width)
+    {
+        CheckVector(weight, width, nameof(weight));
+        CheckRows(rows);
+        CheckExtent(residualLength, rows, width, "residual");
+        CheckExtent(deltaLength, rows, width, "delta");
+        CheckExtent(normedLength, rows, width, "normed");
+    }
+
+    /// <summary><see cref="IComputeBackend.MatMul"/> (and each output of the fused MatMuls): rows of the input's and the output's width, in different buffers.</summary>
+    public static void CheckMatMul(ComputeBuffer input, WeightTensor weight, ComputeBuffer output, int rows, string outputName = "output")
+    {
+        if (ReferenceEquals(input, output))
+            throw new ArgumentException("MatMul cannot write its output over its input", outputName);
+        CheckRows(rows);
+        CheckExtent(input.Length, rows, weight.Columns, nameof(input));
+        CheckExtent(output.Length, rows, weight.Rows, outputName);
+    }
+
+    /// <summary><see cref="IComputeBackend.Rope"/>: even, positive head dimension with a frequency per pair, and a position of [0, int.MaxValue) per row.</summary>
+    public static void CheckRope(long xLength, ReadOnlySpan<int> positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim,
+        string name = "x")
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (headDim % 2 != 0)
+            throw new ArgumentException($"head dimension {headDim} must be even for rotary embedding", nameof(headDim));
+        CheckVector(inverseFrequencies, headDim / 2, nameof(inverseFrequencies));
+        CheckRows(rows, positions.Length, nameof(positions));
+        CheckExtent(xLength, rows, (long)heads * headDim, name);
+        CheckPositions(positions, rows, int.MaxValue, nameof(positions));
+    }
+
+    /// <summary><see cref="IComputeBackend.StoreKv"/>: a layer of the cache, a slot of it per row, and rows of the cache's width.</summary>
+    public static void CheckStoreKv(KvCacheStorage cache, int layer, long keysLength, long valuesLength, ReadOnlySpan<int> slots, int rows)
+    {
+        CheckLayer(cache, layer);
+        CheckRows(rows, slots.Length, nameof(slots));
+        CheckExtent(keysLength, rows, cache.KvWidth, "keys");
+        CheckExtent(valuesLength, rows, cache.KvWidth, "values");
+        CheckPositions(slots, rows, cache.Slots, nameof(slots));
+    }
+
+    /// <summary>
+    /// <see cref="IComputeBackend.Attention"/> and <see cref="IComputeBackend.TreeAttention"/>: a layer of the cache, its
+    /// head layout, rows of queries and outputs, and a position inside the cache per row (the tree's slots and the rows'
+    /// sequences: <see cref="CheckRecentSlots"/>, <see cref="CheckSequences"/>).
+    /// </summary>
+    public static void CheckAttention(KvCacheStorage cache, int layer, long queriesLength, ReadOnlySpan<int> positions, long outputLength,
+        int rows, int heads, int kvHeads, int headDim)
+    {
+        CheckLayer(cache, layer);
+        CheckAttentionShape(cache, heads, kvHeads, headDim);
+        CheckRows(rows, positions.Length, nameof(positions));
+        long width = (long)heads * headDim;
+        CheckExtent(queriesLength, rows, width, "queries");
+        CheckExtent(outputLength, rows, width, "output");
+        CheckPositions(positions, rows, cache.Capacity, nameof(positions));
+    }
+
+    /// <summary><see cref="IComputeBackend.SiluMul"/>: <paramref name="count"/> elements in every buffer.</summary>
+    public static void CheckSiluMul(long gateLength, long upLength, long outputLength, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckExtent(gateLength, count, 1, "gate");
+        CheckExtent(upLength, count, 1, "up");
+        CheckExtent(outputLength, count, 1, "output");
+    }
+
+    /// <summary><see cref="IComputeBackend.ArgmaxWithProbability"/>: rows of logits in the buffer, and a token and a probability slot per row.</summary>
+    public static void CheckArgmax(ComputeBuffer logits, int rows, int vocab, Span<int> tokens, Span<float> probabilities)
+    {
+        CheckRows(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        CheckExtent(logits.Length, rows, vocab, nameof(logits));
+        if (tokens.Length < rows)
+            throw new ArgumentException($"{tokens.Length} token slots for {rows} rows", nameof(tokens));
+        if (probabilities.Length < rows)
+            throw new ArgumentException($"{probabilities.Length} probability slots for {rows} rows", nameof(probabilities));
     }
 
     public static void CheckLayer(KvCacheStorage cache, int layer)

@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using Kangaroo.Cuda;
+using Kangaroo.Weights;
+
+using static Kangaroo.Backends.BackendArguments;
+using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
+
+namespace Kangaroo.Backends.Cuda.Launchers;
+
+/// <summary>matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once.</summary>
+internal sealed class MatMulLauncher
+{
+    /// <summary>Threads per block: each thread owns every MATMUL_THREADS-th weight vector of the tile's rows.</summary>
+    public static readonly KernelDefine Threads = new("MATMUL_THREADS", 128);
+    /// <summary>
+    /// Weight rows per block tile for batches. Tile width changes only which block computes a weight row, never the order
+    /// of its sum, so the batch and one-row kernels may differ in it and still agree bit for bit.
+    /// </summary>
+    public static readonly KernelDefine Features = new("FEATURES", 4);
+    /// <summary>Weight rows per block tile of the one-row (decode) kernels.</summary>
+    public static readonly KernelDefine FeaturesOneRow = new("FEATURES_R1", 2);
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow];
+
+    // x, rows, columns, then (weight, output, output width) for each of three targets.
+    private static readonly KernelSignature MatMulKernel = new(KernelSignature.Names("matmul", KernelSignature.WeightTypes, ["", "_r1"]),
+        Pointer, Int, Int, Pointer, Pointer, Int, Pointer, Pointer, Int, Pointer, Pointer, Int);
+    private static readonly KernelSignature MatMulSiluKernel = new(KernelSignature.Names("matmul_silu", KernelSignature.WeightTypes, ["", "_r1"]),
+        Pointer, Int, Int, Pointer, Pointer, Pointer, Int);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel];
+
+    private readonly KernelQueue _queue;
+    private readonly int _threads, _features, _featuresOneRow;
+    // Resident blocks per multiprocessor at most, for batches and for one row.
+    private readonly int _blocksPerSm, _blocksPerSmOneRow;
+    private readonly ConcurrentDictionary<CudaFunction, int> _residentBlocks = new();
+
+    public MatMulLauncher(KernelQueue queue, KernelDefines defines)
+    {
+        _queue = queue;
+        _threads = defines[Threads];
+        _features = defines[Features];
+        _featuresOneRow = defines[FeaturesOneRow];
+        // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
+        // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
+        bool blocksSet = int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) && perSm > 0;
+        _blocksPerSm = blocksSet ? perSm : 8;
+        _blocksPerSmOneRow = blocksSet ? perSm : 16;
+    }
+
+    public void MatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows)
+    {
+        CheckMatMul(x, w, y, rows);
+        if (rows == 0) return;
+        LaunchMatMul(x, rows, w.Columns, w.DType, (w, y), default, default);
+    }
+
+    public void MatMulShared(CudaActivations x, int rows, CudaWeight w0, CudaActivations y0, CudaWeight w1, CudaActivations y1,
+        CudaWeight? third, CudaActivations? thirdOutput)
+    {
+        CheckMatMul(x, w0, y0, rows, "firstOutput");
+        CheckMatMul(x, w1, y1, rows, "secondOutput");
+        (CudaWeight, CudaActivations) target2 = default;
+        if (third is not null)
+        {
+            var (w2, y2) = (third, thirdOutput!);
+            CheckMatMul(x, w2, y2, rows, "thirdOutput");
+            target2 = (w2, y2);
+        }
+        if (w1.Columns != w0.Columns || (target2.Item1 is { } w2c && w2c.Columns != w0.Columns))
+            throw new ArgumentException("weights that share an input must have the same number of columns", "second");
+        if (rows == 0) return;
+        // One launch needs one weight type; mixed types (never seen in a checkpoint, but legal) take one launch each.
+        if (w1.DType != w0.DType || (target2.Item1 is { } w2t && w2t.DType != w0.DType))
+        {
+            LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), default, default);
+            LaunchMatMul(x, rows, w1.Columns, w1.DType, (w1, y1), default, default);
+            if (target2.Item1 is { } w2d) LaunchMatMul(x, rows, w2d.Columns, w2d.DType, target2, default, default);
+            return;
+        }
+        LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), (w1, y1), target2);
+    }
+
+    public void MatMulSiluMul(CudaActivations x, CudaWeight g, CudaWeight u, CudaActivations y, int rows)
+    {
+        CheckMatMul(x, g, y, rows);
+        if (u.Rows != g.Rows || u.Columns != g.Columns || u.DType != g.DType)
+            throw new ArgumentException($"up ({u.Rows}×{u.Columns} {u.DType}) must have the shape and type of gate ({g.Rows}×{g.Columns} {g.DType})", "up");
+        if (rows == 0) return;
+        var args = new LaunchArguments(MatMulSiluKernel);
+        args.Pointer(x.Memory); args.Int(rows); args.Int(g.Columns); args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(y.Memory); args.Int(g.Rows);
+        // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
+        int half = (rows == 1 ? _featuresOneRow : _features) / 2;
+        var kernel = _queue.Kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
+        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half), (uint)_threads, args);
+    }
+
+    // Up to three weights sharing x, one output each; absent targets are default. matmul.cu: a block tile is FEATURES
+    // weight rows of one matrix; blocks grid-stride over the tiles of all three.
+    private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype,
+        (CudaWeight W, CudaActivations Y) first, (CudaWeight? W, CudaActivations? Y) second, (CudaWeight? W, CudaActivations? Y) third)
+    {
+        var args = new LaunchArguments(MatMulKernel);
+        args.Pointer(x.Memory); args.Int(rows); args.Int(columns);
+        int features = rows == 1 ? _featuresOneRow : _features;
+        int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
+                    AddTarget(ref args, third.W, third.Y, features);
+        // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
+        var kernel = _queue.Kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
+        _queue.Launch(kernel, Grid(kernel, tiles), (uint)_threads, args);
+    }
+
+    private static int AddTarget(ref LaunchArguments args, CudaWeight? w, CudaActivations? y, int features)
+    {
+        if (w is null)
+        {
+            args.NullPointer(); args.NullPointer(); args.Int(0);
+            return 0;
+        }
+        args.Pointer(w.Memory); args.Pointer(y!.Memory); args.Int(w.Rows);
+        return (w.Rows + features - 1) / features;
+    }
+
+    // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
+    // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
+    private uint Grid(CudaFunction kernel, int tiles)
+    {
+        // Computed once per kernel; later launches read it without a lock or an allocation.
+        int resident = _residentBlocks.GetOrAdd(kernel, static (k, self) =>
+        {
+            int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
+            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(self._threads), 1, cap);
+        }, this);
+        return (uint)Math.Min(tiles, resident);
+    }
+}
