@@ -93,7 +93,7 @@ public class OpBenchmarks
     {
         var c = F.Model.Config;
         Measure(nameof(Attention), 2L * Context * c.KvWidth * F.Cache.Storage.ElementBytes,
-            () => F.Backend.Attention(F.Workspace.Queries, F.Cache.Storage, 0, F.Workspace.Positions, F.Workspace.AttentionOutput, Rows,
+            () => F.Backend.TreeAttention(F.Workspace.Queries, F.Cache.Storage, 0, F.Workspace.Positions, null, 0, F.Workspace.AttentionOutput, Rows,
                 c.NumHeads, c.NumKvHeads, c.HeadDim));
     }
 

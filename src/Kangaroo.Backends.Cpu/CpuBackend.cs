@@ -312,13 +312,10 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         }
     }
 
-    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
-
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
-        AttentionOverSlots(queries, cache, layer, positions, AsCpu(recentSlots, nameof(recentSlots)).Data, window, output,
+        AttentionOverSlots(queries, cache, layer, positions,
+            RecentSlotsFor(recentSlots, window) is { } recent ? AsCpu(recent, nameof(recentSlots)).Data : null, window, output,
             rows, heads, kvHeads, headDim, sequences is null ? null : AsCpu(sequences, nameof(sequences)).Data);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? recent,

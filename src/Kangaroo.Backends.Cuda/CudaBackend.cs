@@ -249,14 +249,10 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         _elementwise.RopeAndStoreKv(AsCuda(queries), AsCuda(keys), AsCuda(values), AsCuda(positions), AsCuda(inverseFrequencies),
             AsCuda(cache), layer, AsCuda(slots), rows, heads, kvHeads, headDim);
 
-    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim) =>
-        _attention.AttentionOverSlots(AsCuda(queries), AsCuda(cache), layer, AsCuda(positions), null, 0, AsCuda(output),
-            rows, heads, kvHeads, headDim, null);
-
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
-        _attention.AttentionOverSlots(AsCuda(queries), AsCuda(cache), layer, AsCuda(positions), AsCuda(recentSlots), window, AsCuda(output),
+        _attention.AttentionOverSlots(AsCuda(queries), AsCuda(cache), layer, AsCuda(positions),
+            RecentSlotsFor(recentSlots, window) is { } recent ? AsCuda(recent) : null, window, AsCuda(output),
             rows, heads, kvHeads, headDim, sequences is null ? null : AsCuda(sequences));
 
     public void CopyRows(ComputeBuffer source, IndexBuffer sourceRows, ComputeBuffer destination, IndexBuffer destinationRows, int rows, int width) =>

@@ -361,13 +361,9 @@ public sealed class IlgpuBackend : IComputeBackend
         }
     }
 
-    public void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim) =>
-        AttentionOverSlots(queries, cache, layer, positions, null, 0, output, rows, heads, kvHeads, headDim);
-
-    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+    public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
-        AttentionOverSlots(queries, cache, layer, positions, recentSlots, window, output, rows, heads, kvHeads, headDim, sequences);
+        AttentionOverSlots(queries, cache, layer, positions, RecentSlotsFor(recentSlots, window), window, output, rows, heads, kvHeads, headDim, sequences);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null)

@@ -162,7 +162,7 @@ public static class BackendArguments
     }
 
     /// <summary>
-    /// <see cref="IComputeBackend.Attention"/> and <see cref="IComputeBackend.TreeAttention"/>: a layer of the cache, its
+    /// <see cref="IComputeBackend.TreeAttention"/>: a layer of the cache, its
     /// head layout, rows of queries and outputs, and a position inside the cache per row (the tree's slots and the rows'
     /// sequences: <see cref="CheckRecentSlots"/>, <see cref="CheckSequences"/>).
     /// </summary>
@@ -302,5 +302,13 @@ public static class BackendArguments
             throw new ArgumentException($"{heads} query heads cannot be grouped over {kvHeads} KV heads", nameof(kvHeads));
         if ((long)kvHeads * headDim != cache.KvWidth)
             throw new ArgumentException($"{kvHeads} KV heads × {headDim} = {(long)kvHeads * headDim} does not match the cache's KV width {cache.KvWidth}", nameof(kvHeads));
+    }
+
+    /// <summary>The recent slots a window needs: none for window 0 (plain causal attention), a buffer otherwise.</summary>
+    public static T? RecentSlotsFor<T>(T? recentSlots, int window) where T : class
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
+        if (window == 0) return null;
+        return recentSlots ?? throw new ArgumentNullException(nameof(recentSlots), $"a window of {window} recent slots needs the slots");
     }
 }

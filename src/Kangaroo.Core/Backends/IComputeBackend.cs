@@ -85,27 +85,24 @@ public interface IComputeBackend : IDisposable
     void StoreKv(KvCacheStorage cache, int layer, ComputeBuffer keys, ComputeBuffer values, IndexBuffer slots, int rows);
 
     /// <summary>
-    /// Causal attention with grouped KV heads: query row r (at position positions[r]) attends to cache slots
-    /// [0, positions[r]] of <paramref name="layer"/>, scaled by 1/√headDim. Query head h reads KV head h / (heads / kvHeads).
-    /// <c>queries</c> and <c>output</c> are <c>[rows, heads × headDim]</c>.
-    /// </summary>
-    void Attention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, ComputeBuffer output,
-        int rows, int heads, int kvHeads, int headDim);
-
-    /// <summary>
-    /// <see cref="Attention"/> for token trees. For query row r, the key j positions back (logical position
-    /// positions[r] − j, j &lt; <paramref name="window"/>; j = 0 is the row's own) is read from cache slot
-    /// recentSlots[r · window + j]: the row's path through the tree, the row itself first. Keys further back sit at
-    /// their own position. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as
-    /// a plain decode of that path. Window 0 is <see cref="Attention"/>. Everything that varies per round lives in
-    /// buffers, so a recorded pass replays for any tree of the same size.
+    /// The one attention entry point: causal attention with grouped KV heads. Query row r (at position positions[r])
+    /// attends to the keys of positions [0, positions[r]] of <paramref name="layer"/>, scaled by 1/√headDim; query head h
+    /// reads KV head h / (heads / kvHeads). <c>queries</c> and <c>output</c> are <c>[rows, heads × headDim]</c>.
+    /// <para>
+    /// Token trees: for query row r, the key j positions back (j &lt; <paramref name="window"/>; j = 0 is the row's own)
+    /// is read from cache slot recentSlots[r · window + j]: the row's path through the tree, the row itself first. Keys
+    /// further back — every key when the window is 0 (then <paramref name="recentSlots"/> may be null) — sit at their own
+    /// position. A tree node thus sees exactly the keys of its path, in the same order and with the same bits as a plain
+    /// decode of that path. Everything that varies per round lives in buffers, so a recorded pass replays for any tree of
+    /// the same size.
+    /// </para>
     /// <para>
     /// With <paramref name="sequences"/>, rows of several sequences share the call: row r belongs to sequence
     /// sequences[r], whose keys further back than the window sit at slot sequences[r] · Capacity + position (recent slots
     /// are absolute). A row's bits do not depend on the other rows or sequences.
     /// </para>
     /// </summary>
-    void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer recentSlots,
+    void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
         int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null);
 
     /// <summary>

@@ -309,7 +309,7 @@ public sealed class LlamaModel : IDisposable
         var shape = ws.Staged;
         var slots = ws.SlotsArePositions ? ws.Positions : ws.Slots;
         b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
-        b.TreeAttention(ws.Queries, cache, layer, ws.Positions, shape.Window > 0 ? ws.RecentSlots! : slots, shape.Window, ws.AttentionOutput, rows,
+        b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots, shape.Window, ws.AttentionOutput, rows,
             c.NumHeads, c.NumKvHeads, c.HeadDim, shape.Sequences ? ws.Sequences : null);
     }
 

@@ -45,7 +45,7 @@ public static class OpBenchmark
             MatMul("lm_head", model.LmHead, ws.Logits);
             results.Add(Time(b, "attention", $"{rows} rows × {c.NumHeads} heads, context {context}",
                 2L * context * c.KvWidth * cache.Storage.ElementBytes + 8L * rows * c.QueryWidth, callsPerBatch, batches,
-                () => b.Attention(ws.Queries, cache.Storage, 0, ws.Positions, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim)));
+                () => b.TreeAttention(ws.Queries, cache.Storage, 0, ws.Positions, null, 0, ws.AttentionOutput, rows, c.NumHeads, c.NumKvHeads, c.HeadDim)));
             results.Add(Time(b, "add_rmsnorm", $"{rows}×{c.HiddenSize}", 4L * rows * c.HiddenSize * 4, callsPerBatch, batches,
                 () => b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, 1e-5f, ws.Normed, rows, c.HiddenSize)));
             results.Add(Time(b, "rope + store_kv", $"{rows}×({c.NumHeads}+{c.NumKvHeads})×{c.HeadDim}",

@@ -343,7 +343,7 @@ public abstract class BackendConformanceTests : IDisposable
             }
             // What reached the cache, read through attention from the last position (it sees every stored slot).
             ComputeBuffer attended = Poisoned(heads * headDim);
-            Backend.Attention(Upload(probe), cache, layer, Indices([prefix + rows - 1]), attended, 1, heads, kvHeads, headDim);
+            Backend.TreeAttention(Upload(probe), cache, layer, Indices([prefix + rows - 1]), null, 0, attended, 1, heads, kvHeads, headDim);
             return (Download(q, queries.Length), Download(k, keys.Length), Download(attended, heads * headDim));
         }
 
@@ -437,7 +437,7 @@ public abstract class BackendConformanceTests : IDisposable
         float[] queries = RandomValues(rows * heads * headDim, 3f);
         ComputeBuffer output = Poisoned(queries.Length);
 
-        Backend.Attention(Upload(queries), cache, layer, Indices(positions), output, rows, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), cache, layer, Indices(positions), null, 0, output, rows, heads, kvHeads, headDim);
 
         AssertClose(ScalarOps.Attention(queries, keys, values, positions, rows, heads, kvHeads, headDim), Download(output, queries.Length), AttentionTolerance);
     }
@@ -456,7 +456,7 @@ public abstract class BackendConformanceTests : IDisposable
         float[] queries = RandomValues(rows * heads * headDim, 3f);
         ComputeBuffer output = Poisoned(queries.Length);
 
-        Backend.Attention(Upload(queries), cache, 0, Indices(positions), output, rows, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0, output, rows, heads, kvHeads, headDim);
 
         float[] keys = [.. prefixKeys, .. newKeys], values = [.. prefixValues, .. newValues];
         AssertClose(ScalarOps.Attention(queries, keys, values, positions, rows, heads, kvHeads, headDim), Download(output, queries.Length), AttentionTolerance);
@@ -472,7 +472,7 @@ public abstract class BackendConformanceTests : IDisposable
         float[] queries = RandomValues(positions.Length * heads * headDim, 4f);
         ComputeBuffer output = Poisoned(queries.Length);
 
-        Backend.Attention(Upload(queries), cache, 0, Indices(positions), output, positions.Length, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0, output, positions.Length, heads, kvHeads, headDim);
 
         AssertClose(ScalarOps.Attention(queries, keys, values, positions, positions.Length, heads, kvHeads, headDim), Download(output, queries.Length), AttentionTolerance);
     }
@@ -501,7 +501,7 @@ public abstract class BackendConformanceTests : IDisposable
         Backend.StoreKv(batchCache, 0, Upload(prefixKeys), Upload(prefixValues), Indices(prefixSlots), prefix);
         Backend.StoreKv(batchCache, 0, Upload(newKeys), Upload(newValues), Indices(positions), rows);
         ComputeBuffer batch = Poisoned(rows * width);
-        Backend.Attention(Upload(queries), batchCache, 0, Indices(positions), batch, rows, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), batchCache, 0, Indices(positions), null, 0, batch, rows, heads, kvHeads, headDim);
         float[] batched = Download(batch, rows * width);
 
         // The same tokens decoded one at a time.
@@ -512,14 +512,14 @@ public abstract class BackendConformanceTests : IDisposable
             Backend.StoreKv(stepCache, 0, Upload(newKeys.AsSpan(r * kvWidth, kvWidth).ToArray()),
                 Upload(newValues.AsSpan(r * kvWidth, kvWidth).ToArray()), Indices([positions[r]]), 1);
             ComputeBuffer single = Poisoned(width);
-            Backend.Attention(Upload(queries.AsSpan(r * width, width).ToArray()), stepCache, 0, Indices([positions[r]]), single, 1, heads, kvHeads, headDim);
+            Backend.TreeAttention(Upload(queries.AsSpan(r * width, width).ToArray()), stepCache, 0, Indices([positions[r]]), null, 0, single, 1, heads, kvHeads, headDim);
             AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"Attention row {r} of {rows}");
         }
     }
 
     /// <summary>
     /// A token tree verified in one call sees, per node, exactly what a plain decode of that node's path sees: every node's
-    /// output equals (bit for bit) a one-row <see cref="IComputeBackend.Attention"/> after storing its path at consecutive
+    /// output equals (bit for bit) a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> after storing its path at consecutive
     /// positions — whatever the row grouping (11 nodes: the CUDA kernels' 8-row groups split the tree).
     /// </summary>
     [Fact]
@@ -567,14 +567,14 @@ public abstract class BackendConformanceTests : IDisposable
                 Backend.StoreKv(pathCache, 0, Upload(nodeKeys.AsSpan(p[d] * kvWidth, kvWidth).ToArray()),
                     Upload(nodeValues.AsSpan(p[d] * kvWidth, kvWidth).ToArray()), Indices([prefix + d]), 1);
             ComputeBuffer single = Poisoned(width);
-            Backend.Attention(Upload(queries.AsSpan(n * width, width).ToArray()), pathCache, 0, Indices([positions[n]]), single, 1, heads,
+            Backend.TreeAttention(Upload(queries.AsSpan(n * width, width).ToArray()), pathCache, 0, Indices([positions[n]]), null, 0, single, 1, heads,
                 kvHeads, headDim);
             AssertBitwiseEqual(Download(single, width), treeOutput.AsSpan(n * width, width), $"tree node {n} (depth {depth[n]})");
         }
 
         // Window 0 is plain attention; a slot outside the cache, or a map shorter than rows × window, is refused.
         ComputeBuffer plain = Poisoned(nodes * width), windowless = Poisoned(nodes * width);
-        Backend.Attention(Upload(queries), treeCache, 0, Indices(positions), plain, nodes, heads, kvHeads, headDim);
+        Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), null, 0, plain, nodes, heads, kvHeads, headDim);
         Backend.TreeAttention(Upload(queries), treeCache, 0, Indices(positions), Indices([0]), 0, windowless, nodes, heads, kvHeads, headDim);
         AssertBitwiseEqual(Download(plain, nodes * width), Download(windowless, nodes * width), "window 0");
         int[] outside = (int[])recent.Clone();
@@ -587,7 +587,7 @@ public abstract class BackendConformanceTests : IDisposable
 
     /// <summary>
     /// Several sequences in one cache and one call (batched decoding): each row, whatever its neighbours' sequences and
-    /// lengths, gets the bits of a one-row <see cref="IComputeBackend.Attention"/> over a cache holding its sequence alone —
+    /// lengths, gets the bits of a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> over a cache holding its sequence alone —
     /// 11 rows of 3 sequences at different lengths (the CUDA kernels' 8-row groups mix sequences), and a sequence id outside
     /// the cache is refused.
     /// </summary>
@@ -623,7 +623,7 @@ public abstract class BackendConformanceTests : IDisposable
             KvCacheStorage alone = Cache(1, capacity, kvWidth);
             Backend.StoreKv(alone, 0, Upload(keys[s]), Upload(values[s]), Indices(Enumerable.Range(0, next[s]).ToArray()), next[s]);
             ComputeBuffer single = Poisoned(width);
-            Backend.Attention(Upload(queries.AsSpan(r * width, width).ToArray()), alone, 0, Indices([positions[r]]), single, 1, heads, kvHeads, headDim);
+            Backend.TreeAttention(Upload(queries.AsSpan(r * width, width).ToArray()), alone, 0, Indices([positions[r]]), null, 0, single, 1, heads, kvHeads, headDim);
             AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"row {r} (sequence {s}, position {positions[r]})");
         }
 
@@ -724,8 +724,8 @@ public abstract class BackendConformanceTests : IDisposable
         for (int layer = 0; layer < layers; layer++)
         {
             ComputeBuffer a = Poisoned(width), b = Poisoned(width);
-            Backend.Attention(Upload(queries), moved, layer, Indices([total - 1]), a, 1, heads, kvHeads, headDim);
-            Backend.Attention(Upload(queries), expected, layer, Indices([total - 1]), b, 1, heads, kvHeads, headDim);
+            Backend.TreeAttention(Upload(queries), moved, layer, Indices([total - 1]), null, 0, a, 1, heads, kvHeads, headDim);
+            Backend.TreeAttention(Upload(queries), expected, layer, Indices([total - 1]), null, 0, b, 1, heads, kvHeads, headDim);
             AssertBitwiseEqual(Download(b, width), Download(a, width), $"layer {layer} after the moves");
         }
 
@@ -743,9 +743,11 @@ public abstract class BackendConformanceTests : IDisposable
         Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 0, kv, kv, Indices([8]), 1));
         Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 0, kv, kv, Indices([-1]), 1));
         Assert.ThrowsAny<ArgumentException>(() => Backend.StoreKv(cache, 2, kv, kv, Indices([0]), 1));
-        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(32), cache, 0, Indices([8]), Allocate(32), 1, 2, 1, 16));
-        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(32), cache, 0, Indices([0]), Allocate(31), 1, 2, 1, 16));
-        Assert.ThrowsAny<ArgumentException>(() => Backend.Attention(Allocate(64), cache, 0, Indices([0]), Allocate(64), 1, 4, 2, 16));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Allocate(32), cache, 0, Indices([8]), null, 0, Allocate(32), 1, 2, 1, 16));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Allocate(32), cache, 0, Indices([0]), null, 0, Allocate(31), 1, 2, 1, 16));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Allocate(64), cache, 0, Indices([0]), null, 0, Allocate(64), 1, 4, 2, 16));
+        // A tree window needs its slots; only window 0 (plain causal attention) goes without.
+        Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Allocate(32), cache, 0, Indices([0]), null, 2, Allocate(32), 1, 2, 1, 16));
     }
 
     // ---------------------------------------------------------------- SiluMul, Argmax, buffers

@@ -55,7 +55,7 @@ public sealed class CpuBackendConformanceTests : BackendConformanceTests
             backend.Upload(Enumerable.Range(0, 20).ToArray(), slots);
             backend.Upload(positions, at);
             backend.StoreKv(cache, 0, k, v, slots, 20);
-            backend.Attention(q, cache, 0, at, attended, rows, heads, kvHeads, headDim);
+            backend.TreeAttention(q, cache, 0, at, null, 0, attended, rows, heads, kvHeads, headDim);
             var attention = new float[queries.Length];
             backend.Download(attended, 0, attention);
             return (matMul, attention);
