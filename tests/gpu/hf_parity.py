@@ -3,7 +3,7 @@
 The models are made and saved by transformers itself (an independent writer and an independent forward pass), in
 F32, BF16 and F16, covering GQA/MQA, llama3 rope scaling, tied embeddings and an explicit head_dim. The reference
 logits come from the same weights upcast to F32 and computed on the GPU with TF32 off. The engine's test
-(tests/Kangaroo.Tests/Gpu/HuggingFaceParityTests.cs) loads each directory and compares.
+(tests/Kangaroo.Tests/Kernels/HuggingFaceParityTests.cs) loads each directory and compares.
 
     python3 tests/gpu/hf_parity.py OUT_DIR
 """

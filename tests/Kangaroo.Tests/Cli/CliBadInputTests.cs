@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 using static Kangaroo.Tests.CommandLine.CliRunner;
 

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 using static Kangaroo.Tests.CommandLine.CliRunner;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Kangaroo.Weights;
 using Xunit;
 using static Kangaroo.Tests.CommandLine.CliRunner;

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Kangaroo.Model;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Kangaroo.Weights;
 
 namespace Kangaroo.Tests.Fuzz;

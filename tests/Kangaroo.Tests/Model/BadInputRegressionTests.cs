@@ -4,7 +4,7 @@ using Kangaroo.Backends.Cpu;
 using Kangaroo.Generation;
 using Kangaroo.Speculative;
 using Kangaroo.Tests.CommandLine;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Model;

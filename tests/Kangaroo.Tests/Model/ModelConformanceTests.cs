@@ -1,7 +1,7 @@
 using Kangaroo.Backends;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Model;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Kangaroo.Tests.Reference;
 using Xunit;
 

@@ -1,6 +1,6 @@
 using System.Numerics;
 using Kangaroo.Model;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Reference;

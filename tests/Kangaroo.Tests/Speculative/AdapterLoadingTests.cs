@@ -1,7 +1,7 @@
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Speculative;

@@ -4,7 +4,7 @@ using Kangaroo.Generation;
 using Kangaroo.Model;
 using Kangaroo.Sampling;
 using Kangaroo.Speculative;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Speculative;

@@ -3,7 +3,7 @@ using Kangaroo.Backends.Cpu;
 using Kangaroo.Generation;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Kangaroo.Weights;
 using Xunit;
 

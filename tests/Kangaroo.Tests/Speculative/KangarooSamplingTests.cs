@@ -1,7 +1,7 @@
 using Kangaroo.Generation;
 using Kangaroo.Sampling;
 using Kangaroo.Speculative;
-using Kangaroo.Tests.Models;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Speculative;

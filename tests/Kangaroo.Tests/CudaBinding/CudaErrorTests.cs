@@ -2,7 +2,7 @@ using Kangaroo.Cuda;
 using Kangaroo.Cuda.Interop;
 using Xunit;
 
-namespace Kangaroo.Tests.Cuda;
+namespace Kangaroo.Tests.CudaBinding;
 
 public sealed class CudaErrorTests
 {

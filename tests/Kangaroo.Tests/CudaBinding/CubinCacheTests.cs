@@ -1,7 +1,7 @@
 using Kangaroo.Cuda;
 using Xunit;
 
-namespace Kangaroo.Tests.Cuda;
+namespace Kangaroo.Tests.CudaBinding;
 
 /// <summary>The cache runs with a fake compiler, so it is tested on any machine.</summary>
 public sealed class CubinCacheTests

@@ -1,7 +1,7 @@
 using Kangaroo.Cuda;
 using Xunit;
 
-namespace Kangaroo.Tests.Cuda;
+namespace Kangaroo.Tests.CudaBinding;
 
 public sealed class KernelArgumentsTests
 {

@@ -3,7 +3,7 @@ using Kangaroo.Model;
 using Kangaroo.Weights;
 using Xunit;
 
-namespace Kangaroo.Tests.Models;
+namespace Kangaroo.Tests.TinyModels;
 
 /// <summary>
 /// The shape of a tiny random Llama model for tests. <see cref="HeadDim"/> null means hidden / heads (and no

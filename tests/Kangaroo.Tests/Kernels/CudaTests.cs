@@ -5,7 +5,7 @@ using Kangaroo.Tests.Model;
 using Kangaroo.Tests.Speculative;
 using Xunit;
 
-namespace Kangaroo.Tests.Gpu;
+namespace Kangaroo.Tests.Kernels;
 
 /// <summary>
 /// GPU test classes run one at a time. Two CudaBackend instances driven from parallel test classes in one process gave
@@ -66,7 +66,7 @@ public sealed class CudaConcurrentSessionsTests
     {
         if (CudaAvailability.Reason is { } reason) Assert.Skip(reason);
         using var dir = new TestDirectory();
-        Kangaroo.Tests.Models.TestModels.WriteWithAdapter(dir.Path);
+        Kangaroo.Tests.TinyModels.TestModels.WriteWithAdapter(dir.Path);
         using var backend = new CudaBackend();
         using var model = LanguageModel.Load(dir.Path, new ModelLoadOptions { Backend = backend });
         string[] prompts = ["import os\n", "class Stack:\n", "def add(a, b):\n", "for i in range(10):\n", "while True:\n", "x = [", "print(", "# comment\n"];

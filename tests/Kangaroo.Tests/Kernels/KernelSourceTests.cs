@@ -1,7 +1,7 @@
 using Kangaroo.Backends.Cuda;
 using Xunit;
 
-namespace Kangaroo.Tests.Gpu;
+namespace Kangaroo.Tests.Kernels;
 
 /// <summary>The embedded kernel sources, checked without a GPU: every kernel a launcher launches is defined by name, once.</summary>
 public class KernelSourceTests

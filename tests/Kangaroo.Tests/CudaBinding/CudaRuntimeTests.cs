@@ -2,7 +2,7 @@ using Kangaroo.Cuda;
 using Kangaroo.Cuda.Interop;
 using Xunit;
 
-namespace Kangaroo.Tests.Cuda;
+namespace Kangaroo.Tests.CudaBinding;
 
 /// <summary>The probes must answer on any machine, GPU or not, without throwing.</summary>
 public sealed class CudaRuntimeTests

@@ -5,7 +5,7 @@ using Xunit;
 
 using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
-namespace Kangaroo.Tests.Gpu;
+namespace Kangaroo.Tests.Kernels;
 
 /// <summary>
 /// What each launcher packs, checked without a GPU against the kernels' extern "C" declarations in kernels/*.cu: every

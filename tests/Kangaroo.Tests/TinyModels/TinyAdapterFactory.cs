@@ -2,7 +2,7 @@ using System.Globalization;
 using Kangaroo.Speculative;
 using Kangaroo.Weights;
 
-namespace Kangaroo.Tests.Models;
+namespace Kangaroo.Tests.TinyModels;
 
 /// <summary>
 /// Writes Kangaroo adapters for tiny models in the engine's safetensors layout (the reference checkpoint's tensor

@@ -4,7 +4,7 @@ using Kangaroo.Backends.Cuda;
 using Kangaroo.Backends.Cuda.Launchers;
 using Xunit;
 
-namespace Kangaroo.Tests.Gpu;
+namespace Kangaroo.Tests.Kernels;
 
 /// <summary>
 /// The launch constants the kernels take as -D defines, checked without a GPU: each is owned by one launcher, every one a

@@ -5,7 +5,7 @@ using Kangaroo.Model;
 using Kangaroo.Weights;
 using Xunit;
 
-namespace Kangaroo.Tests.Models;
+namespace Kangaroo.Tests.TinyModels;
 
 public sealed class TinyModelFactoryTests
 {

@@ -1,4 +1,4 @@
-namespace Kangaroo.Tests.Models;
+namespace Kangaroo.Tests.TinyModels;
 
 /// <summary>Complete model directories for end-to-end tests: a tiny random model plus the fixture tokenizer.</summary>
 public static class TestModels

@@ -1,7 +1,7 @@
 using Kangaroo.Cuda;
 using Xunit;
 
-namespace Kangaroo.Tests.Cuda;
+namespace Kangaroo.Tests.CudaBinding;
 
 /// <summary>
 /// Tests that need a GPU. Each one skips (never passes) when the driver probe fails, so a machine without a GPU

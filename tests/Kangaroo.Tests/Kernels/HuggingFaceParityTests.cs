@@ -6,7 +6,7 @@ using Kangaroo.Model;
 using Kangaroo.Weights;
 using Xunit;
 
-namespace Kangaroo.Tests.Gpu;
+namespace Kangaroo.Tests.Kernels;
 
 /// <summary>
 /// Full-model logits against Hugging Face transformers' LlamaForCausalLM on models that transformers itself wrote

@@ -8,7 +8,7 @@ using Kangaroo.Tests.CommandLine;
 using Kangaroo.Tokenization;
 using Xunit;
 
-namespace Kangaroo.Tests.Models;
+namespace Kangaroo.Tests.TinyModels;
 
 /// <summary>
 /// The committed demo model (models/demo, trained by tools/train): shipped next to the program, found by
