@@ -30,6 +30,18 @@ public abstract class KangarooGreedyConformance
         return new DecoderHarness(spec, modelWeights, adapterWeights, recordedExitLayer, CreateBackend());
     }
 
+    /// <summary>
+    /// A 6-layer model whose deep layers are near identity (<paramref name="deepScale"/>; 0: identity) with an adapter made
+    /// to agree with it after <paramref name="exitLayer"/>: drafts are accepted often, and rejected where the scale says.
+    /// </summary>
+    private DecoderHarness AgreeingHarness(float deepScale, int exitLayer, int seed)
+    {
+        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = seed };
+        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
+        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
+        return Harness(spec, modelWeights, adapterWeights);
+    }
+
     /// <summary>A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order).</summary>
     private static TinyModelSpec RandomSpec(Random rng, string name, int seed)
     {
@@ -74,11 +86,8 @@ public abstract class KangarooGreedyConformance
     [InlineData(0.3f, 3, 1f)]      // one draft per round
     public void AgreeingModelAndAdapterRunEveryAcceptanceAndRollbackPath(float deepScale, int steps, float threshold)
     {
-        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 77 };
         const int exitLayer = 2;
-        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
-        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
-        using var h = Harness(spec, modelWeights, adapterWeights);
+        using var h = AgreeingHarness(deepScale, exitLayer, seed: 77);
         int[] prompt = [1, 50, 51, 52, 7];
         int[] vanilla = h.Vanilla(prompt, 60);
         var (kangaroo, stats) = h.Kangaroo(prompt, 60, TinyAdapterFactory.Options(exitLayer, steps, threshold));
@@ -146,11 +155,8 @@ public abstract class KangarooGreedyConformance
     [InlineData(0.15f, 6, 0.6f)]   // rejections and confidence stops: sequences draft different lengths in one round
     public void BatchedSequencesOnAgreeingModelsDraftDifferentLengthsAndMatchVanilla(float deepScale, int steps, float threshold)
     {
-        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
         const int exitLayer = 2;
-        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
-        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
-        using var h = Harness(spec, modelWeights, adapterWeights);
+        using var h = AgreeingHarness(deepScale, exitLayer, seed: 79);
         int[][] prompts = [[1, 50, 51, 52, 7], [3, 4], [9, 80, 81, 82, 83, 84, 2, 40], [5], [60, 61, 62]];
         int[] counts = [50, 37, 44, 3, 60];
         var options = TinyAdapterFactory.Options(exitLayer, steps, threshold);
@@ -241,11 +247,8 @@ public abstract class KangarooGreedyConformance
     [InlineData(0.3f, 3, 2, 0.05f, 1, 0f)]     // a budget of one node: chain-like
     public void TokenTreesOnAgreeingModelsAcceptPathsAndMatchVanilla(float deepScale, int steps, int topK, float threshold, int budget, float gate)
     {
-        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
         const int exitLayer = 2;
-        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
-        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
-        using var h = Harness(spec, modelWeights, adapterWeights);
+        using var h = AgreeingHarness(deepScale, exitLayer, seed: 79);
         int[] prompt = [1, 50, 51, 52, 7];
         int[] vanilla = h.Vanilla(prompt, 60);
         var tree = new TokenTreeOptions { TopK = topK, Threshold = threshold, Budget = budget };
@@ -303,11 +306,8 @@ public abstract class KangarooGreedyConformance
     [InlineData(0.15f, 4, 10, 0.1f, 16, 0.6f)] // the defaults
     public void BatchedTokenTreesOnAgreeingModelsDraftWhatEachDraftsAlone(float deepScale, int steps, int topK, float threshold, int budget, float gate)
     {
-        var spec = TinyModelSpec.Deep with { Layers = 6, Seed = 79 };
         const int exitLayer = 2;
-        var modelWeights = TinyAdapterFactory.NearIdentityDeepLayers(spec, exitLayer, deepScale);
-        var adapterWeights = TinyAdapterFactory.AgreeingWeights(spec, modelWeights, seed: 5, outputGain: deepScale == 0 ? 0 : 0.1);
-        using var h = Harness(spec, modelWeights, adapterWeights);
+        using var h = AgreeingHarness(deepScale, exitLayer, seed: 79);
         int[][] prompts = [[1, 50, 51, 52, 7], [3, 4], [9, 80, 81, 82, 83, 84, 2, 40], [5], [60, 61, 62]];
         // Shorter where the backend is slow here (the ILGPU CPU accelerator): still several rounds of every sequence.
         int[] counts = RandomTrials >= 50 ? [50, 37, 44, 3, 60] : [20, 15, 18, 3, 24];
