@@ -11,8 +11,6 @@ internal sealed class RecordedPasses : IDisposable
 {
     private readonly Dictionary<RecordedPassKey, ICapturedWork> _recorded = [];
 
-    public int Count => _recorded.Count;
-
     /// <summary>
     /// Runs <paramref name="work"/>(<paramref name="state"/>) through the pool: replayed if recorded, else run plainly once
     /// (it sizes the backend's scratch, which recording must not allocate) and recorded. A replay allocates nothing.

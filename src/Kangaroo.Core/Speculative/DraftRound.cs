@@ -19,14 +19,4 @@ internal sealed class DraftRound
     public int Count { get; set; }
     public required KvCache Cache { get; init; }
     public required ForwardWorkspace Verify { get; init; }
-
-    /// <summary>Rows of the verification pass: every node of every sequence of the round.</summary>
-    public int VerifyRows
-    {
-        get
-        {
-            var last = Drafts[Count - 1];
-            return last.VerifyRow + last.Tree.Count;
-        }
-    }
 }
