@@ -105,6 +105,43 @@ public sealed class LanguageModel : IDisposable
     public GenerationStream GenerateStreaming(string prompt, GenerationOptions? options = null) =>
         new(CreateSession(), prompt, options, ownsSession: true);
 
+    /// <summary>
+    /// Embeddings of <paramref name="texts"/> (<see cref="Embeddings.TextEmbedder"/>: the final-norm hidden states mean-pooled
+    /// over each text's tokens, L2-normalised; length <see cref="LlamaConfig.HiddenSize"/>), in text order. Up to 16 texts
+    /// share each forward pass. BOS is prepended as the tokenizer configuration says, or as <paramref name="addBos"/> says.
+    /// </summary>
+    public IReadOnlyList<float[]> Embed(IReadOnlyList<string> texts, bool? addBos = null)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var tokens = new int[texts.Count][];
+        for (int i = 0; i < texts.Count; i++)
+        {
+            string text = texts[i] ?? throw new InvalidRequestException($"text {i} is null");
+            tokens[i] = Tokenizer.Encode(text, addBos ?? Tokenizer.AddBosToken);
+            if (tokens[i].Length == 0) throw new InvalidRequestException($"text {i} is empty (no tokens); give some text");
+            if (tokens[i].Length > ContextLength)
+                throw new InvalidRequestException($"text {i} has {tokens[i].Length} tokens but the context holds {ContextLength}");
+        }
+        var embeddings = new List<float[]>(texts.Count);
+        const int textsPerPass = 16;
+        for (int start = 0; start < tokens.Length; start += textsPerPass)
+        {
+            var group = tokens.AsSpan(start, Math.Min(textsPerPass, tokens.Length - start)).ToArray();
+            int longest = group.Max(t => t.Length);
+            CheckContext(longest);
+            using var embedder = new Embeddings.TextEmbedder(Model, group.Length, longest);
+            try
+            {
+                embeddings.AddRange(embedder.Embed(group));
+            }
+            catch (NonFiniteLogitsException e) when (!e.Diagnosed)
+            {
+                throw ExplainNonFinite(e);
+            }
+        }
+        return embeddings;
+    }
+
     /// <summary>Refuses a context the model or its adapter cannot serve exactly (<see cref="LlamaConfig.CheckContext"/>).</summary>
     internal void CheckContext(int contextLength)
     {
