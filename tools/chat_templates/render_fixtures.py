@@ -53,6 +53,57 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 EXTRA = {"with_tools": ({"tools": TOOLS}, ["qwen2.5-instruct", "llama-3.1-instruct"])}
 CONVERSATIONS["with_tools"] = [SYSTEM, {"role": "user", "content": "Weather in Zürich?"}]
 
+# Small templates exercising one engine feature each, with the variables they render with. jinja2's output (or the
+# fact that it raised) is the expected value of Chat/ChatTemplateEngineParityTests.
+ENGINE_CASES = [
+    ("{% if true %}\nyes\n{% endif %}\nafter", {}),
+    ("  {% if true %}\n    x\n  {% endif %}\n", {}),
+    ("a  {%- if true %} b {% endif -%}  c", {}),
+    ("a\n  {{- 'b' -}}\n  c", {}),
+    ("  {{ 'v' }}\n", {}),
+    ("  {%+ if true %}x{% endif %}", {}),
+    ("{% if true +%}\nx{% endif %}", {}),
+    ("a {# c #}\nb\n  {# c #}\nd", {}),
+    ("x {% if true %} y {% endif %} z\n", {}),
+    ("{% for m in messages %}\n    {% if m.role == 'user' %}\n        U:{{ m.content }}\n    {% endif %}\n{% endfor %}\n", {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}),
+    ("{%- for x in xs -%}\n  [{{ loop.index }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }}]\n{%- endfor -%}", {"xs": ["a", "b", "c"]}),
+    ("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", {"d": {"b": 1, "a": [1, "x"]}}),
+    ("{% for k in d %}{{ k }}{% endfor %}|{% for c in 'héy' %}{{ c }}.{% endfor %}", {"d": {"b": 1, "a": 2}}),
+    ("{% set n = 0 %}{% for x in [1, 2] %}{% set n = n + x %}[{{ n }}]{% endfor %}{{ n }}", {}),
+    ("{% set ns = namespace(found=false, n=0) %}{% for x in [1, 2, 3] %}{% if x > 1 %}{% set ns.found = true %}{% set ns.n = ns.n + x %}{% endif %}{% endfor %}{{ ns.found }} {{ ns.n }}", {}),
+    ("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}", {}),
+    ("{% for x in [] %}{{ x }}{% else %}none{% endfor %}", {}),
+    ("{{ 1 + 2 * 3 - 4 / 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 2 ** 10 }} {{ 7.5 // 2 }} {{ -3 }}", {}),
+    ("{{ 'a' ~ 1 ~ none ~ true ~ [1] }}|{{ 'a' + 'b' }}|{{ [1] + [2] }}", {}),
+    ("{{ 1 == 1.0 }}{{ true == 1 }}{{ 'a' < 'b' }}{{ 1 < 2 < 3 }}{{ 3 > 2 > 2 }}{{ [1, 2] == [1, 2] }}", {}),
+    ("{{ 'b' in 'abc' }}{{ 'z' not in 'abc' }}{{ 2 in [1, 2] }}{{ 'k' in {'k': 1} }}{{ x in [1] }}", {}),
+    ("{{ 'y' if 0 else 'n' }}|{{ 'y' if 1 }}|{{ 'y' if 0 }}|{{ not 0 }}{{ 0 or 'd' }}{{ 1 and 'e' }}", {}),
+    ("{{ xs[1:] }}{{ xs[:-1] }}{{ xs[::-1] }}{{ xs[-1] }}{{ xs[1::2] }}{{ 'hello'[1:3] }}{{ xs[5:] }}", {"xs": [1, 2, 3, 4]}),
+    ("{{ m['role'] }} {{ m.role }} {{ m.missing is defined }} {{ m['missing'] is defined }} {{ m.get('x', 'dflt') }}", {"m": {"role": "user"}}),
+    ("[{{ undefined_name }}]{{ undefined_name is defined }}{{ undefined_name|length }}{{ undefined_name ~ 'x' }}{% if not undefined_name %}F{% endif %}", {}),
+    ("{{ none }} {{ true }} {{ 1.0 }} {{ 0.1 + 0.2 }} {{ 1e3 if false else 2.5 }} {{ [none, 'it\\'s', \"q\\\"\", {'a': 1.5}] }}", {}),
+    ("{{ ' x '|trim }}|{{ 'AbC'|upper }}{{ 'AbC'|lower }}|{{ [3, 4]|first }}{{ [3, 4]|last }}|{{ ['a', 'b']|join('-') }}|{{ 'ab'|list }}|{{ 5|string }}", {}),
+    ("{{ missing|default('d') }}|{{ ''|default('d') }}|{{ ''|default('d', true) }}|{{ none|default('d') }}", {}),
+    ("{{ xs|length }} {{ 'héllo'|length }} {{ {'a': 1}|length }}", {"xs": [1, 2]}),
+    ("{{ obj|tojson }}|{{ obj|tojson(indent=2) }}|{{ [] |tojson(indent=2) }}|{{ 'é\\n\"\\\\'|tojson }}", {"obj": {"a": [1, 2.5, None, True, "ü"], "b": {}, "c": {"d": "e"}}}),
+    ("{{ [1, 2, 3]|reject('equalto', 2)|list }}{{ [1, 2, 3]|select('odd')|list }}{{ xs|selectattr('n')|map(attribute='n')|list }}", {"xs": [{"n": 1}, {"n": 0}, {"n": 2}]}),
+    ("{{ ' a b '.strip() }}|{{ ' a '.lstrip() }}|{{ ' a '.rstrip() }}|{{ 'xaxx'.strip('x') }}|{{ 'a b  c'.split() }}|{{ 'a,b,,c'.split(',') }}|{{ 'a,b,c'.split(',', 1) }}", {}),
+    ("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith('c') }}{{ 'abc'.startswith(('x', 'a')) }}{{ 'aXa'.replace('a', 'bb') }}{{ 'hello world'.title() }}{{ 'aBc'.upper() }}", {}),
+    ("{% set a, b = 1, 2 %}{{ a }}{{ b }}{% set s %}inner {{ a }}{% endset %}[{{ s }}]", {}),
+    ("{% for x in [1, 2, 3, 4] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}{{ x }}{% endfor %}", {}),
+    ("{{ x is none }}{{ x is not none }}{{ 's' is string }}{{ 1 is string }}{{ 3 is odd }}{{ 4 is divisibleby 2 }}{{ {} is mapping }}{{ [] is iterable }}{{ 1 is number }}", {"x": None}),
+    ("{{ range(3)|list }}{{ range(1, 7, 2)|list }}{% for i in range(2) %}{{ i }}{% endfor %}", {}),
+    ("{{ {'a': 1, 'b': [1, {'c': none}]} }}", {}),
+    ("{{ d|items|list }}{% for k, v in d|items %}{{ k }}{{ v }}{% endfor %}", {"d": {"x": 1}}),
+    ("{{ messages[0]['content'] if messages else 'none' }}|{{ messages|length }}", {"messages": []}),
+    ("{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n[{{ system_message }}]{{ messages|length }}", {"messages": [{"role": "system", "content": " sys "}, {"role": "user", "content": "u"}]}),
+    # Errors jinja2 raises too: the test checks only that the engine raises as well.
+    ("{{ undefined_name.attr }}", {}),
+    ("{{ undefined_name + 'x' }}", {}),
+    ("{{ m.a.b }}", {"m": {}}),
+    ("{{ 1 + 'a' }}", {}),
+]
+
 
 def raise_exception(message):
     raise TemplateError(message)
@@ -105,6 +156,20 @@ def main():
                    "cases": cases}, f, ensure_ascii=False, indent=1)
         f.write("\n")
     print(f"{len(cases)} cases, {sum('error' in c for c in cases)} raise")
+
+    engine = []
+    for source, variables in ENGINE_CASES:
+        case = {"template": source, "variables": variables}
+        try:
+            case["output"] = env.from_string(source).render(**variables)
+        except Exception as e:  # noqa: BLE001 - any jinja2 failure is an expected failure of the engine too
+            case["error"] = f"{type(e).__name__}: {e}"
+        engine.append(case)
+    with open(os.path.join(FIXTURES, "engine.json"), "w", encoding="utf-8") as f:
+        json.dump({"renderer": "jinja2 " + __import__("jinja2").__version__ + " in transformers' apply_chat_template configuration",
+                   "cases": engine}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print(f"{len(engine)} engine cases, {sum('error' in c for c in engine)} raise")
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ internal static class TemplateBuiltins
     };
 
     private static List<object?> Items(Dictionary<string, object?> dict) =>
-        dict.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList();
+        dict.Select(kv => (object?)new TemplateTuple { kv.Key, kv.Value }).ToList();
 
     public static object? ApplyFilter(string name, object? value, IReadOnlyList<object?> args, IReadOnlyDictionary<string, object?> kwargs, TemplateNode at)
     {

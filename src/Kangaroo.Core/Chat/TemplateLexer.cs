@@ -36,6 +36,7 @@ internal sealed class TemplateLexer
 
     private TemplateLexer(string source)
     {
+        source = NormalizeNewlines(source);
         _source = source;
         var starts = new List<int> { 0 };
         for (int i = 0; i < source.Length; i++)
@@ -44,6 +45,24 @@ internal sealed class TemplateLexer
     }
 
     public static List<TemplateSegment> Tokenize(string source) => new TemplateLexer(source).Run();
+
+    /// <summary>
+    /// jinja2 reads a template as <c>"\n".join(source.splitlines())</c>: every line break Python knows (\r\n, \r, \v,
+    /// \f, \x1c-\x1e, \x85, \u2028, \u2029) becomes \n, and one line break at the very end is dropped
+    /// (<c>keep_trailing_newline=False</c>). Columns in error messages count in this text.
+    /// </summary>
+    private static string NormalizeNewlines(string source)
+    {
+        var b = new StringBuilder(source.Length);
+        for (int i = 0; i < source.Length; i++)
+        {
+            char c = source[i];
+            if (c == '\r' && i + 1 < source.Length && source[i + 1] == '\n') continue;
+            b.Append(c is '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029' ? '\n' : c);
+        }
+        if (b.Length > 0 && b[^1] == '\n') b.Length--;
+        return b.ToString();
+    }
 
     /// <summary>The 1-based line and column of a character offset.</summary>
     public (int Line, int Column) Place(int offset)
@@ -141,7 +160,6 @@ internal sealed class TemplateLexer
         else if (trimNewline)
         {
             if (end < s.Length && s[end] == '\n') end++;
-            else if (end + 1 < s.Length && s[end] == '\r' && s[end + 1] == '\n') end += 2;
         }
         return end;
     }
@@ -201,9 +219,18 @@ internal sealed class TemplateLexer
                     q++;
                     while (q < s.Length && (char.IsAsciiDigit(s[q]) || s[q] == '_')) q++;
                 }
+                // An exponent makes a float too: 1e3, 2.5E-4.
+                int exponent = q < s.Length && s[q] is 'e' or 'E' ? q + 1 : -1;
+                if (exponent > 0 && exponent < s.Length && s[exponent] is '+' or '-') exponent++;
+                if (exponent > 0 && exponent < s.Length && char.IsAsciiDigit(s[exponent]))
+                {
+                    isFloat = true;
+                    q = exponent;
+                    while (q < s.Length && (char.IsAsciiDigit(s[q]) || s[q] == '_')) q++;
+                }
                 string text = s[p..q].Replace("_", "");
                 if (isFloat)
-                    tokens.Add(new TemplateToken(TokenKind.Float, s[p..q], double.Parse(text, CultureInfo.InvariantCulture), line, column));
+                    tokens.Add(new TemplateToken(TokenKind.Float, s[p..q], double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture), line, column));
                 else if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
                     tokens.Add(new TemplateToken(TokenKind.Integer, s[p..q], value, line, column));
                 else

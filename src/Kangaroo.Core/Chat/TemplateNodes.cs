@@ -217,9 +217,13 @@ internal sealed class NameNode(string name, int line, int column) : ExpressionNo
         context.Scope.TryGet(Name, out object? value) ? value : new Undefined($"'{Name}' is undefined");
 }
 
-internal sealed class ListNode(IReadOnlyList<ExpressionNode> items, int line, int column) : ExpressionNode(line, column)
+internal sealed class ListNode(IReadOnlyList<ExpressionNode> items, bool isTuple, int line, int column) : ExpressionNode(line, column)
 {
-    public override object? Evaluate(RenderContext context) => items.Select(x => x.Evaluate(context)).ToList();
+    public override object? Evaluate(RenderContext context)
+    {
+        IEnumerable<object?> values = items.Select(x => x.Evaluate(context));
+        return isTuple ? new TemplateTuple(values) : values.ToList();
+    }
 }
 
 internal sealed class DictNode(IReadOnlyList<(ExpressionNode Key, ExpressionNode Value)> pairs, int line, int column) : ExpressionNode(line, column)

@@ -96,7 +96,12 @@ internal static class TemplateOperations
             long from = Clamp(Bound(start, at), n - 1, -1, n - 1), to = Clamp(Bound(stop, at), -1, -1, n - 1);
             for (long i = from; i > to; i += stepValue) result.Add(items[(int)i]);
         }
-        return target is string ? string.Concat(result.Cast<string>()) : result;
+        return target switch
+        {
+            string => string.Concat(result.Cast<string>()),
+            TemplateTuple => new TemplateTuple(result),
+            _ => result,
+        };
     }
 
     private static long? Bound(object? value, TemplateNode at) => value switch

@@ -234,7 +234,7 @@ internal sealed class TemplateParser
             if (Peek.Kind == TokenKind.End) break;
             items.Add(ParseExpression());
         }
-        return new ListNode(items, first.Line, first.Column);
+        return new ListNode(items, true, first.Line, first.Column);
     }
 
     private ExpressionNode ParseExpression()
@@ -531,7 +531,7 @@ internal sealed class TemplateParser
                 if (Peek.Is(")"))
                 {
                     Next();
-                    return new ListNode([], token.Line, token.Column);
+                    return new ListNode([], true, token.Line, token.Column);
                 }
                 ExpressionNode inner = ParseExpression();
                 if (Peek.Is(","))
@@ -543,7 +543,7 @@ internal sealed class TemplateParser
                         if (Peek.Is(")")) break;
                         items.Add(ParseExpression());
                     }
-                    inner = new ListNode(items, token.Line, token.Column);
+                    inner = new ListNode(items, true, token.Line, token.Column);
                 }
                 Expect(")", "to close the parenthesis");
                 return inner;
@@ -558,7 +558,7 @@ internal sealed class TemplateParser
                     else if (!Peek.Is("]")) throw Error(Peek, $"expected ',' or ']' in the list, found {Peek.Describe()}");
                 }
                 Next();
-                return new ListNode(items, token.Line, token.Column);
+                return new ListNode(items, false, token.Line, token.Column);
             }
             case TokenKind.Operator when token.Text == "{":
             {

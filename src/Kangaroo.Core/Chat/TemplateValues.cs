@@ -16,6 +16,13 @@ internal sealed class Undefined(string description)
         new($"chat template error at line {line}, column {column}: {Description}", line, column);
 }
 
+/// <summary>A Python tuple (<c>(1, 2)</c>, <c>dict.items()</c> pairs): a list that shows itself as <c>(1, 2)</c>.</summary>
+internal sealed class TemplateTuple : List<object?>
+{
+    public TemplateTuple() { }
+    public TemplateTuple(IEnumerable<object?> items) : base(items) { }
+}
+
 /// <summary>The object <c>namespace(...)</c> makes: attributes that a <c>{% set ns.x = ... %}</c> inside a loop can change.</summary>
 internal sealed class TemplateNamespace
 {
@@ -86,6 +93,7 @@ internal static class TemplateValues
             case long l: return l.ToString(CultureInfo.InvariantCulture);
             case double d: return FloatRepr(d);
             case string s: return StringRepr(s);
+            case TemplateTuple tuple: return tuple.Count == 1 ? "(" + Repr(tuple[0]) + ",)" : "(" + string.Join(", ", tuple.Select(Repr)) + ")";
             case List<object?> list: return "[" + string.Join(", ", list.Select(Repr)) + "]";
             case Dictionary<string, object?> dict:
                 return "{" + string.Join(", ", dict.Select(kv => StringRepr(kv.Key) + ": " + Repr(kv.Value))) + "}";
@@ -144,6 +152,7 @@ internal static class TemplateValues
         long => "int",
         double => "float",
         string => "str",
+        TemplateTuple => "tuple",
         List<object?> => "list",
         Dictionary<string, object?> => "dict",
         TemplateNamespace => "Namespace",
@@ -161,7 +170,7 @@ internal static class TemplateValues
         {
             (null, null) => true,
             (string x, string y) => x == y,
-            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => AreEqual(p.First, p.Second)),
+            (List<object?> x, List<object?> y) => x is TemplateTuple == y is TemplateTuple && x.Count == y.Count && x.Zip(y).All(p => AreEqual(p.First, p.Second)),
             (Dictionary<string, object?> x, Dictionary<string, object?> y) =>
                 x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out object? v) && AreEqual(kv.Value, v)),
             _ => ReferenceEquals(a, b),

@@ -18,7 +18,9 @@ public sealed class ChatTemplateEngineTests
     [InlineData("  {% if true %}\n    x\n  {% endif %}\n", "    x\n")]
     [InlineData("a  {%- if true %} b {% endif -%}  c", "a b c")]
     [InlineData("a\n  {{- 'b' -}}\n  c", "abc")]
-    [InlineData("  {{ 'v' }}\n", "  v\n")] // variable tags are not lstripped, and no newline is trimmed after them
+    [InlineData("  {{ 'v' }}\nw", "  v\nw")] // variable tags are not lstripped, and no newline is trimmed after them
+    [InlineData("x\n", "x")] // jinja2 drops one newline at the end of the template (keep_trailing_newline=False)
+    [InlineData("a\r\nb\rc", "a\nb\nc")] // and reads every line break as \n
     [InlineData("  {%+ if true %}x{% endif %}", "  x")]
     [InlineData("{% if true +%}\nx{% endif %}", "\nx")]
     [InlineData("a {# a comment #}\nb", "a b")]
@@ -75,7 +77,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith('bc') }}{{ 'abc'.startswith('b') }}", "TrueTrueFalse")]
     [InlineData("{{ 'a b  c'.split() }}{{ 'a,b'.split(',') }}", "['a', 'b', 'c']['a', 'b']")]
     [InlineData("{{ 'Ab'.upper() }}{{ 'Ab'.lower() }}{{ 'aXa'.replace('a', 'b') }}", "ABabbXb")]
-    [InlineData("{{ {'k': 1}.items() }}|{{ {'k': 1}.get('z', 'no') }}", "[['k', 1]]|no")]
+    [InlineData("{{ {'k': 1}.items()|list }}|{{ {'k': 1}.get('z', 'no') }}|{{ (1, 'a') }}{{ (1,) }}", "[('k', 1)]|no|(1, 'a')(1,)")]
     public void String_and_dict_methods(string source, string expected) => Assert.Equal(expected, Render(source));
 
     [Theory]
