@@ -84,6 +84,9 @@ internal static class TemplateBuiltins
     private static string? OptionalChars(IReadOnlyList<object?> args) =>
         args.Count == 0 || args[0] is null ? null : args[0] as string ?? throw new TemplateArgumentException("expects a string of characters");
 
+    private static long IntArg(object? value, string name) =>
+        value is long or bool ? TemplateValues.ToLong(value) : throw new TemplateArgumentException($"expects an integer {name}");
+
     private static string StringArg(IReadOnlyList<object?> args, int index, string name) =>
         index < args.Count && args[index] is string s ? s : throw new TemplateArgumentException($"expects a string {name}");
 
@@ -102,7 +105,7 @@ internal static class TemplateBuiltins
         "replace" => Method(name, a =>
         {
             string old = StringArg(a, 0, "to replace"), replacement = StringArg(a, 1, "replacement");
-            long count = a.Count > 2 ? TemplateValues.ToLong(a[2]) : -1;
+            long count = a.Count > 2 ? IntArg(a[2], "count") : -1;
             if (count < 0) return old.Length == 0 ? string.Join(replacement, TemplateOperations.StringElements(s).Prepend("").Append("")) : s.Replace(old, replacement, StringComparison.Ordinal);
             var b = new StringBuilder();
             int pos = 0;
@@ -142,7 +145,7 @@ internal static class TemplateBuiltins
     private static List<object?> Split(string s, IReadOnlyList<object?> args)
     {
         string? separator = args.Count > 0 && args[0] is not null ? StringArg(args, 0, "separator") : null;
-        long max = args.Count > 1 ? TemplateValues.ToLong(args[1]) : -1;
+        long max = args.Count > 1 ? IntArg(args[1], "maxsplit") : -1;
         var parts = new List<object?>();
         if (separator is null)
         {

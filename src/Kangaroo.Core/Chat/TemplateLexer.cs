@@ -309,6 +309,7 @@ internal sealed class TemplateLexer
             || code > 0x10FFFF)
             throw Error(stringStart, $"the string has a malformed \\x/\\u escape (expected {digits} hex digits)");
         q += digits;
-        return char.ConvertFromUtf32(code);
+        // Python strings may hold a lone surrogate ('\ud800'); so may .NET's, but ConvertFromUtf32 refuses one.
+        return code <= 0xFFFF ? ((char)code).ToString() : char.ConvertFromUtf32(code);
     }
 }
