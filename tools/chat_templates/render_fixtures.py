@@ -22,6 +22,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "Kangaro
 MODELS = {
     "llama-2-chat": ("<s>", "</s>"),
     "mistral-7b-instruct-v0.2": ("<s>", "</s>"),
+    "llama-3-instruct": ("<|begin_of_text|>", "<|eot_id|>"),
     "llama-3.1-instruct": ("<|begin_of_text|>", "<|eot_id|>"),
     "qwen2.5-instruct": (None, "<|im_end|>"),
     "vicuna-v1.5": ("<s>", "</s>"),

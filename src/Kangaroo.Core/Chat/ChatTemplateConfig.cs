@@ -13,17 +13,22 @@ public static class ChatTemplateConfig
 {
     public const string FieldName = "chat_template";
 
-    /// <summary>The parsed template of <paramref name="modelDirectory"/>'s tokenizer_config.json.</summary>
-    public static ChatTemplate Load(string modelDirectory)
+    /// <summary>
+    /// The parsed template of <paramref name="modelDirectory"/>'s tokenizer_config.json, with the file's
+    /// <c>bos_token</c> and <c>eos_token</c> (strings or AddedToken objects), which the template renders as such.
+    /// </summary>
+    public static ModelChatTemplate Load(string modelDirectory)
     {
         string path = Path.Combine(modelDirectory, TokenizerConfig.FileName);
         if (!ModelFiles.Exists(path))
             throw new ModelFormatException(path, $"not found; the chat template is read from its \"{FieldName}\" field");
-        using JsonDocument document = ModelFiles.ReadJsonObject(path, ModelFiles.MaxTokenizerBytes, "a tokenizer_config.json file");
-        string source = ReadSource(document.RootElement, path);
+        string source;
+        using (JsonDocument document = ModelFiles.ReadJsonObject(path, ModelFiles.MaxTokenizerBytes, "a tokenizer_config.json file"))
+            source = ReadSource(document.RootElement, path);
+        TokenizerConfig tokens = TokenizerConfig.Load(modelDirectory);
         try
         {
-            return ChatTemplate.Parse(source);
+            return new ModelChatTemplate(ChatTemplate.Parse(source), tokens.BosToken.Content, tokens.EosToken.Content);
         }
         catch (ChatTemplateException e)
         {
