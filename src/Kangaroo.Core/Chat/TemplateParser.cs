@@ -87,9 +87,18 @@ internal sealed class TemplateParser
             case "break" or "continue":
                 ExpectEnd();
                 return new LoopControlNode(keyword.Text == "break" ? LoopSignal.Break : LoopSignal.Continue, keyword.Line, keyword.Column);
-            case "elif" or "else" or "endif" or "endfor" or "endset":
+            case "generation":
+            {
+                // transformers' AssistantTracker extension: the body marks the assistant's tokens for
+                // return_assistant_tokens_mask and renders unchanged, which is all a prompt needs.
+                ExpectEnd();
+                List<StatementNode> body = ParseBody(["endgeneration"], segment, out _);
+                ExpectEnd();
+                return new IfNode([(new LiteralNode(true, keyword.Line, keyword.Column), body)], null, keyword.Line, keyword.Column);
+            }
+            case "elif" or "else" or "endif" or "endfor" or "endset" or "endgeneration":
                 throw Error(keyword, $"unexpected '{keyword.Text}': no open block takes it here");
-            case "macro" or "call" or "filter" or "raw" or "block" or "extends" or "include" or "import" or "from" or "with" or "generation" or "autoescape":
+            case "macro" or "call" or "filter" or "raw" or "block" or "extends" or "include" or "import" or "from" or "with" or "autoescape":
                 throw Error(keyword, $"the '{keyword.Text}' tag is not supported by this chat template engine");
             default:
                 throw Error(keyword, $"unknown tag '{keyword.Text}'");

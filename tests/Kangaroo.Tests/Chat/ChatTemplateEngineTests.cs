@@ -95,6 +95,13 @@ public sealed class ChatTemplateEngineTests
         Assert.Equal(expected, Render(source, Vars(("m", new Dictionary<string, object?> { ["role"] = "user", ["content"] = "hi" }))));
 
     [Fact]
+    public void Generation_blocks_render_their_body()
+    {
+        Assert.Equal("<a>hi</a>", Render("<a>{% generation %}{{ 'hi' }}{% endgeneration %}</a>"));
+        Assert.Contains("never closed", Assert.Throws<ChatTemplateException>(() => Render("{% generation %}x")).Message);
+    }
+
+    [Fact]
     public void Json_numbers_stay_integers()
     {
         var tool = System.Text.Json.JsonDocument.Parse("""{"n": 3, "x": 1.5, "big": 1e20}""").RootElement.Clone();
