@@ -22,6 +22,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "Kangaro
 MODELS = {
     "llama-2-chat": ("<s>", "</s>"),
     "mistral-7b-instruct-v0.2": ("<s>", "</s>"),
+    "mistral-v3-tools": ("<s>", "</s>"),
     "llama-3-instruct": ("<|begin_of_text|>", "<|eot_id|>"),
     "llama-3.1-instruct": ("<|begin_of_text|>", "<|eot_id|>"),
     "qwen2.5-instruct": (None, "<|im_end|>"),
@@ -51,7 +52,7 @@ CONVERSATIONS = {
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city (°C)",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
                          "required": ["city"]}}}]
-EXTRA = {"with_tools": ({"tools": TOOLS}, ["qwen2.5-instruct", "llama-3.1-instruct"])}
+EXTRA = {"with_tools": ({"tools": TOOLS}, ["qwen2.5-instruct", "llama-3.1-instruct", "mistral-v3-tools"])}
 CONVERSATIONS["with_tools"] = [SYSTEM, {"role": "user", "content": "Weather in Zürich?"}]
 
 # Small templates exercising one engine feature each, with the variables they render with. jinja2's output (or the

@@ -31,7 +31,7 @@ public sealed class ChatTemplateFixtureTests
     public void Every_template_has_cases_and_some_raise()
     {
         var names = ChatTemplateFixtures.Cases.Select(c => c.Template).Distinct().ToList();
-        Assert.Equal(["llama-2-chat", "mistral-7b-instruct-v0.2", "llama-3-instruct", "llama-3.1-instruct", "qwen2.5-instruct", "vicuna-v1.5"], names);
+        Assert.Equal(["llama-2-chat", "mistral-7b-instruct-v0.2", "mistral-v3-tools", "llama-3-instruct", "llama-3.1-instruct", "qwen2.5-instruct", "vicuna-v1.5"], names);
         Assert.Contains(ChatTemplateFixtures.Cases, c => c.Template == "llama-2-chat" && c.Error is not null);
         Assert.Contains(ChatTemplateFixtures.Cases, c => c.Template == "mistral-7b-instruct-v0.2" && c.Error is not null);
     }
