@@ -16,6 +16,7 @@ internal sealed class TemplateParser
     private IReadOnlyList<TemplateToken> _tokens = [];
     private int _token;
     private int _depth;
+    private int _loopDepth;
 
     private TemplateParser(List<TemplateSegment> segments) => _segments = segments;
 
@@ -85,6 +86,7 @@ internal sealed class TemplateParser
             case "for": return ParseFor(keyword, segment);
             case "set": return ParseSet(keyword, segment);
             case "break" or "continue":
+                if (_loopDepth == 0) throw Error(keyword, $"'{keyword.Text}' outside a for loop");
                 ExpectEnd();
                 return new LoopControlNode(keyword.Text == "break" ? LoopSignal.Break : LoopSignal.Continue, keyword.Line, keyword.Column);
             case "generation":
@@ -150,7 +152,9 @@ internal sealed class TemplateParser
         }
         if (Peek.Is("recursive")) throw Error(Peek, "recursive loops are not supported by this chat template engine");
         ExpectEnd();
+        _loopDepth++;
         List<StatementNode> body = ParseBody(["else", "endfor"], segment, out string terminator);
+        _loopDepth--;
         List<StatementNode>? otherwise = null;
         if (terminator == "else")
         {

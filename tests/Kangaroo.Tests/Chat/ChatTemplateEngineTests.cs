@@ -145,6 +145,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{% for x xs %}{% endfor %}", 1, 10, "expected 'in' after the loop variables")]
     [InlineData("{% set x 1 %}", 1, 10, "expected '='")]
     [InlineData("{{ x @ y }}", 1, 6, "unexpected character '@'")]
+    [InlineData("{% for x in y %}{% endfor %}{% break %}", 1, 32, "'break' outside a for loop")]
     [InlineData("{% if x %}a{% else %}b{% elif y %}c{% endif %}", 1, 26, "unexpected 'elif'")]
     public void Syntax_errors_name_the_line_column_and_what_was_expected(string source, int line, int column, string fragment)
     {
