@@ -108,6 +108,7 @@ ENGINE_CASES = [
     ("{{ 10 / 4 }} {{ 10 // 4 }} {{ 10 % 4 }} {{ 2.0 * 3 }} {{ 1 / 3 }} {{ 1e-5 }} {{ 123456789012345678.0 }}", {}),
     ("{{ 'x\\ny' }}|{{ \"tab\\there\" }}|{{ '\\u00e9' }}", {}),
     ("{# leading comment #}\n{% set x = 1 %}\n{{ x }}\n{#- trailing -#}\n", {}),
+    ("{{ x|tojson(ensure_ascii=true) }}|{{ x|tojson(separators=(',', ':')) }}|{{ x|tojson(indent=1, sort_keys=true) }}", {"x": {"z": "é😀\u007f", "a": [1, {}]}}),
     # Errors jinja2 raises too: the test checks only that the engine raises as well.
     ("{{ undefined_name.attr }}", {}),
     ("{{ undefined_name + 'x' }}", {}),

@@ -266,10 +266,21 @@ internal static class TemplateBuiltins
                 };
             case "tojson":
             {
-                object? indent = Arg(0, "indent", null);
+                // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
+                object? indent = Arg(1, "indent", null);
                 if (indent is not (null or long)) throw new TemplateArgumentException("indent must be an integer");
+                object? separators = Arg(2, "separators", null);
+                string itemSeparator = indent is null ? ", " : ",", keySeparator = ": ";
+                if (separators is not null)
+                {
+                    if (separators is not List<object?> { Count: 2 } pair || pair[0] is not string item || pair[1] is not string key)
+                        throw new TemplateArgumentException("separators must be a pair of strings");
+                    (itemSeparator, keySeparator) = (item, key);
+                }
+                var style = new JsonStyle(indent is long n ? (int)n : null, itemSeparator, keySeparator,
+                    TemplateValues.IsTrue(Arg(3, "sort_keys", false)), TemplateValues.IsTrue(Arg(0, "ensure_ascii", false)));
                 var b = new StringBuilder();
-                WriteJson(b, value, indent is long n ? (int)n : null, 0, TemplateValues.IsTrue(Arg(3, "sort_keys", false)), at);
+                WriteJson(b, value, style, 0, at);
                 return b.ToString();
             }
             case "select" or "reject":
@@ -359,11 +370,13 @@ internal static class TemplateBuiltins
         };
     }
 
+    private sealed record JsonStyle(int? Indent, string ItemSeparator, string KeySeparator, bool SortKeys, bool EnsureAscii);
+
     /// <summary>
-    /// Python's <c>json.dumps(value, ensure_ascii=False, indent=indent)</c>: ", " and ": " between items on one line,
-    /// "," and newlines with the indent, non-ASCII text written as itself.
+    /// Python's <c>json.dumps</c>: with no indent, items on one line separated by ", " and ": "; with an indent, each
+    /// item on its own line after ","; non-ASCII text written as itself unless <c>ensure_ascii</c>.
     /// </summary>
-    private static void WriteJson(StringBuilder b, object? value, int? indent, int level, bool sortKeys, TemplateNode at)
+    private static void WriteJson(StringBuilder b, object? value, JsonStyle style, int level, TemplateNode at)
     {
         if (level > 64) throw at.Error("tojson: the value is nested too deeply");
         switch (value)
@@ -374,18 +387,18 @@ internal static class TemplateBuiltins
             case double d:
                 b.Append(double.IsNaN(d) ? "NaN" : double.IsInfinity(d) ? (d > 0 ? "Infinity" : "-Infinity") : TemplateValues.FloatRepr(d));
                 return;
-            case string s: WriteJsonString(b, s); return;
+            case string s: WriteJsonString(b, s, style.EnsureAscii); return;
             case List<object?> list:
-                WriteJsonContainer(b, '[', ']', list.Count, indent, level, i => WriteJson(b, list[i], indent, level + 1, sortKeys, at));
+                WriteJsonContainer(b, '[', ']', list.Count, style, level, i => WriteJson(b, list[i], style, level + 1, at));
                 return;
             case Dictionary<string, object?> dict:
             {
-                var pairs = sortKeys ? dict.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList() : dict.ToList();
-                WriteJsonContainer(b, '{', '}', pairs.Count, indent, level, i =>
+                var pairs = style.SortKeys ? dict.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList() : dict.ToList();
+                WriteJsonContainer(b, '{', '}', pairs.Count, style, level, i =>
                 {
-                    WriteJsonString(b, pairs[i].Key);
-                    b.Append(": ");
-                    WriteJson(b, pairs[i].Value, indent, level + 1, sortKeys, at);
+                    WriteJsonString(b, pairs[i].Key, style.EnsureAscii);
+                    b.Append(style.KeySeparator);
+                    WriteJson(b, pairs[i].Value, style, level + 1, at);
                 });
                 return;
             }
@@ -394,23 +407,21 @@ internal static class TemplateBuiltins
         }
     }
 
-    private static void WriteJsonContainer(StringBuilder b, char open, char close, int count, int? indent, int level, Action<int> writeItem)
+    private static void WriteJsonContainer(StringBuilder b, char open, char close, int count, JsonStyle style, int level, Action<int> writeItem)
     {
         if (count == 0) { b.Append(open).Append(close); return; }
         b.Append(open);
         for (int i = 0; i < count; i++)
         {
-            if (indent is int n)
-                b.Append(i == 0 ? "" : ",").Append('\n').Append(' ', n * (level + 1));
-            else if (i > 0)
-                b.Append(", ");
+            if (i > 0) b.Append(style.ItemSeparator);
+            if (style.Indent is int n) b.Append('\n').Append(' ', n * (level + 1));
             writeItem(i);
         }
-        if (indent is int m) b.Append('\n').Append(' ', m * level);
+        if (style.Indent is int m) b.Append('\n').Append(' ', m * level);
         b.Append(close);
     }
 
-    private static void WriteJsonString(StringBuilder b, string s)
+    private static void WriteJsonString(StringBuilder b, string s, bool ensureAscii)
     {
         b.Append('"');
         foreach (char c in s)
@@ -425,7 +436,8 @@ internal static class TemplateBuiltins
                 case '\b': b.Append("\\b"); break;
                 case '\f': b.Append("\\f"); break;
                 default:
-                    if (c < 0x20) b.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    // A character outside the BMP is two UTF-16 units here, which is what Python writes as \ud83d\ude00.
+                    if (c < 0x20 || (ensureAscii && c > 0x7e)) b.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     else b.Append(c);
                     break;
             }
