@@ -32,6 +32,20 @@ internal sealed class RenderContext(RenderScope globals)
     /// <summary>No chat prompt comes near this; it stops a template like <c>{{ 'x' * 10**9 }}</c> from taking all memory.</summary>
     public const int MaxOutputChars = 64 << 20;
 
+    /// <summary>
+    /// Loop iterations one render may run: real templates run one per message (and per tool), while nested
+    /// <c>range(1000000)</c> loops would spin for hours without writing anything.
+    /// </summary>
+    public const long MaxLoopIterations = 1_000_000;
+
+    private long _iterations;
+
+    public void CountIteration(TemplateNode at)
+    {
+        if (++_iterations > MaxLoopIterations)
+            throw at.Error($"the template ran more than {MaxLoopIterations} loop iterations");
+    }
+
     public RenderScope Scope { get; set; } = new(globals);
     public StringBuilder Output { get; } = new();
     public LoopSignal Signal { get; set; }
@@ -121,6 +135,7 @@ internal sealed class ForNode(IReadOnlyList<string> targets, ExpressionNode iter
         {
             for (int i = 0; i < items.Count; i++)
             {
+                context.CountIteration(this);
                 context.Scope = new RenderScope(outer);
                 Bind(context.Scope, items[i]);
                 context.Scope.Set("loop", new LoopInfo(i, items.Count, i > 0 ? items[i - 1] : null, i + 1 < items.Count ? items[i + 1] : null));

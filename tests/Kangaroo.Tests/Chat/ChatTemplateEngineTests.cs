@@ -167,6 +167,8 @@ public sealed class ChatTemplateEngineTests
     {
         Assert.Contains("filter 'frob' is not supported", Assert.Throws<ChatTemplateException>(() => Render("{{ 'x'|frob }}")).Message);
         Assert.Contains("too large", Assert.Throws<ChatTemplateException>(() => Render("{{ 'x' * 1000000000 }}")).Message);
+        Assert.Contains("loop iterations", Assert.Throws<ChatTemplateException>(() =>
+            Render("{% for a in range(1000000) %}{% for b in range(1000000) %}{% endfor %}{% endfor %}")).Message);
         Assert.Contains("overflow", Assert.Throws<ChatTemplateException>(() => Render("{{ 3 ** 1000 }}")).Message);
         Assert.Equal("1 -1 1024", Render("{{ 1 ** 1000000000000 }} {{ (-1) ** 999999999999 }} {{ 2 ** 10 }}"));
         Assert.Contains("expects an integer", Assert.Throws<ChatTemplateException>(() => Render("{{ 'a,b'.split(',', 'x') }}")).Message);
