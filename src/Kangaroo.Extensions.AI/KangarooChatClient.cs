@@ -26,6 +26,23 @@ public sealed class KangarooChatClient : IChatClient
     private readonly Func<IReadOnlyList<ChatMessage>, string>? _formatPrompt;
     private readonly ChatClientMetadata _metadata;
 
+    /// <summary>
+    /// The chat client of a model with the chat template of its tokenizer_config.json (<see cref="Chat.ChatTemplateConfig"/>),
+    /// rendered with the generation prompt for the assistant's turn. A model without a template still makes a client: its
+    /// chat calls say there is no template (the completion API still works).
+    /// </summary>
+    public KangarooChatClient(LanguageModel model, string? modelId = null)
+        : this(model, TemplateFormatter(model ?? throw new ArgumentNullException(nameof(model))), modelId)
+    {
+    }
+
+    private static Func<IReadOnlyList<ChatMessage>, string>? TemplateFormatter(LanguageModel model)
+    {
+        var template = Chat.ChatTemplateConfig.TryLoad(model.Directory);
+        if (template is null) return null;
+        return messages => template.Render(messages.Select(m => new Chat.ChatMessage(m.Role.Value, m.Text)).ToList(), addGenerationPrompt: true);
+    }
+
     /// <param name="formatPrompt">Turns the conversation into the prompt text (with the generation prompt for the assistant's turn); the
     /// text is tokenized without an added BOS, as transformers tokenizes a rendered chat template (templates write their own).</param>
     /// <param name="modelId">The id reported in the metadata and responses; default: the model directory's name.</param>

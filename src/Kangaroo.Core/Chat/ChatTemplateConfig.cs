@@ -36,6 +36,23 @@ public static class ChatTemplateConfig
         }
     }
 
+    /// <summary>
+    /// <see cref="Load"/>, or null when the directory has no tokenizer_config.json or the file no <c>chat_template</c>
+    /// (a base model: its completion API still works). A template that is there but malformed is still an error.
+    /// </summary>
+    public static ModelChatTemplate? TryLoad(string modelDirectory)
+    {
+        string path = Path.Combine(modelDirectory, TokenizerConfig.FileName);
+        if (!ModelFiles.Exists(path)) return null;
+        using (JsonDocument document = ModelFiles.ReadJsonObject(path, ModelFiles.MaxTokenizerBytes, "a tokenizer_config.json file"))
+        {
+            if (document.RootElement.ValueKind == JsonValueKind.Object
+                && (!document.RootElement.TryGetProperty(FieldName, out JsonElement value) || value.ValueKind == JsonValueKind.Null))
+                return null;
+        }
+        return Load(modelDirectory);
+    }
+
     /// <summary>The template text in a tokenizer_config.json object (already parsed as JSON).</summary>
     internal static string ReadSource(JsonElement root, string path)
     {

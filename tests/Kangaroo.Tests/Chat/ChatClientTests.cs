@@ -109,3 +109,34 @@ public sealed class ChatClientTests : IDisposable
         Assert.Equal("kangaroo", client.GetService<ChatClientMetadata>()!.ProviderName);
     }
 }
+
+/// <summary>The chat client with a model directory's own chat template.</summary>
+public sealed class TemplatedChatClientTests
+{
+    [Fact]
+    public async Task AModelsTemplateFormatsTheConversationAndItsAbsenceIsAClearError()
+    {
+        using var dir = new TestDirectory("chat-template");
+        string demo = Path.Combine(AppContext.BaseDirectory, "models", "demo");
+        foreach (string file in Directory.EnumerateFiles(demo)) File.Copy(file, dir.Combine(Path.GetFileName(file)));
+        using (var plain = LanguageModel.Load(dir.Path, new ModelLoadOptions { Backend = new CpuBackend() }))
+        {
+            using var client = new KangarooChatClient(plain);
+            var e = await Assert.ThrowsAsync<InvalidRequestException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.User, "hi")]));
+            Assert.Contains("no chat template", e.Message);
+        }
+
+        // A Vicuna-style template written into the copy's tokenizer_config.json.
+        string configPath = dir.Combine("tokenizer_config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config["chat_template"] = "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}";
+        File.WriteAllText(configPath, config.ToJsonString());
+        using var model = LanguageModel.Load(dir.Path, new ModelLoadOptions { Backend = new CpuBackend() });
+        using var templated = new KangarooChatClient(model);
+        var response = await templated.GetResponseAsync([new ChatMessage(ChatRole.System, "def"), new ChatMessage(ChatRole.User, "fib")],
+            new ChatOptions { MaxOutputTokens = 12 });
+        var expected = model.Generate("SYSTEM: def\nUSER: fib\nASSISTANT:", new Kangaroo.Generation.GenerationOptions { MaxNewTokens = 12, AddBos = false });
+        Assert.Equal(expected.Text, response.Text);
+        Assert.Equal(expected.PromptTokenIds.Count, response.Usage!.InputTokenCount);
+    }
+}
