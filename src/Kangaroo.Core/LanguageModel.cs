@@ -118,15 +118,25 @@ public sealed class LanguageModel : IDisposable
         {
             string text = texts[i] ?? throw new InvalidRequestException($"text {i} is null");
             tokens[i] = Tokenizer.Encode(text, addBos ?? Tokenizer.AddBosToken);
-            if (tokens[i].Length == 0) throw new InvalidRequestException($"text {i} is empty (no tokens); give some text");
-            if (tokens[i].Length > ContextLength)
-                throw new InvalidRequestException($"text {i} has {tokens[i].Length} tokens but the context holds {ContextLength}");
         }
-        var embeddings = new List<float[]>(texts.Count);
-        const int textsPerPass = 16;
-        for (int start = 0; start < tokens.Length; start += textsPerPass)
+        return Embed(tokens);
+    }
+
+    /// <summary><see cref="Embed(IReadOnlyList{string}, bool?)"/> of texts already tokenized (each non-empty, within the context).</summary>
+    public IReadOnlyList<float[]> Embed(IReadOnlyList<int[]> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        for (int i = 0; i < tokens.Count; i++)
         {
-            var group = tokens.AsSpan(start, Math.Min(textsPerPass, tokens.Length - start)).ToArray();
+            int length = tokens[i]?.Length ?? 0;
+            if (length == 0) throw new InvalidRequestException($"text {i} is empty (no tokens); give some text");
+            if (length > ContextLength) throw new InvalidRequestException($"text {i} has {length} tokens but the context holds {ContextLength}");
+        }
+        var embeddings = new List<float[]>(tokens.Count);
+        const int textsPerPass = 16;
+        for (int start = 0; start < tokens.Count; start += textsPerPass)
+        {
+            var group = tokens.Skip(start).Take(textsPerPass).ToArray();
             int longest = group.Max(t => t.Length);
             CheckContext(longest);
             using var embedder = new Embeddings.TextEmbedder(Model, group.Length, longest);

@@ -30,8 +30,9 @@ public sealed class KangarooEmbeddingGenerator : IEmbeddingGenerator<string, Emb
         if (options?.Dimensions is int dimensions && dimensions != _model.Config.HiddenSize)
             throw new InvalidRequestException($"this model's embeddings have {_model.Config.HiddenSize} dimensions, not {dimensions}");
         cancellationToken.ThrowIfCancellationRequested();
-        var texts = values.ToList();
-        var vectors = _model.Embed(texts);
+        var tokens = values.Select((text, i) => _model.Tokenizer.Encode(text ?? throw new InvalidRequestException($"text {i} is null"),
+            _model.Tokenizer.AddBosToken)).ToList();
+        var vectors = _model.Embed(tokens);
         var created = DateTimeOffset.UtcNow;
         var result = new GeneratedEmbeddings<Embedding<float>>(vectors.Select(v => new Embedding<float>(v)
         {
@@ -41,7 +42,7 @@ public sealed class KangarooEmbeddingGenerator : IEmbeddingGenerator<string, Emb
         {
             Usage = new UsageDetails
             {
-                InputTokenCount = texts.Sum(t => (long)_model.Tokenizer.Encode(t, _model.Tokenizer.AddBosToken).Length),
+                InputTokenCount = tokens.Sum(t => (long)t.Length),
             },
         };
         return Task.FromResult(result);

@@ -3,8 +3,9 @@ using Kangaroo.Backends;
 namespace Kangaroo.Model;
 
 /// <summary>
-/// The key/value cache of one sequence: storage on the backend plus the number of valid positions.
-/// Position p lives in slot p. Speculative decoding writes ahead and cuts back with <see cref="Truncate"/>.
+/// Key/value storage on the backend for one or more sequences (sequence s, position p in slot s · Capacity + p), plus the
+/// number of valid positions that <see cref="LlamaModel.Prefill"/> keeps for a single sequence; the scheduler keeps each
+/// sequence's length itself.
 /// </summary>
 public sealed class KvCache : IDisposable
 {
@@ -22,14 +23,6 @@ public sealed class KvCache : IDisposable
         if (count < 0 || Length + count > Capacity)
             throw new InvalidOperationException($"KV cache: cannot advance by {count} from {Length} (capacity {Capacity})");
         Length += count;
-    }
-
-    /// <summary>Cuts the cache back to <paramref name="length"/> positions (rejected speculative tokens).</summary>
-    public void Truncate(int length)
-    {
-        if (length < 0 || length > Length)
-            throw new ArgumentOutOfRangeException(nameof(length), length, $"KV cache holds {Length} positions");
-        Length = length;
     }
 
     public void Clear() => Length = 0;

@@ -2,6 +2,7 @@ using Kangaroo.Backends.Cpu;
 using Kangaroo.Extensions.AI;
 using Kangaroo.Generation;
 using Microsoft.Extensions.AI;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Chat;
@@ -9,7 +10,7 @@ namespace Kangaroo.Tests.Chat;
 /// <summary>The engine behind Microsoft.Extensions.AI's chat abstraction: the same tokens as the library's own generation.</summary>
 public sealed class ChatClientTests : IDisposable
 {
-    private readonly LanguageModel _model = LanguageModel.Load(Path.Combine(AppContext.BaseDirectory, "models", "demo"),
+    private readonly LanguageModel _model = LanguageModel.Load(TestModels.DemoDirectory,
         new ModelLoadOptions { Backend = new CpuBackend() });
 
     public void Dispose() => _model.Dispose();
@@ -117,7 +118,7 @@ public sealed class TemplatedChatClientTests
     public async Task AModelsTemplateFormatsTheConversationAndItsAbsenceIsAClearError()
     {
         using var dir = new TestDirectory("chat-template");
-        string demo = Path.Combine(AppContext.BaseDirectory, "models", "demo");
+        string demo = TestModels.DemoDirectory;
         foreach (string file in Directory.EnumerateFiles(demo)) File.Copy(file, dir.Combine(Path.GetFileName(file)));
         using (var plain = LanguageModel.Load(dir.Path, new ModelLoadOptions { Backend = new CpuBackend() }))
         {

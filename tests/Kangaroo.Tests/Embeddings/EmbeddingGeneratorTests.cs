@@ -1,6 +1,7 @@
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Extensions.AI;
 using Microsoft.Extensions.AI;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Embeddings;
@@ -8,7 +9,7 @@ namespace Kangaroo.Tests.Embeddings;
 /// <summary>The engine behind Microsoft.Extensions.AI's embedding abstraction.</summary>
 public sealed class EmbeddingGeneratorTests : IDisposable
 {
-    private readonly LanguageModel _model = LanguageModel.Load(Path.Combine(AppContext.BaseDirectory, "models", "demo"),
+    private readonly LanguageModel _model = LanguageModel.Load(TestModels.DemoDirectory,
         new ModelLoadOptions { Backend = new CpuBackend() });
 
     public void Dispose() => _model.Dispose();

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Kangaroo.Backends.Cpu;
 using Kangaroo.Embeddings;
+using Kangaroo.Tests.TinyModels;
 using Xunit;
 
 namespace Kangaroo.Tests.Embeddings;
@@ -8,8 +9,7 @@ namespace Kangaroo.Tests.Embeddings;
 /// <summary>Embeddings on the demo model: the pooled final-norm states, unit length, the same whatever texts share the passes.</summary>
 public sealed class TextEmbedderTests : IDisposable
 {
-    private static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "models", "demo");
-    private readonly LanguageModel _model = LanguageModel.Load(DemoDirectory, new ModelLoadOptions { Backend = new CpuBackend() });
+    private readonly LanguageModel _model = LanguageModel.Load(TestModels.DemoDirectory, new ModelLoadOptions { Backend = new CpuBackend() });
     private static readonly string[] Texts = ["def fibonacci(n):", "import os\n", "class Stack:\n    def push(self, item):\n        self.items.append(item)", "x"];
 
     public void Dispose() => _model.Dispose();

@@ -3,6 +3,9 @@ namespace Kangaroo.Tests.TinyModels;
 /// <summary>Complete model directories for end-to-end tests: a tiny random model plus the fixture tokenizer.</summary>
 public static class TestModels
 {
+    /// <summary>The committed demo model, copied next to the test binaries.</summary>
+    public static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "models", "demo");
+
     /// <summary>Vocabulary of the fixture tokenizers (spm_train --vocab_size=1500).</summary>
     public const int FixtureVocab = 1500;
 
