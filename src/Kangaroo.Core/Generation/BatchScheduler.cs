@@ -82,11 +82,14 @@ internal sealed class BatchScheduler : IDisposable
     public SpeculativeStats? Stats(int sequence)
     {
         _slots.CheckSequence(sequence);
-        return _proposer is null ? null : _slots.Counters[sequence].Snapshot();
+        return _proposer is null || !_slots.Speculates[sequence] ? null : _slots.Counters[sequence].Snapshot();
     }
 
     /// <summary>Sampling settings of the sequence about to start in <paramref name="sequence"/> (before its <see cref="Prefill"/>).</summary>
-    public void Configure(int sequence, GenerationOptions options, DeterministicRandom random) => _slots.Configure(sequence, options, random);
+    /// <param name="drafts">With a proposer: whether the sequence drafts; one that does not takes one token per round, a plain decode step
+    /// split at ℓ, in the same passes as the others.</param>
+    public void Configure(int sequence, GenerationOptions options, DeterministicRandom random, bool drafts = true) =>
+        _slots.Configure(sequence, options, random, drafts);
 
     /// <summary>
     /// Starts a sequence in slot <paramref name="sequence"/>: keeps the longest prefix of the prompt that the slot's cache
@@ -193,8 +196,9 @@ internal sealed class BatchScheduler : IDisposable
             draft.Sequence = s;
             draft.Position = position;
             draft.RootToken = _slots.Last[s];
-            // Drafts are limited by γ, by the tokens the caller still wants, and by the sequence's room in the cache.
-            draft.DepthLimit = Math.Min(proposer.MaxDepth, Math.Min(room[i] - 1, _cache.Capacity - 1 - position));
+            // Drafts are limited by γ, by the tokens the caller still wants, and by the sequence's room in the cache; a
+            // sequence that does not speculate drafts nothing, so its round is a plain decode step split at ℓ.
+            draft.DepthLimit = !_slots.Speculates[s] ? 0 : Math.Min(proposer.MaxDepth, Math.Min(room[i] - 1, _cache.Capacity - 1 - position));
             draft.NodeLimit = Math.Min(proposer.MaxNodes, _cache.Capacity - position);
             draft.Sampling = _slots.Sampling[s];
             _slots.Counters[s].Draft.Start();

@@ -56,6 +56,9 @@ public sealed class GenerationRun
     /// <summary>Most tokens the next <see cref="Step"/> asks its decoder for (a batch gives each sequence this much room).</summary>
     internal int NextStepRoom => Math.Min(_stepTokens.Length, _tokenBudget - _generated.Count);
 
+    /// <summary>Tokens generated so far.</summary>
+    internal int GeneratedCount => _generated.Count;
+
     /// <summary>Whether the prompt has been processed (the first <see cref="Step"/> does it).</summary>
     internal bool Started => _started;
 

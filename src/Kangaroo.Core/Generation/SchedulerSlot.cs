@@ -14,7 +14,12 @@ internal sealed class SchedulerSlot(BatchScheduler scheduler, int slot) : ISeque
     public int MaxTokensPerStep => scheduler.MaxTokensPerStep;
     public SpeculativeStats? SpeculativeStats => scheduler.Stats(slot);
 
-    public void Prefill(ReadOnlySpan<int> promptTokens) => scheduler.Prefill(slot, promptTokens);
+    public void Prefill(ReadOnlySpan<int> promptTokens)
+    {
+        // A generation that ended early (cancelled) may leave a delivered round untaken; the slot's next sequence must not see it.
+        _count = -1;
+        scheduler.Prefill(slot, promptTokens);
+    }
 
     /// <summary>Hands over what a batch round gave this slot, for the next <see cref="Next"/>.</summary>
     public void Deliver(ReadOnlySpan<int> tokens)

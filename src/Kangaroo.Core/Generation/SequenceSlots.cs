@@ -15,6 +15,7 @@ internal sealed class SequenceSlots
         Sampling = new SequenceSampling[count];
         Last = new int[count];
         Started = new bool[count];
+        Speculates = new bool[count];
         _firstTokenWaiting = new bool[count];
         _cached = new List<int>[count];
         Counters = new RoundCounters[count];
@@ -22,6 +23,7 @@ internal sealed class SequenceSlots
         {
             Sampling[s] = new SequenceSampling(SamplingSettings.Greedy, new DeterministicRandom(0));
             _cached[s] = [];
+            Speculates[s] = true;
             Counters[s] = new RoundCounters();
         }
     }
@@ -31,6 +33,8 @@ internal sealed class SequenceSlots
     /// <summary>The newest token, the next round's input (in no cache yet).</summary>
     public int[] Last { get; }
     public bool[] Started { get; }
+    /// <summary>Whether the sequence drafts (with a proposer); one that does not decodes plainly in the same rounds.</summary>
+    public bool[] Speculates { get; }
     public RoundCounters[] Counters { get; }
 
     /// <summary>Positions of the sequence in the cache (the last token is not among them).</summary>
@@ -39,13 +43,14 @@ internal sealed class SequenceSlots
     /// <summary>The tokens whose keys and values the sequence's cache region holds, position by position.</summary>
     public List<int> Cached(int sequence) => _cached[sequence];
 
-    public void Configure(int sequence, GenerationOptions options, DeterministicRandom random)
+    public void Configure(int sequence, GenerationOptions options, DeterministicRandom random, bool drafts)
     {
         CheckSequence(sequence);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(random);
         options.Validate();
         Sampling[sequence] = new SequenceSampling(options.Sampling, random);
+        Speculates[sequence] = drafts;
     }
 
     /// <summary>A prompt is starting in the slot, keeping its first <paramref name="kept"/> cached positions; its first token (in <see cref="Last"/>) goes out with its next round.</summary>

@@ -72,6 +72,7 @@ internal sealed class KangarooChainProposer : KangarooProposer
         {
             if (round.Drafts[k].DepthLimit > 0) _drafting[drafting++] = k;
         }
+        int mayDraft = drafting;
         // A sequence that drafts nothing still lets the adapter catch up on its pending state.
         for (_step = 0; ; _step++)
         {
@@ -122,7 +123,7 @@ internal sealed class KangarooChainProposer : KangarooProposer
                 if (_confidence[d] >= _threshold && draft.Tree.Count - 1 < draft.DepthLimit) _drafting[kept++] = k;
             }
             // A draft step costs nearly as much for a few sequences as for all: stragglers do not hold the batch.
-            drafting = kept < _batchDraftStop * round.Count ? 0 : kept;
+            drafting = kept < _batchDraftStop * mayDraft ? 0 : kept;
         }
         _round = null;
         PackVerifyRows(round);
