@@ -19,6 +19,7 @@ public static class Cli
 
         Commands:
           generate       Generate text from a prompt (argument or standard input)
+          serve          Serve the model over HTTP with OpenAI's API (continuous batching, streaming)
           inspect        Show a model's configuration, parameters, dtypes and memory
           random-model   Write a model directory with random weights (benchmark and test shapes)
           bench          Time decode, verification and draft steps of a model on a backend
@@ -48,11 +49,12 @@ public static class Cli
             return args[0] switch
             {
                 "generate" => GenerateCommand.Run(rest, stdout, stderr, stdin),
+                "serve" => ServeCommand.Run(rest, stdout, stderr),
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
                 "random-model" => RandomModelCommand.Run(rest, stdout, stderr),
                 "bench" => BenchCommand.Run(rest, stdout, stderr),
                 "devices" => DevicesCommand.Run(rest, stdout),
-                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, inspect, random-model, bench, devices)"),
+                _ => throw new UsageException($"unknown command '{args[0]}' (commands: generate, serve, inspect, random-model, bench, devices)"),
             };
         }
         catch (UsageException e)

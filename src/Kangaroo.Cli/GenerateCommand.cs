@@ -26,13 +26,7 @@ internal static class GenerateCommand
           --no-bos             Do not prepend the BOS token
           --context N          KV cache positions (default min(max_position_embeddings, 4096))
 
-        Kangaroo self-speculative decoding (lossless: same output as without it):
-          --kangaroo           Draft with the first layers + adapter, verify with the rest
-          --adapter DIR        Adapter directory (default: the model's kangaroo-adapter/ subfolder)
-          --exit-layer L       Layers used for drafting, ℓ (default: the adapter's exit_layer, else 2)
-          --draft-steps G      Most drafts per round, γ (default 6)
-          --threshold T        Stop drafting after a draft less likely than T, η in [0, 1] (default 0.6)
-        """ + "\n" + TreeArguments.Help + """
+        """ + "\n" + KangarooArguments.Help + "\n" + """
 
           --backend NAME       auto (default: cuda, else ILGPU on a GPU, else cpu), cuda, ilgpu or cpu
           --threads N          CPU threads (default: all cores)
@@ -43,8 +37,8 @@ internal static class GenerateCommand
 
     private static readonly string[] ValueOptions =
         ["model", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "context", "backend", "threads",
-         "adapter", "exit-layer", "draft-steps", "threshold", .. TreeArguments.ValueOptions];
-    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos", "kangaroo", TreeArguments.Flag];
+         .. KangarooArguments.ValueOptions];
+    private static readonly string[] FlagOptions = ["help", "verbose", "quiet", "ignore-eos", "no-bos", KangarooArguments.Flag, TreeArguments.Flag];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin)
     {
@@ -63,27 +57,15 @@ internal static class GenerateCommand
         string prompt = promptFromStdin ? stdin.ReadToEnd() : a.Positionals[0];
         if (prompt.Length == 0) throw new UsageException("the prompt is empty: give it as an argument or on standard input");
 
-        bool kangaroo = a.Flag("kangaroo");
-        if (!kangaroo && ((a.String("adapter") ?? a.String("exit-layer") ?? a.String("draft-steps") ?? a.String("threshold")) is not null || a.Flag(TreeArguments.Flag)))
-            throw new UsageException("--adapter, --exit-layer, --draft-steps, --threshold and --tree need --kangaroo");
-        var tree = TreeArguments.Parse(a);
-        KangarooOptions? speculation = kangaroo
-            ? new KangarooOptions
-            {
-                ExitLayer = a.Int("exit-layer"),
-                MaxDraftSteps = a.Int("draft-steps") ?? 6,
-                Threshold = a.Float("threshold") ?? 0.6f,
-                Tree = tree,
-            }
-            : null;
-        ValidateBeforeLoading(a, speculation);
+        var speculation = KangarooArguments.Parse(a);
+        bool kangaroo = speculation is not null;
+        ValidateBeforeLoading(a);
 
         string modelDirectory = Cli.ResolveModelDirectory(a.String("model"));
         using var backend = BackendFactory.Create(a.String("backend"), a.Int("threads"), a.Flag("verbose") ? stderr : null);
         using var model = ModelLoading.Load(modelDirectory, backend, a.Int("context"), stderr,
             loadAdapter: kangaroo, adapterDirectory: a.String("adapter"));
-        if (kangaroo && model.Adapter is null)
-            throw new KangarooException($"--kangaroo needs an adapter: give --adapter DIR or put one in {Path.Combine(modelDirectory, KangarooAdapter.DefaultSubdirectory)}");
+        KangarooArguments.CheckLoaded(speculation, model, modelDirectory);
 
         var defaults = model.GenerationConfig;
         bool sampleByDefault = defaults.DoSample == true;
@@ -135,7 +117,7 @@ internal static class GenerateCommand
     /// Checks the values given on the command line before the (possibly long) model load, so a mistyped option fails at
     /// once. The full options, with the model's generation_config.json defaults, are validated again after loading.
     /// </summary>
-    private static void ValidateBeforeLoading(Arguments a, KangarooOptions? speculation)
+    private static void ValidateBeforeLoading(Arguments a)
     {
         try
         {
@@ -147,12 +129,6 @@ internal static class GenerateCommand
                 TopP = a.Float("top-p") ?? 1f,
                 StopStrings = a.All("stop"),
             }.Validate();
-            if (speculation is not null)
-            {
-                if (speculation.ExitLayer is < 1) throw new UsageException($"--exit-layer must be at least 1, got {speculation.ExitLayer}");
-                // The exit layer's upper bound needs the model's layer count: checked when decoding starts.
-                (speculation with { ExitLayer = null }).Validate(int.MaxValue);
-            }
         }
         catch (InvalidRequestException e)
         {

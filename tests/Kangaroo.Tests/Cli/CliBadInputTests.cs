@@ -210,7 +210,7 @@ public sealed class CliBadInputTests : IDisposable
     [Fact]
     public void UnknownCommand()
     {
-        AssertBadInput(Run("genrate", "--model", _model), "unknown command 'genrate'", "generate, inspect");
+        AssertBadInput(Run("genrate", "--model", _model), "unknown command 'genrate'", "generate, serve, inspect");
     }
 
     [Fact]
