@@ -50,12 +50,8 @@ if [[ -n ${BENCH_MODEL:-} ]]; then
 else
   model=$T/bench
   log "training the bench model: base ${BASE_SECONDS} s, adapter ${ADAPTER_SECONDS} s"
-  { $py tools/train/corpus.py "$T/corpus" --max-bytes 150000000 &&
-    # The demo model's tokenizer is the one tools/train/tokenizer.py makes from this corpus (and the one whose
-    # Microsoft.ML.Tokenizers parity the tests check): reused instead of retrained.
-    $py tools/train/train_base.py --preset bench --corpus "$T/corpus" --tokenizer models/demo --out "$model" --seconds "$BASE_SECONDS" &&
-    $py tools/train/train_adapter.py --model "$model" --corpus "$T/corpus" --exit-layer 2 --seconds "$ADAPTER_SECONDS"
-  } > "$OUT/train.log" 2>&1 || { status=1; tail -20 "$OUT/train.log"; }
+  CORPUS=$T/corpus BASE_SECONDS=$BASE_SECONDS ADAPTER_SECONDS=$ADAPTER_SECONDS bash bench/gpu/train_bench_model.sh "$model" "$OUT/train.log" ||
+    { status=1; tail -20 "$OUT/train.log"; }
   grep '^summary:' "$OUT/train.log"
   log "training done"
 fi

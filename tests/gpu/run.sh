@@ -35,7 +35,7 @@ if [ "${1:-}" != "quick" ]; then
   kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 | tail -2
   kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --kernels --json "$OUT/llama7b.json" | tee "$OUT/llama7b.txt" || status=1
 fi
-# On request (`run.sh microbench`): the BenchmarkDotNet microbenchmarks on the GPU backends, their markdown table to $OUT.
+# On request (`run.sh microbench`, after `tests/gpu/prepare.sh --microbench`): the BenchmarkDotNet microbenchmarks on the GPU backends, their markdown table to $OUT.
 if [ "${1:-}" = "microbench" ]; then
   KANGAROO_BENCH_BACKENDS=cuda,ilgpu dotnet .device/Kangaroo.Bench/Kangaroo.Bench.dll --filter '*' --artifacts /tmp/bdn > "$OUT/microbench.log" 2>&1 || status=1
   cp /tmp/bdn/results/*OpBenchmarks-report-github.md "$OUT/microbench.md" 2>/dev/null || { status=1; tail -20 "$OUT/microbench.log"; }

@@ -1,6 +1,6 @@
 # Sourced by the GPU-machine scripts: tests/gpu/prepare.sh sends each program compressed and without the demo model
 # (the tree carries it once); unpack each the first time and put the model back next to it.
-for program in Kangaroo.Cli Kangaroo.Tests Kangaroo.Bench; do
+for program in Kangaroo.Cli Kangaroo.Tests Kangaroo.Bench Kangaroo.LoadBench; do
   if [ -f ".device/$program.tar.xz" ] && [ ! -d ".device/$program" ]; then
     mkdir -p ".device/$program" && tar xJf ".device/$program.tar.xz" -C ".device/$program"
   fi

@@ -7,7 +7,13 @@ filter that is json.dumps(ensure_ascii=False), and the globals raise_exception a
 eos_token are those of each model's tokenizer_config.json. Run from the repository root:
 
     python3 tools/chat_templates/render_fixtures.py
+
+With --transformers (where transformers and tokenizers are installed, as on the GPU machine) the chat-template
+cases are rendered by transformers itself: each template set on a small fast tokenizer with the model's bos/eos
+tokens, through tokenizer.apply_chat_template(messages, tokenize=False, ...). --out writes expected.json elsewhere
+(to compare with the committed one); the engine cases are rendered by jinja2 either way.
 """
+import argparse
 import json
 import os
 from datetime import datetime
@@ -137,12 +143,42 @@ def environment():
     return env
 
 
+def transformers_renderer(source, bos, eos):
+    """A render(messages, add_generation_prompt, extra) through transformers' apply_chat_template."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocabulary = {"<unk>": 0}
+    for token in (bos, eos):
+        if token is not None:
+            vocabulary.setdefault(token, len(vocabulary))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocabulary, unk_token="<unk>")),
+                                        unk_token="<unk>", bos_token=bos, eos_token=eos)
+    tokenizer.chat_template = source
+
+    def render(messages, add_generation_prompt, extra):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt, **extra)
+    return render
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transformers", action="store_true", help="render the chat templates with transformers' apply_chat_template")
+    parser.add_argument("--out", default=os.path.join(FIXTURES, "expected.json"))
+    args = parser.parse_args()
     env = environment()
     cases = []
     for model, (bos, eos) in MODELS.items():
         with open(os.path.join(FIXTURES, model + ".jinja"), encoding="utf-8") as f:
-            template = env.from_string(f.read())
+            source = f.read()
+        if args.transformers:
+            render = transformers_renderer(source, bos, eos)
+        else:
+            template = env.from_string(source)
+
+            def render(messages, add_generation_prompt, extra, template=template, bos=bos, eos=eos):
+                return template.render(messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos, eos_token=eos, **extra)
         for conversation, messages in CONVERSATIONS.items():
             extra, only = EXTRA.get(conversation, ({}, None))
             if only is not None and model not in only:
@@ -158,14 +194,17 @@ def main():
                     "extra": extra,
                 }
                 try:
-                    case["output"] = template.render(
-                        messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos, eos_token=eos, **extra)
+                    case["output"] = render(messages, add_generation_prompt, extra)
                 except TemplateError as e:
                     case["error"] = str(e)
                 cases.append(case)
-    with open(os.path.join(FIXTURES, "expected.json"), "w", encoding="utf-8") as f:
-        json.dump({"renderer": "jinja2 " + __import__("jinja2").__version__ + " in transformers' apply_chat_template configuration",
-                   "cases": cases}, f, ensure_ascii=False, indent=1)
+    if args.transformers:
+        import transformers
+        renderer = f"transformers {transformers.__version__} tokenizer.apply_chat_template(tokenize=False), jinja2 {__import__('jinja2').__version__}"
+    else:
+        renderer = "jinja2 " + __import__("jinja2").__version__ + " in transformers' apply_chat_template configuration"
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump({"renderer": renderer, "cases": cases}, f, ensure_ascii=False, indent=1)
         f.write("\n")
     print(f"{len(cases)} cases, {sum('error' in c for c in cases)} raise")
 
@@ -177,6 +216,8 @@ def main():
         except Exception as e:  # noqa: BLE001 - any jinja2 failure is an expected failure of the engine too
             case["error"] = f"{type(e).__name__}: {e}"
         engine.append(case)
+    if args.transformers:
+        return
     with open(os.path.join(FIXTURES, "engine.json"), "w", encoding="utf-8") as f:
         json.dump({"renderer": "jinja2 " + __import__("jinja2").__version__ + " in transformers' apply_chat_template configuration",
                    "cases": engine}, f, ensure_ascii=False, indent=1)
