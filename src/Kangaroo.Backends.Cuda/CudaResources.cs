@@ -47,6 +47,8 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, int seq
     public DeviceBuffer Keys { get; } = keys;
     public DeviceBuffer Values { get; } = values;
     public DeviceBuffer? Partials { get; set; }
+    /// <summary>Partials outgrown by later passes: recorded passes still point at them, so they live as long as the cache.</summary>
+    public List<DeviceBuffer> RetiredPartials { get; } = [];
     /// <summary>MoveKvSlots' sources then destinations, uploaded per call.</summary>
     public IndexBuffer? Moves { get; set; }
 
@@ -57,6 +59,7 @@ internal sealed class CudaKvCache(int layers, int capacity, int kvWidth, int seq
         Keys.Dispose();
         Values.Dispose();
         Partials?.Dispose();
+        foreach (var retired in RetiredPartials) retired.Dispose();
         Moves?.Dispose();
     }
 }

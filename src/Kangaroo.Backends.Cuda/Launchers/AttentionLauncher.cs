@@ -70,8 +70,10 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
             if (kv.Partials is null || kv.Partials.ByteLength < partialBytes)
             {
                 if (queue.Capturing) throw new InvalidOperationException("attention scratch must be sized by a plain run before recording");
-                kv.Partials?.Dispose();
-                kv.Partials = queue.Allocate(partialBytes, "attention partials");
+                // A pass recorded earlier holds the old buffer's address: freeing it would let that pass write into
+                // whatever is allocated there next. It is kept instead, and growth doubles so that few are kept.
+                if (kv.Partials is { } outgrown) kv.RetiredPartials.Add(outgrown);
+                kv.Partials = queue.Allocate(Math.Max(partialBytes, 2 * (kv.Partials?.ByteLength ?? 0)), "attention partials");
             }
         }
         float scale = 1f / MathF.Sqrt(headDim);

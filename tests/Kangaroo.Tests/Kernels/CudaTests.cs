@@ -87,3 +87,24 @@ public sealed class CudaConcurrentSessionsTests
         }
     }
 }
+
+/// <summary>
+/// Many sequences whose verification passes keep growing: attention scratch outgrown after a pass was recorded must stay
+/// valid for that pass's replays (it once was freed, and replays wrote into whatever came next).
+/// </summary>
+[Collection("GPU")]
+public sealed class CudaLargeBatchTests
+{
+    [Fact]
+    public void ThirtyTwoKangarooSequencesOfGrowingLengthsEachReproduceVanillaGreedy()
+    {
+        if (CudaAvailability.Reason is { } reason) Assert.Skip(reason);
+        using var backend = new CudaBackend();
+        using var model = LanguageModel.Load(Kangaroo.Tests.TinyModels.TestModels.DemoDirectory, new ModelLoadOptions { Backend = backend, ContextLength = 1024 });
+        var prompts = Enumerable.Range(0, 32).Select(i => string.Concat(Enumerable.Repeat("x = [1, 2]\n", i % 9)) + $"def f{i}(a, b):\n").ToArray();
+        var options = new Kangaroo.Generation.GenerationOptions { MaxNewTokens = 48, StopAtEndOfSequence = false };
+        var expected = prompts.Select(p => model.Generate(p, options).TokenIds).ToArray();
+        var batched = model.GenerateBatch(prompts, options with { Speculation = new Kangaroo.Speculative.KangarooOptions() }, maxSequences: 32);
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], batched[i].TokenIds);
+    }
+}
