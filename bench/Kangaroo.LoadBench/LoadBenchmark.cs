@@ -189,7 +189,11 @@ public static class LoadBenchmark
         var start = Stopwatch.GetTimestamp();
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellation).ConfigureAwait(false);
-        if (!response.IsSuccessStatusCode) return null;
+        if (!response.IsSuccessStatusCode)
+        {
+            Report($"status {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellation).ConfigureAwait(false)}");
+            return null;
+        }
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false));
         double first = double.NaN, last = 0;
         int tokens = 0;
@@ -202,7 +206,11 @@ public static class LoadBenchmark
             if (data == "[DONE]") { done = true; break; }
             double now = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             var chunk = JsonNode.Parse(data)!;
-            if (chunk["error"] is not null) return null;
+            if (chunk["error"] is not null)
+            {
+                Report(data);
+                return null;
+            }
             if (chunk["usage"] is JsonObject usage) tokens = (int)usage["completion_tokens"]!;
             var choices = chunk["choices"]!.AsArray();
             if (choices.Count == 0 || ((string?)choices[0]!["text"])?.Length is null or 0) continue;
@@ -212,6 +220,14 @@ public static class LoadBenchmark
         }
         if (!done || double.IsNaN(first)) return null;
         return new Sample(first, Stopwatch.GetElapsedTime(start).TotalMilliseconds, tokens, gaps);
+    }
+
+    private static int _reported;
+
+    /// <summary>The first failed request's answer goes to standard error: errors are counted, but one must say why.</summary>
+    private static void Report(string answer)
+    {
+        if (Interlocked.Exchange(ref _reported, 1) == 0) Console.Error.WriteLine($"kangaroo-loadbench: a request failed: {answer}");
     }
 
     private static async Task<string> FirstModel(HttpClient http, CancellationToken cancellation)

@@ -19,14 +19,14 @@ if [[ -z $model ]]; then
 fi
 # dotnet itself in the background (not a shell function), so that $! is the server and SIGTERM reaches it.
 dotnet .device/Kangaroo.Cli/kangaroo.dll serve --model "$model" --model-id bench --backend "${BACKEND:-cuda}" --kangaroo --port 0 --context 1024 \
-  --max-sequences "${MAX_SEQUENCES:-32}" --max-queue 1024 > /tmp/kbench/serve.out 2> "$OUT/serve.log" &
+  --max-sequences "${MAX_SEQUENCES:-32}" --max-queue 1024 --verbose > /tmp/kbench/serve.out 2> "$OUT/serve.log" &
 server=$!
 for _ in $(seq 300); do grep -q '^listening on' /tmp/kbench/serve.out && break; sleep 0.2; done
 url=$(sed -n 's/^listening on //p' /tmp/kbench/serve.out)
 [[ -n $url ]] || { echo "the server did not start:"; cat "$OUT/serve.log"; kill $server; exit 1; }
 status=0
 dotnet .device/Kangaroo.LoadBench/kangaroo-loadbench.dll --url "$url" --concurrency "${CONCURRENCY:-1,8,32}" \
-  --max-tokens "${MAX_TOKENS:-128}" ${REQUESTS:+--requests $REQUESTS} --json "$OUT/serve_load.json" --markdown "$OUT/serve_load.md" || status=1
+  --max-tokens "${MAX_TOKENS:-128}" ${REQUESTS:+--requests $REQUESTS} ${MODES:+--modes $MODES} --json "$OUT/serve_load.json" --markdown "$OUT/serve_load.md" || status=1
 curl -s "${url}metrics" | grep -E '^kangaroo_(generated_tokens_total|rounds_total|acceptance_rate|sequences_(finished|failed)_total)' | tee "$OUT/serve_metrics.txt"
 kill -TERM $server; wait $server || status=1
 cat "$OUT/serve.log"
