@@ -9,7 +9,8 @@
 #    Hugging Face eager at the same shape; the ILGPU backend if time is left;
 # 3. the bench model end to end: the engine's vanilla, Kangaroo and token-tree Kangaroo greedy on the evaluation prompts
 #    (identical outputs checked), the same prompts with 1, 4 and 16 sequences decoded together, then the peers on the same weights, prompts and token limit (bench/gpu/peers.py): transformers generate()
-#    greedy, transformers' assistant_early_exit = ℓ, and the official Kangaroo implementation;
+#    greedy, transformers' assistant_early_exit = ℓ, and the official Kangaroo implementation; then, while time allows,
+#    kangaroo serve over the bench model under the load client (bench/gpu/serve.sh, 1/8/32 clients; SERVE=0 skips it);
 # 4. bench/gpu/summarize.py: $OUT/<card>.json (the shape of bench/results/h200.json) and $OUT/summary.md.
 # Everything lands in $OUT as it is produced; $OUT/results.tar.gz bundles the logs.
 #
@@ -94,6 +95,14 @@ for stop in ${BATCH_DRAFT_STOPS:-}; do
   kangaroo bench --model "$model" --backend cuda --no-steps --batch 16 --batch-draft-stop "$stop" --prompts bench/data/prompts.jsonl \
     --prompt-count "$PROMPTS" --max-tokens "$MAX_TOKENS" --json "$T/batch_stop_$stop.json" 2>/dev/null | grep -A2 "^batched"
 done
+
+# kangaroo serve over the bench model under the load client (bench/gpu/serve.sh), while the 10 minutes allow; SERVE=0 skips it.
+if [[ ${SERVE:-1} == 1 && $(elapsed) -lt 470 ]]; then
+  log "bench model served, under load"
+  OUT=$T BENCH_MODEL=$model MAX_TOKENS=$([[ $QUICK == 1 ]] && echo 16 || echo 64) CONCURRENCY=1,8,32 \
+    timeout $(( 560 - $(elapsed) )) bash bench/gpu/serve.sh > "$OUT/serve.txt" 2>&1 || { echo "serve: not finished"; rm -f "$T/serve_load.json"; }
+  grep -E "^(vanilla|kangaroo) " "$OUT/serve.txt"
+fi
 
 # The ILGPU backend at the 7B shape (one thread per output: ~0.7 s per step), only while the 10 minutes allow.
 if [[ $QUICK != 1 && -z ${BATCH_DRAFT_STOPS:-} && ${SKIP_ILGPU:-0} != 1 && $(elapsed) -lt 480 ]]; then

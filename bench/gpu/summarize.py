@@ -4,8 +4,9 @@
     python3 bench/gpu/summarize.py DIR [--driver VERSION] [--out FILE.json] [--markdown FILE.md]
 
 DIR holds llama7b.json (kangaroo bench at the 7B shape, CUDA), ilgpu7b.json (same on ILGPU; optional), hf7b.json
-(hf_7b.py), bench_model.json (kangaroo bench --prompts on the bench model), peers.json (peers.py) and
-bench_model_dir.txt (the model directory, for its layer and parameter counts).
+(hf_7b.py), bench_model.json (kangaroo bench --prompts on the bench model), peers.json (peers.py),
+serve_load.json (bench/gpu/serve.sh's load client against kangaroo serve; optional) and bench_model_dir.txt (the model
+directory, for its layer and parameter counts).
 """
 import argparse
 import json
@@ -63,6 +64,7 @@ def main():
     hf7b = load(d, "hf7b.json", required=False)
     bench = load(d, "bench_model.json")
     peers = load(d, "peers.json", required=False)
+    serving = load(d, "serve_load.json", required=False)
     model_dir = open(os.path.join(d, "bench_model_dir.txt")).read().strip()
     config = json.load(open(os.path.join(model_dir, "config.json")))
     e2e = bench["end_to_end"]
@@ -104,6 +106,8 @@ def main():
             "hf_early_exit_tok_s": rounded(peer_rate(peers, f"hf_early_exit_{e2e['exit_layer']}")),
             "reference_kangaroo_tok_s": rounded(peer_rate(peers, "reference_kangaroo")),
             "identical_outputs": bool(e2e["identical_outputs"]),
+            # kangaroo serve under the load client: one entry per mode and client count; null where not run
+            "serving": serving["load"] if serving else None,
         },
     }
     text = json.dumps(report, indent=2)
@@ -169,6 +173,13 @@ def main():
                 kk = peers["engine_kangaroo"]["tok_s"] if subset else b["kangaroo_tok_s"]
                 lines.append(f"| {label} | {rate:.1f} | {v / rate:.1f} × | {kk / rate:.1f} × | {f'{accepted:.2f}' if accepted else '—'} | "
                              f"{entry['identical_prompts']}/{entry['prompts']} (as a prefix: {entry['prefix_identical_prompts']}) |")
+        if serving:
+            lines += ["", "kangaroo serve under load (bench/Kangaroo.LoadBench, greedy, ignore_eos):", "",
+                      "| mode | clients | requests | tokens/request | throughput tok/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | TPOT ms | errors |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in serving["load"]:
+                lines.append(f"| {r['mode']} | {r['clients']} | {r['requests']} | {r['max_tokens']} | {r['tokens_per_s']} | "
+                             f"{r['ttft_p50_ms']} / {r['ttft_p99_ms']} | {r['itl_p50_ms']} / {r['itl_p99_ms']} | {r['tpot_mean_ms']} | {r['errors']} |")
         with open(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
 
