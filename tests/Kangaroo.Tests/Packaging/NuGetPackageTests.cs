@@ -15,8 +15,8 @@ using Xunit;
 namespace Kangaroo.Tests.Packaging;
 
 /// <summary>
-/// Slow (packing, restoring and building take a minute or two): these tests start the .NET SDK and load the cores, so
-/// they run alone, after the parallel tests, where they cannot slow a timed test down.
+/// Slow: these tests pack, restore and build with the .NET SDK, which loads every core, so they run alone, after the
+/// parallel tests, where they cannot slow a timed test down.
 /// </summary>
 [CollectionDefinition("NuGet packages (slow)", DisableParallelization = true)]
 public sealed class NuGetPackageCollection;
