@@ -1,8 +1,18 @@
 // Build script: `dotnet tool restore && dotnet cake` restores, builds and runs every test.
-// Targets: Clean, Build, CheckKernels, Test (default), Publish (the kangaroo CLI into artifacts/kangaroo).
+// Targets: Clean, Build, CheckKernels, Test (default), Publish (the kangaroo CLI into artifacts/kangaroo), Pack (the NuGet
+// packages into artifacts/packages; --package-version=X overrides the version in src/Directory.Build.props).
 var target = Argument("target", "Test");
 var configuration = Argument("configuration", "Release");
+var packageVersion = Argument<string>("package-version", null);
 var solution = "./Kangaroo.Native.sln";
+
+// The version given on the command line reaches the assemblies as well as the packages, so they agree.
+DotNetMSBuildSettings VersionSettings()
+{
+    var settings = new DotNetMSBuildSettings();
+    if (!string.IsNullOrEmpty(packageVersion)) settings.WithProperty("Version", packageVersion);
+    return settings;
+}
 
 Task("Clean").Does(() =>
 {
@@ -13,7 +23,7 @@ Task("Clean").Does(() =>
 
 Task("Build").Does(() =>
 {
-    DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration });
+    DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration, MSBuildSettings = VersionSettings() });
 });
 
 // Every CUDA kernel compiled to PTX by clang (kernels/check.sh): a broken kernel fails here, on machines without a GPU.
@@ -86,6 +96,24 @@ Task("Publish").Does(() =>
         Configuration = configuration,
         OutputDirectory = "./artifacts/kangaroo",
     });
+});
+
+// Every packable project (all of src/ but Kangaroo.Tools: the libraries, the server and the kangaroo tool) with its
+// symbol package, from the binaries Build made. The tool package is whatever its publish folder holds, so that folder
+// starts empty: files of an earlier publish cannot slip in.
+Task("Pack").IsDependentOn("Build").Does(() =>
+{
+    CleanDirectory("./artifacts/packages");
+    CleanDirectory("./artifacts/pack-publish");
+    var msbuild = VersionSettings().WithProperty("PublishDir", MakeAbsolute(Directory("./artifacts/pack-publish")).FullPath + "/");
+    DotNetPack(solution, new DotNetPackSettings
+    {
+        Configuration = configuration,
+        NoBuild = true,
+        OutputDirectory = "./artifacts/packages",
+        MSBuildSettings = msbuild,
+    });
+    foreach (var package in GetFiles("./artifacts/packages/*.nupkg")) Information(package.GetFilename().ToString());
 });
 
 RunTarget(target);

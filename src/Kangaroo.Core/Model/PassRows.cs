@@ -51,9 +51,8 @@ public sealed class PassRows
     }
 
     /// <summary>
-    /// Adds a row of <paramref name="sequence"/> (whose cache region starts at <paramref name="regionStart"/>) at
-    /// <paramref name="position"/>, its keys and values into <paramref name="slot"/> (absolute). Returns its window to
-    /// fill (empty when <see cref="Window"/> is 0).
+    /// Adds a row of <paramref name="sequence"/> at <paramref name="position"/>, its keys and values into
+    /// <paramref name="slot"/> (absolute). Returns its window to fill (empty when <see cref="Window"/> is 0).
     /// </summary>
     public Span<int> Add(int sequence, int position, int slot, int token = 0)
     {
