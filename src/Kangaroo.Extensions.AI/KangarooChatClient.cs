@@ -23,6 +23,7 @@ public sealed class KangarooChatClient : IChatClient
     public const string TreeProperty = "kangaroo_tree";
 
     private readonly LanguageModel _model;
+    private readonly Serving.ContinuousBatcher? _batcher;
     private readonly Func<IReadOnlyList<ChatMessage>, string>? _formatPrompt;
     private readonly ChatClientMetadata _metadata;
 
@@ -55,13 +56,32 @@ public sealed class KangarooChatClient : IChatClient
         _metadata = new ChatClientMetadata("kangaroo", defaultModelId: ModelId);
     }
 
+    /// <summary>
+    /// The chat client of a <see cref="Serving.ContinuousBatcher"/>'s model with its chat template: concurrent calls share the
+    /// batcher's rounds, as the requests of <c>kangaroo serve</c> do. Kangaroo (<see cref="KangarooProperty"/>) means the
+    /// batcher's own settings; other draft settings are refused. The batcher is not owned.
+    /// </summary>
+    public KangarooChatClient(Serving.ContinuousBatcher batcher, string? modelId = null)
+        : this(batcher ?? throw new ArgumentNullException(nameof(batcher)), TemplateFormatter(batcher.Model), modelId)
+    {
+    }
+
+    /// <summary>The batcher's chat client with a prompt format of its own (see the other constructors).</summary>
+    public KangarooChatClient(Serving.ContinuousBatcher batcher, Func<IReadOnlyList<ChatMessage>, string>? formatPrompt, string? modelId = null)
+        : this(batcher?.Model ?? throw new ArgumentNullException(nameof(batcher)), formatPrompt, modelId)
+    {
+        _batcher = batcher;
+    }
+
     public string ModelId { get; }
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
     {
         var (prompt, generation) = Prepare(messages, options);
-        var result = await Task.Run(() => _model.Generate(prompt, generation, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var result = _batcher is null
+            ? await Task.Run(() => _model.Generate(prompt, generation, cancellationToken), cancellationToken).ConfigureAwait(false)
+            : await _batcher.Submit(prompt, generation, cancellationToken).Completion.ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
         {
@@ -77,11 +97,22 @@ public sealed class KangarooChatClient : IChatClient
     {
         var (prompt, generation) = Prepare(messages, options);
         string responseId = Guid.NewGuid().ToString("N");
-        var stream = _model.GenerateStreaming(prompt, generation);
-        await foreach (string piece in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
-            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId, ResponseId = responseId };
+        GenerationResult result;
+        if (_batcher is null)
+        {
+            var stream = _model.GenerateStreaming(prompt, generation);
+            await foreach (string piece in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId, ResponseId = responseId };
+            result = stream.Result;
+        }
+        else
+        {
+            var request = _batcher.Submit(prompt, generation, cancellationToken);
+            await foreach (string piece in request.ReadPiecesAsync(cancellationToken).ConfigureAwait(false))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId, ResponseId = responseId };
+            result = await request.Completion.ConfigureAwait(false);
+        }
         cancellationToken.ThrowIfCancellationRequested();
-        var result = stream.Result;
         yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(UsageOf(result))])
         {
             ModelId = ModelId,
@@ -90,13 +121,14 @@ public sealed class KangarooChatClient : IChatClient
         };
     }
 
-    /// <summary>The metadata, the <see cref="LanguageModel"/>, or this client, by the type asked for.</summary>
+    /// <summary>The metadata, the <see cref="LanguageModel"/>, the batcher (if any), or this client, by the type asked for.</summary>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
         if (serviceKey is not null) return null;
         if (serviceType == typeof(ChatClientMetadata)) return _metadata;
         if (serviceType.IsInstanceOfType(_model)) return _model;
+        if (_batcher is not null && serviceType.IsInstanceOfType(_batcher)) return _batcher;
         return serviceType.IsInstanceOfType(this) ? this : null;
     }
 
@@ -137,7 +169,8 @@ public sealed class KangarooChatClient : IChatClient
     private KangarooOptions? SpeculationOf(AdditionalPropertiesDictionary? properties)
     {
         if (properties is null || !properties.TryGetValue(KangarooProperty, out object? on) || !Bool(on, KangarooProperty)) return null;
-        var speculation = new KangarooOptions();
+        // A batcher drafts with its own settings; a request that names others is refused by the batcher.
+        var speculation = _batcher?.Speculation ?? new KangarooOptions();
         if (properties.TryGetValue(DraftStepsProperty, out object? steps)) speculation = speculation with { MaxDraftSteps = (int)Number(steps, DraftStepsProperty) };
         if (properties.TryGetValue(ThresholdProperty, out object? threshold)) speculation = speculation with { Threshold = (float)Number(threshold, ThresholdProperty) };
         if (properties.TryGetValue(TreeProperty, out object? tree) && Bool(tree, TreeProperty)) speculation = speculation with { Tree = new TokenTreeOptions() };

@@ -141,3 +141,44 @@ public sealed class TemplatedChatClientTests
         Assert.Equal(expected.PromptTokenIds.Count, response.Usage!.InputTokenCount);
     }
 }
+
+/// <summary>The chat client over a continuous batcher: concurrent calls share rounds and each gets its own greedy text.</summary>
+public sealed class BatchedChatClientTests : IDisposable
+{
+    private readonly LanguageModel _model = LanguageModel.Load(TestModels.DemoDirectory, new ModelLoadOptions { Backend = new CpuBackend(), ContextLength = 256 });
+
+    public void Dispose() => _model.Dispose();
+
+    private static string Format(IReadOnlyList<ChatMessage> messages) => string.Concat(messages.Select(m => m.Text)) + "\ndef ";
+
+    [Fact]
+    public async Task ConcurrentCallsThroughABatcherAreEachTheLibrarysGreedyOutput()
+    {
+        await using var batcher = new Kangaroo.Serving.ContinuousBatcher(_model,
+            new Kangaroo.Serving.ContinuousBatchingOptions { MaxSequences = 4, Speculation = new Kangaroo.Speculative.KangarooOptions() });
+        using IChatClient client = new KangarooChatClient(batcher, Format);
+        string[] users = ["import os", "# sort", "class A:", "x = 1", "from math import", "def g():"];
+        var calls = users.Select(async (user, i) =>
+        {
+            var options = new ChatOptions { MaxOutputTokens = 16, AdditionalProperties = new() { [KangarooChatClient.KangarooProperty] = i % 2 == 0 } };
+            ChatMessage[] conversation = [new(ChatRole.User, user)];
+            if (i % 3 == 0)
+            {
+                var text = new System.Text.StringBuilder();
+                await foreach (var update in client.GetStreamingResponseAsync(conversation, options, TestContext.Current.CancellationToken)) text.Append(update.Text);
+                return text.ToString();
+            }
+            return (await client.GetResponseAsync(conversation, options, TestContext.Current.CancellationToken)).Text;
+        }).ToArray();
+        string[] texts = await Task.WhenAll(calls);
+        for (int i = 0; i < users.Length; i++)
+            Assert.Equal(_model.Generate(users[i] + "\ndef ", new GenerationOptions { MaxNewTokens = 16, AddBos = false }).Text, texts[i]);
+        Assert.Same(batcher, client.GetService<Kangaroo.Serving.ContinuousBatcher>());
+        Assert.True(batcher.Statistics.Drafted > 0);
+
+        // Draft settings other than the batcher's are refused by name.
+        var other = new ChatOptions { AdditionalProperties = new() { [KangarooChatClient.KangarooProperty] = true, [KangarooChatClient.DraftStepsProperty] = 2 } };
+        var e = await Assert.ThrowsAsync<InvalidRequestException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.User, "x")], other));
+        Assert.Contains("drafts with", e.Message);
+    }
+}
