@@ -142,7 +142,7 @@ internal sealed class OpenAiEndpoints
             {
                 throw OpenAiError.Invalid(e.Message, chat ? "messages" : "prompt");
             }
-            var response = new ResponseWriter(context, request, chat, _modelId);
+            var response = new ResponseWriter(request, chat, _modelId);
             if (request.Stream) await Stream(context, response, generation, request, arrival).ConfigureAwait(false);
             else await Complete(context, response, generation).ConfigureAwait(false);
             _metrics.Request(endpoint, context.Response.StatusCode);
@@ -334,14 +334,12 @@ internal sealed class OpenAiEndpoints
 }
 
 /// <summary>OpenAI's response objects for one request: whole completions, stream chunks, usage.</summary>
-internal sealed class ResponseWriter(HttpContext context, OpenAiRequest request, bool chat, string modelId)
+internal sealed class ResponseWriter(OpenAiRequest request, bool chat, string modelId)
 {
     private readonly string _id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
     private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
     public bool Chat => chat;
-    public HttpContext Context => context;
-    public OpenAiRequest Request => request;
 
     public void Whole(Utf8JsonWriter json, GenerationResult result)
     {
