@@ -68,13 +68,13 @@ internal static class GenerateCommand
         KangarooArguments.CheckLoaded(speculation, model, modelDirectory);
 
         var defaults = model.GenerationConfig;
-        bool sampleByDefault = defaults.DoSample == true;
+        var sampling = defaults.DefaultSampling;
         var options = new GenerationOptions
         {
             MaxNewTokens = a.Int("max-tokens") ?? defaults.MaxNewTokens ?? 256,
-            Temperature = a.Float("temperature") ?? (sampleByDefault ? (float)(defaults.Temperature ?? 1.0) : 0f),
-            TopK = a.Int("top-k") ?? (sampleByDefault ? defaults.TopK ?? 0 : 0),
-            TopP = a.Float("top-p") ?? (sampleByDefault ? (float)(defaults.TopP ?? 1.0) : 1f),
+            Temperature = a.Float("temperature") ?? sampling.Temperature,
+            TopK = a.Int("top-k") ?? sampling.TopK,
+            TopP = a.Float("top-p") ?? sampling.TopP,
             Seed = a.UInt64("seed"),
             StopStrings = a.All("stop").Select(UnescapeStop).ToArray(),
             StopAtEndOfSequence = !a.Flag("ignore-eos"),

@@ -34,15 +34,15 @@ internal sealed class OpenAiEndpoints
         _modelId = modelId;
         _log = options.Log;
         var generation = model.GenerationConfig;
-        bool sample = generation.DoSample == true;
+        var sampling = generation.DefaultSampling;
         _defaults = new RequestDefaults
         {
             MaxTokens = Math.Min(options.DefaultMaxTokens ?? generation.MaxNewTokens ?? 256, options.MaxTokensLimit ?? batcher.ContextLength),
             MaxTokensLimit = options.MaxTokensLimit ?? batcher.ContextLength,
             // As `kangaroo generate`: greedy unless the model's generation_config.json samples.
-            Temperature = sample ? (float)(generation.Temperature ?? 1.0) : 0f,
-            TopK = sample ? generation.TopK ?? 0 : 0,
-            TopP = sample ? (float)(generation.TopP ?? 1.0) : 1f,
+            Temperature = sampling.Temperature,
+            TopK = sampling.TopK,
+            TopP = sampling.TopP,
             Speculation = options.Speculation,
             KangarooByDefault = options.KangarooByDefault,
         };

@@ -36,8 +36,7 @@ internal static class BatchGeneration
                     if (cancellation.IsCancellationRequested)
                     {
                         // Cancelled before its turn: no prompt pass for a result that would be empty anyway.
-                        results[i] = new GenerationResult("", prompts[i], [], StopReason.Cancelled,
-                            new GenerationTimings(TimeSpan.Zero, TimeSpan.Zero, prompts[i].Length, 0));
+                        results[i] = GenerationResult.CancelledBeforeStart(prompts[i]);
                         continue;
                     }
                     decoder.Configure(s, options, randomFor(i));

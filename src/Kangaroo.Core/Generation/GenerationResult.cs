@@ -36,4 +36,9 @@ public sealed record GenerationResult(
     IReadOnlyList<int> TokenIds,
     StopReason StopReason,
     GenerationTimings Timings,
-    SpeculativeStats? Speculation = null);
+    SpeculativeStats? Speculation = null)
+{
+    /// <summary>The result of a request cancelled before its prompt was processed: no text, no tokens, no time.</summary>
+    internal static GenerationResult CancelledBeforeStart(IReadOnlyList<int> promptTokens) =>
+        new("", promptTokens, [], StopReason.Cancelled, new GenerationTimings(TimeSpan.Zero, TimeSpan.Zero, promptTokens.Count, 0));
+}

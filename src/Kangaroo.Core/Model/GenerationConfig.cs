@@ -15,6 +15,10 @@ public sealed record GenerationConfig
     public double? TopP { get; init; }
     public int? MaxNewTokens { get; init; }
 
+    /// <summary>What a request that names no sampling parameter gets: greedy, unless the file says do_sample (then its values, else 1, 0, 1).</summary>
+    public (float Temperature, int TopK, float TopP) DefaultSampling =>
+        DoSample == true ? ((float)(Temperature ?? 1.0), TopK ?? 0, (float)(TopP ?? 1.0)) : (0f, 0, 1f);
+
     /// <summary>The file's settings, or an empty config when the directory has none.</summary>
     public static GenerationConfig LoadFromDirectory(string directory)
     {

@@ -237,8 +237,7 @@ public sealed class ContinuousBatcher : IAsyncDisposable, IDisposable
         if (request.Cancellation.IsCancellationRequested)
         {
             // Not started: no prompt pass for a result that would be empty anyway.
-            Complete(request, new GenerationResult("", request.PromptTokens, [], StopReason.Cancelled,
-                new GenerationTimings(TimeSpan.Zero, TimeSpan.Zero, request.PromptTokens.Length, 0)));
+            Complete(request, GenerationResult.CancelledBeforeStart(request.PromptTokens));
             return false;
         }
         try
@@ -337,8 +336,7 @@ public sealed class ContinuousBatcher : IAsyncDisposable, IDisposable
         if (dropped is null) return;
         foreach (var request in dropped)
         {
-            Complete(request, new GenerationResult("", request.PromptTokens, [], StopReason.Cancelled,
-                new GenerationTimings(TimeSpan.Zero, TimeSpan.Zero, request.PromptTokens.Length, 0)));
+            Complete(request, GenerationResult.CancelledBeforeStart(request.PromptTokens));
         }
     }
 
