@@ -15,6 +15,7 @@ __device__ static inline int max(int a, int b) { return a > b ? a : b; }
 __device__ static inline float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 __device__ static inline float __shfl_xor_sync(unsigned mask, float v, int lane) { return __nvvm_shfl_sync_bfly_f32(mask, v, lane, 0x1f); }
 __device__ static inline int __shfl_xor_sync(unsigned mask, int v, int lane) { return __nvvm_shfl_sync_bfly_i32(mask, v, lane, 0x1f); }
+__device__ static inline int __shfl_sync(unsigned mask, int v, int lane) { return __nvvm_shfl_sync_idx_i32(mask, v, lane, 0x1f); }
 __device__ static inline float fmaxf(float a, float b) { return __nvvm_fmax_f(a, b); }
 __device__ static inline float fminf(float a, float b) { return __nvvm_fmin_f(a, b); }
 extern "C" __device__ float expf(float);

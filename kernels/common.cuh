@@ -20,6 +20,13 @@ __device__ __forceinline__ float bits_to_float(unsigned int u)
     return f;
 }
 
+__device__ __forceinline__ unsigned int float_to_bits(float f)
+{
+    unsigned int u;
+    asm("mov.b32 %0, %1;" : "=r"(u) : "f"(f));
+    return u;
+}
+
 // −∞ without relying on a math header's INFINITY (NVRTC has no standard headers).
 __device__ __forceinline__ float negative_infinity() { return bits_to_float(0xff800000u); }
 

@@ -236,7 +236,8 @@ __device__ __forceinline__ void matmul_impl(const float* __restrict__ x, int row
 #define MATMUL_SILU_PARAMETERS(W) const float* x, int rows, int in, const W* gate, const W* up, float* y, int out
 #define MATMUL_SILU_ARGUMENTS x, rows, in, gate, y, out, up, 0, 0, 0, 0, 0
 
-// Entry points, spelled out (the backend finds kernels by their extern "C" names).
+// Entry points, spelled out (the backend finds kernels by their extern "C" names). F16 and BF16 weights take the
+// tensor-core family below unless KANGAROO_MATMUL_TENSOR_CORES=0 asks for these (for side-by-side timing).
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f32(MATMUL_PARAMETERS(float)) { matmul_impl<float, 8, FEATURES, false>(MATMUL_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_f16(MATMUL_PARAMETERS(half_bits)) { matmul_impl<half_bits, 8, FEATURES, false>(MATMUL_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_bf16(MATMUL_PARAMETERS(bf16_bits)) { matmul_impl<bf16_bits, 8, FEATURES, false>(MATMUL_ARGUMENTS); }
@@ -250,3 +251,506 @@ extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_bf16(MA
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_f32_r1(MATMUL_SILU_PARAMETERS(float)) { matmul_impl<float, 1, FEATURES_R1, true>(MATMUL_SILU_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_f16_r1(MATMUL_SILU_PARAMETERS(half_bits)) { matmul_impl<half_bits, 1, FEATURES_R1, true>(MATMUL_SILU_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_bf16_r1(MATMUL_SILU_PARAMETERS(bf16_bits)) { matmul_impl<bf16_bits, 1, FEATURES_R1, true>(MATMUL_SILU_ARGUMENTS); }
+
+// ================================================================ tensor cores: F16 and BF16 weights, 1 to any rows
+//
+// mma.sync.m16n8k16 with the weight matrix as the 16-row A operand and the input rows as the 8-column B operand, F32
+// accumulate. A single row pads to 8 columns at no cost in bandwidth, so decode steps and verification share one kernel
+// and stream each weight once per pass for up to MMA_MAX_NT · 8 rows; more rows loop over row groups of that size, tile by
+// tile, so a weight tile's second read comes from L2.
+//
+// Row invariance: an mma computes every output element from its own row of A and column of B, so a column's result does
+// not depend on the other columns of the call. What fixes the order of a sum is the shape alone:
+//   - K is cut into chunks of MMA_CHUNK; warp w of a block takes chunks w, w + MMA_WARPS, … in order, and within a chunk
+//     its vectors and halves in a fixed order (mma_chunk);
+//   - the warps' partial sums meet in shared memory and are added in warp order.
+// The variants (n-tiles per pass, pipeline depth, m-tiles per block) change only who computes what and when.
+//
+// Activations are F32; the tensor cores take F16/BF16. Each activation is split into parts the operand type holds
+// exactly, and each part takes its own mma with the same weights, so x keeps about F32 precision:
+//   F16:  x ≈ hi + lo · 2⁻¹², hi = f16(x), lo = f16((x − hi) · 2¹²), with hi and lo in separate accumulators (the scale
+//         keeps lo out of F16's subnormal range); |x| must stay within F16's range, as it does when transformers runs
+//         the same F16 model in F16;
+//   BF16: x ≈ hi + mid + lo, three BF16 parts (24 significant bits), one accumulator.
+//
+// K order within a chunk: thread (g = lane / 4, t = lane % 4) loads MMA_VECTORS 16-byte vectors of weight rows g and
+// g + 8 at k = chunk + mma_vector_offset(t, u), and the same k of its input row. The mma's logical k (2t, 2t + 1,
+// 2t + 8, 2t + 9) map onto elements (0, 1, 2, 3) of half 0 of such a vector, then (4, 5, 6, 7) of half 1: a permutation of
+// the chunk's K that A and B share, so the dot product is unchanged and every load is 16 bytes wide and coalesced.
+#ifndef MMA_WARPS
+#error "MMA_WARPS must be defined by the launcher"
+#endif
+#define MMA_THREADS (MMA_WARPS * WARP_SIZE)
+#define MMA_M 16            // weight rows per m-tile
+#define MMA_N 8             // input rows per n-tile
+#define MMA_MAX_NT 4        // n-tiles per pass at most (the _n4 variant): 32 rows
+#ifndef MMA_VECTORS         // 16-byte weight vectors per thread and weight row in a chunk (fixes the K order: shape only)
+#define MMA_VECTORS 2
+#endif
+#define MMA_CHUNK (32 * MMA_VECTORS)
+
+// Where thread t's vector u of a chunk starts. Vector-major: one load instruction (one u) of the 4 threads of a weight row
+// reads 64 contiguous bytes, whole sectors (thread-contiguous vectors measured slower, bench/RESULTS.md).
+__device__ __forceinline__ int mma_vector_offset(int t, int u) { return 8 * (u * 4 + t); }
+
+__device__ __forceinline__ unsigned pack_f16x2(float first, float second)
+{
+    unsigned r;   // cvt puts its first source in the upper half: the element with the higher k
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(second), "f"(first));
+    return r;
+}
+
+__device__ __forceinline__ unsigned pack_bf16x2(float first, float second)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(second), "f"(first));
+    return r;
+}
+
+__device__ __forceinline__ float sub_rn(float a, float b) { float r; asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float mul_rn(float a, float b) { float r; asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+
+#define F16_LO_SCALE 4096.0f          // 2¹²
+#define F16_LO_UNSCALE 0.000244140625f // 2⁻¹²
+
+// The parts of one pair of activations (k, k + 1) as packed mma operands.
+template <typename W> struct ActivationParts;
+
+template <> struct ActivationParts<half_bits>
+{
+    static const int count = 2;   // hi, lo: two accumulators
+    static __device__ __forceinline__ void split(float a, float b, unsigned* parts)
+    {
+        unsigned hi = pack_f16x2(a, b);
+        float ha = f16_to_f32((half_bits)(hi & 0xffffu)), hb = f16_to_f32((half_bits)(hi >> 16));
+        parts[0] = hi;
+        parts[1] = pack_f16x2(mul_rn(sub_rn(a, ha), F16_LO_SCALE), mul_rn(sub_rn(b, hb), F16_LO_SCALE));
+    }
+};
+
+template <> struct ActivationParts<bf16_bits>
+{
+    static const int count = 3;   // hi, mid, lo: one accumulator
+    static __device__ __forceinline__ void split(float a, float b, unsigned* parts)
+    {
+#pragma unroll
+        for (int p = 0; p < 3; p++)
+        {
+            unsigned v = pack_bf16x2(a, b);
+            parts[p] = v;
+            a = sub_rn(a, bf16_to_f32((unsigned short)(v & 0xffffu)));
+            b = sub_rn(b, bf16_to_f32((unsigned short)(v >> 16)));
+        }
+    }
+};
+
+template <typename W> __device__ __forceinline__ void mma(float* d, const unsigned* a, unsigned b0, unsigned b1);
+
+template <> __device__ __forceinline__ void mma<half_bits>(float* d, const unsigned* a, unsigned b0, unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <> __device__ __forceinline__ void mma<bf16_bits>(float* d, const unsigned* a, unsigned b0, unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Eight weights at k … k + 7 of one weight row (zero where the row or K ends). `vectorized`: in % 8 == 0, so every such
+// group is 16-byte aligned and either wholly inside the row or wholly past its end.
+template <typename W>
+__device__ __forceinline__ u32x4 load_weights8(const W* row, int k, int in, bool vectorized)
+{
+    u32x4 v = { 0u, 0u, 0u, 0u };
+    if (!row) return v;
+    if (vectorized)
+    {
+        if (k < in) v = load_streaming(row + k);
+        return v;
+    }
+    const unsigned short* e = (const unsigned short*)row;
+    unsigned h[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) h[i] = k + i < in ? e[k + i] : 0u;
+    v.x = h[0] | (h[1] << 16); v.y = h[2] | (h[3] << 16); v.z = h[4] | (h[5] << 16); v.w = h[6] | (h[7] << 16);
+    return v;
+}
+
+// Eight activations at k … k + 7 of one input row (zero past K, or for an absent row).
+__device__ __forceinline__ void load_inputs8(const float* row, int k, int in, bool vectorized, float* out)
+{
+    if (row && vectorized && k < in)
+    {
+        f32x4 a = *(const f32x4*)(row + k), b = *(const f32x4*)(row + k + 4);
+        out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w; out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) out[i] = row && !vectorized && k + i < in ? row[k + i] : 0.0f;
+}
+
+// One block task: MT m-tiles (weight rows feature0 … + 15 of each of MT matrices, null where absent) over the input rows
+// r0 … r0 + NT · 8 − 1.
+template <typename W, int MT>
+struct MmaTask
+{
+    const W* rows_lo[MT];    // weight row feature0 + g of each m-tile (this thread's), or null
+    const W* rows_hi[MT];    // weight row feature0 + g + 8, or null
+    float* y; int out, feature0, r0;
+};
+
+// Accumulators: [m-tile][n-tile][part][4]; F16 keeps its two parts apart, BF16 sums its three into one.
+template <typename W> struct Accumulators { static const int parts = ActivationParts<W>::count == 2 ? 2 : 1; };
+
+__device__ __forceinline__ unsigned shuffle(unsigned v, int lane) { return (unsigned)__shfl_sync(FULL_MASK, (int)v, lane); }
+
+template <typename W, int MT>
+__device__ __forceinline__ void mma_a(unsigned (&a)[4], const u32x4 (&w)[MT][2][MMA_VECTORS], int i, int u, int h)
+{
+    a[0] = h == 0 ? w[i][0][u].x : w[i][0][u].z;   // row g,     k 2t, 2t + 1
+    a[1] = h == 0 ? w[i][1][u].x : w[i][1][u].z;   // row g + 8, k 2t, 2t + 1
+    a[2] = h == 0 ? w[i][0][u].y : w[i][0][u].w;   // row g,     k 2t + 8, 2t + 9
+    a[3] = h == 0 ? w[i][1][u].y : w[i][1][u].w;   // row g + 8, k 2t + 8, 2t + 9
+}
+
+// One chunk of K for every m-tile and n-tile of the task, from the weights already in registers.
+// ONE_ROW (decode steps): only column 0 of B is real, so instead of each lane splitting its own column's activations,
+// the 32 lanes split the chunk's 64 activations of row 0 a pair each and hand the parts to the lanes of column 0 by
+// shuffle. The parts are the same values either way, so the mma see the same operands and give the same bits.
+template <typename W, int MT, int NT, bool ONE_ROW>
+__device__ __forceinline__ void mma_chunk(float (&acc)[MT][NT][Accumulators<W>::parts][4], const u32x4 (&w)[MT][2][MMA_VECTORS],
+                                          u32x2 xpair, const float* __restrict__ x, int rows, int in, bool vectorized, int r0, int k0)
+{
+    const int PARTS = ActivationParts<W>::count;
+    int lane = threadIdx.x % WARP_SIZE, g = lane >> 2, t = lane & 3;
+    if constexpr (ONE_ROW)
+    {
+        // Lane l holds the parts of activations k0 + 2l and k0 + 2l + 1 (the chunk is 64 = 2 · 32 wide), staged by mma_load.
+        float a0 = bits_to_float(xpair.x), a1 = bits_to_float(xpair.y);
+        unsigned parts[PARTS];
+        ActivationParts<W>::split(a0, a1, parts);
+#pragma unroll
+        for (int u = 0; u < MMA_VECTORS; u++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+            {
+                // The pairs this lane's B registers hold (mapping above): elements 8 (t · MMA_VECTORS + u) + 4h + {0, 1 | 2, 3}.
+                int pair = mma_vector_offset(t, u) / 2 + 2 * h;
+                unsigned b0[PARTS], b1[PARTS];
+#pragma unroll
+                for (int p = 0; p < PARTS; p++) { b0[p] = shuffle(parts[p], pair); b1[p] = shuffle(parts[p], pair + 1); }
+#pragma unroll
+                for (int i = 0; i < MT; i++)
+                {
+                    unsigned a[4];
+                    mma_a<W, MT>(a, w, i, u, h);
+#pragma unroll
+                    for (int p = 0; p < PARTS; p++)
+                        mma<W>(acc[i][0][Accumulators<W>::parts == 1 ? 0 : p], a, b0[p], b1[p]);
+                }
+            }
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+    {
+        if (r0 + j * MMA_N >= rows) break;   // warp-uniform: absent n-tiles cost nothing
+        int r = r0 + j * MMA_N + g;
+        const float* xrow = r < rows ? x + (long long)r * in : 0;
+#pragma unroll
+        for (int u = 0; u < MMA_VECTORS; u++)
+        {
+            float xv[8];
+            load_inputs8(xrow, k0 + mma_vector_offset(t, u), in, vectorized, xv);
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+            {
+                unsigned b0[PARTS], b1[PARTS];
+                ActivationParts<W>::split(xv[4 * h], xv[4 * h + 1], b0);
+                ActivationParts<W>::split(xv[4 * h + 2], xv[4 * h + 3], b1);
+#pragma unroll
+                for (int i = 0; i < MT; i++)
+                {
+                    unsigned a[4];
+                    mma_a<W, MT>(a, w, i, u, h);
+#pragma unroll
+                    for (int p = 0; p < PARTS; p++)
+                        mma<W>(acc[i][j][Accumulators<W>::parts == 1 ? 0 : p], a, b0[p], b1[p]);
+                }
+            }
+        }
+    }
+}
+
+// The tasks of one launch: m-tiles of up to three matrices (matmul) or gate/up pairs (matmul_silu), each over every row
+// group. A block takes tasks blockIdx.x, blockIdx.x + gridDim.x, …; a tile's row groups are neighbouring tasks, so a
+// weight tile read for one row group is still in L2 for the next.
+template <typename W, int MT>
+__device__ __forceinline__ MmaTask<W, MT> mma_task(int task, int row_groups, int in, int group_rows, const W* w0, float* y0, int out0,
+                                                   const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
+{
+    MmaTask<W, MT> s;
+    int g = (threadIdx.x % WARP_SIZE) >> 2;
+    int tile = task / row_groups;
+    s.r0 = (task % row_groups) * group_rows;
+    const W* w[MT];
+    if (MT == 2)
+    {   // matmul_silu: gate and up rows of the same features
+        s.feature0 = tile * MMA_M; s.y = y0; s.out = out0;
+        w[0] = w0; w[MT - 1] = w1;
+    }
+    else
+    {
+        int tiles0 = (out0 + MMA_M - 1) / MMA_M, tiles1 = (out1 + MMA_M - 1) / MMA_M;
+        if (tile < tiles0) { w[0] = w0; s.y = y0; s.out = out0; s.feature0 = tile * MMA_M; }
+        else if (tile < tiles0 + tiles1) { w[0] = w1; s.y = y1; s.out = out1; s.feature0 = (tile - tiles0) * MMA_M; }
+        else { w[0] = w2; s.y = y2; s.out = out2; s.feature0 = (tile - tiles0 - tiles1) * MMA_M; }
+    }
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+    {
+        int f = s.feature0 + g;
+        s.rows_lo[i] = f < s.out ? w[i] + (long long)f * in : 0;
+        s.rows_hi[i] = f + 8 < s.out ? w[i] + (long long)(f + 8) * in : 0;
+    }
+    return s;
+}
+
+// The weight stages live in shared memory, each thread's 16-byte pieces in slots of its own: it copies them with cp.async
+// and reads them back itself after cp.async.wait_group, so no barrier is needed and the pipeline's depth costs no
+// registers. [stage][warp][m-tile][row g | g + 8][vector][lane]
+// ONE_ROW also stages each lane's pair of activations (k0 + 2 · lane, + 1), so their latency hides in the pipeline too.
+template <int PIPE, int MT>
+struct MmaStages
+{
+    u32x4 v[PIPE][MMA_WARPS][MT][2][MMA_VECTORS][WARP_SIZE];
+    u32x2 x[PIPE][MMA_WARPS][WARP_SIZE];
+};
+
+__device__ __forceinline__ unsigned shared_address(const void* p)
+{
+    unsigned long long a;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
+    return (unsigned)a;
+}
+
+// 16 bytes global → shared, or 16 zero bytes when `present` is false (src-size 0 reads nothing; src is any mapped address).
+__device__ __forceinline__ void copy_async16(u32x4* slot, const void* src, bool present)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(shared_address(slot)), "l"(src), "r"(present ? 16 : 0) : "memory");
+}
+
+__device__ __forceinline__ void copy_async8(u32x2* slot, const void* src, bool present)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" :: "r"(shared_address(slot)), "l"(src), "r"(present ? 8 : 0) : "memory");
+}
+
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+
+template <int PENDING>
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
+
+// Starts one chunk's weight copies into stage s (one cp.async group per chunk, empty where the chunk is absent); ONE_ROW
+// also copies the lane's activation pair.
+template <bool ONE_ROW, typename W, int PIPE, int MT>
+__device__ __forceinline__ void mma_load(MmaStages<PIPE, MT>& stages, int s, const MmaTask<W, MT>& task, const W* any, const float* x,
+                                         int k0, int in, bool vectorized, bool present)
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, t = lane & 3;
+    if (present)
+    {
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int u = 0; u < MMA_VECTORS; u++)
+                {
+                    const W* row = r == 0 ? task.rows_lo[i] : task.rows_hi[i];
+                    int k = k0 + mma_vector_offset(t, u);
+                    u32x4* slot = &stages.v[s][warp][i][r][u][lane];
+                    if (vectorized)
+                        copy_async16(slot, row && k < in ? (const void*)(row + k) : (const void*)any, row && k < in);
+                    else
+                        *slot = load_weights8(row, k, in, false);
+                }
+        if constexpr (ONE_ROW)
+        {
+            int k = k0 + 2 * lane;
+            u32x2* slot = &stages.x[s][warp][lane];
+            if (vectorized)
+                copy_async8(slot, k < in ? (const void*)(x + k) : (const void*)x, k < in);
+            else
+            {
+                u32x2 v;
+                v.x = k < in ? float_to_bits(x[k]) : 0u;
+                v.y = k + 1 < in ? float_to_bits(x[k + 1]) : 0u;
+                *slot = v;
+            }
+        }
+    }
+    copy_async_commit();
+}
+
+// Waits for stage s (the oldest of PIPE groups in flight) and reads this thread's weights out of it.
+template <int PIPE, int MT>
+__device__ __forceinline__ void mma_take(u32x4 (&w)[MT][2][MMA_VECTORS], u32x2& xpair, const MmaStages<PIPE, MT>& stages, int s)
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    copy_async_wait<PIPE - 1>();
+    xpair = stages.x[s][warp][lane];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int u = 0; u < MMA_VECTORS; u++) w[i][r][u] = stages.v[s][warp][i][r][u][lane];
+}
+
+// y for one task: each warp's partials (F16: hi + lo · 2⁻¹²) into shared memory, then summed in warp order, one n-tile at
+// a time. matmul_silu (MT = 2) writes silu(gate) · up as silu_mul computes it.
+template <typename W, int MT, int NT>
+__device__ __forceinline__ void mma_store(float (&acc)[MT][NT][Accumulators<W>::parts][4], const MmaTask<W, MT>& s, int rows,
+                                          float (*partial)[MT * MMA_M][MMA_N + 1])
+{
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+    {
+        if (s.r0 + j * MMA_N >= rows) break;   // block-uniform
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+            {   // c0, c1: weight row g, input rows 2t, 2t + 1; c2, c3: weight row g + 8
+                float v = Accumulators<W>::parts == 2 ? fmaf(acc[i][j][Accumulators<W>::parts - 1][c], F16_LO_UNSCALE, acc[i][j][0][c])
+                                                      : acc[i][j][0][c];
+                partial[warp][i * MMA_M + g + (c >= 2 ? 8 : 0)][2 * t + (c & 1)] = v;
+            }
+        __syncthreads();
+        for (int e = threadIdx.x; e < MMA_M * MMA_N; e += MMA_THREADS)
+        {
+            int f = e / MMA_N, n = e % MMA_N, r = s.r0 + j * MMA_N + n;
+            if (r < rows && s.feature0 + f < s.out)
+            {
+                float total = partial[0][f][n];
+#pragma unroll
+                for (int v = 1; v < MMA_WARPS; v++) total += partial[v][f][n];
+                if (MT == 1)
+                    s.y[(long long)r * s.out + s.feature0 + f] = total;
+                else
+                {
+                    float up_total = partial[0][MMA_M + f][n];
+#pragma unroll
+                    for (int v = 1; v < MMA_WARPS; v++) up_total += partial[v][MMA_M + f][n];
+                    s.y[(long long)r * s.out + s.feature0 + f] = total / (1.0f + expf(-total)) * up_total;
+                }
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int p = 0; p < Accumulators<W>::parts; p++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[i][j][p][c] = 0.0f;
+}
+
+// A block's tasks are blockIdx.x, blockIdx.x + gridDim.x, …; each warp walks its chunk slots of one task after another.
+// Every warp has the same number of slots per task, a multiple of PIPE (slots past the end of K are empty and do nothing),
+// so the block's barriers line up and the ring of PIPE weight stages starts each task at stage 0. The loads run PIPE
+// slots ahead of the mma, into the next task's first slots at the end of a task: no bubble between tasks.
+template <typename W, int MT, int NT, int PIPE, bool ONE_ROW>
+__device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows, int in, const W* w0, float* y0, int out0,
+                                           const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
+{
+    __shared__ float partial[MMA_WARPS][MT * MMA_M][MMA_N + 1];
+    int warp = threadIdx.x / WARP_SIZE;
+    bool vectorized = in % 8 == 0;
+    int group_rows = NT * MMA_N;
+    int row_groups = (rows + group_rows - 1) / group_rows;
+    int tiles = MT == 2 ? (out0 + MMA_M - 1) / MMA_M
+                        : (out0 + MMA_M - 1) / MMA_M + (out1 + MMA_M - 1) / MMA_M + (out2 + MMA_M - 1) / MMA_M;
+    int tasks = tiles * row_groups;
+    int chunks = (in + MMA_CHUNK - 1) / MMA_CHUNK;
+    int slots = (chunks + MMA_WARPS * PIPE - 1) / (MMA_WARPS * PIPE) * PIPE;
+    if ((int)blockIdx.x >= tasks) return;   // block-uniform
+
+    float acc[MT][NT][Accumulators<W>::parts][4];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int p = 0; p < Accumulators<W>::parts; p++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[i][j][p][c] = 0.0f;
+
+#define MMA_TASK(index) mma_task<W, MT>(index, row_groups, in, group_rows, w0, y0, out0, w1, y1, out1, w2, y2, out2)
+    __shared__ MmaStages<PIPE, MT> stages;
+    MmaTask<W, MT> task = MMA_TASK(blockIdx.x);
+#pragma unroll
+    for (int s = 0; s < PIPE; s++)
+    {
+        int chunk = s * MMA_WARPS + warp;
+        mma_load<ONE_ROW>(stages, s, task, w0, x, chunk * MMA_CHUNK, in, vectorized, chunk < chunks);
+    }
+
+    for (int index = blockIdx.x; index < tasks; index += gridDim.x)
+    {
+        bool has_next = index + (int)gridDim.x < tasks;
+        MmaTask<W, MT> next = has_next ? MMA_TASK(index + gridDim.x) : task;
+        for (int base = 0; base < slots; base += PIPE)
+        {
+#pragma unroll
+            for (int s = 0; s < PIPE; s++)
+            {
+                int chunk = (base + s) * MMA_WARPS + warp;
+                u32x4 w[MT][2][MMA_VECTORS];
+                u32x2 xpair;
+                mma_take(w, xpair, stages, s);
+                if (chunk < chunks) mma_chunk<W, MT, NT, ONE_ROW>(acc, w, xpair, x, rows, in, vectorized, task.r0, chunk * MMA_CHUNK);
+                int ahead = base + s + PIPE;
+                bool same_task = ahead < slots;
+                int ahead_chunk = (same_task ? ahead : ahead - slots) * MMA_WARPS + warp;
+                mma_load<ONE_ROW>(stages, s, same_task ? task : next, w0, x, ahead_chunk * MMA_CHUNK, in, vectorized,
+                         (same_task || has_next) && ahead_chunk < chunks);
+            }
+        }
+        mma_store<W, MT, NT>(acc, task, rows, partial);
+        task = next;
+    }
+#undef MMA_TASK
+}
+
+// Variants by input rows per pass: _mma_r1 one row (decode steps), _mma_n1 up to 8 rows, _mma_n2 up to 16, _mma_n4
+// more (32 per pass). Stages of weights in flight per warp: 4 chunks of one m-tile, 2 of matmul_silu's pairs.
+#ifndef MMA_STAGES
+#define MMA_STAGES 4
+#endif
+#define MMA_PIPE(MT, NT) (MMA_STAGES / (MT))
+#ifndef MMA_MIN_BLOCKS   // resident blocks per multiprocessor the compiler must leave registers for (1: no cap)
+#define MMA_MIN_BLOCKS 1
+#endif
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_r1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, MMA_PIPE(1, 1), true>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, MMA_PIPE(1, 1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n2(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 2, MMA_PIPE(1, 2), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n4(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 4, MMA_PIPE(1, 4), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_r1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, MMA_PIPE(1, 1), true>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, MMA_PIPE(1, 1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n2(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 2, MMA_PIPE(1, 2), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n4(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 4, MMA_PIPE(1, 4), false>(MATMUL_ARGUMENTS); }
+
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_r1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, MMA_PIPE(2, 1), true>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, MMA_PIPE(2, 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n2(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 2, MMA_PIPE(2, 2), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n4(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 4, MMA_PIPE(2, 4), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_r1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, MMA_PIPE(2, 1), true>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, MMA_PIPE(2, 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n2(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 2, MMA_PIPE(2, 2), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n4(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 4, MMA_PIPE(2, 4), false>(MATMUL_SILU_ARGUMENTS); }

@@ -84,6 +84,9 @@ def main():
             "floor_ms": round(floor_ms, 3),
             "bandwidth_fraction": round(floor_ms / vanilla_ms, 3),
             "verify8_over_verify1": round(verify["8"] / verify["1"], 3),
+            # every verification timed, against verify 1 (kangaroo bench times 2, 4, 8, 16 and 64 rows by default)
+            "verify_over_verify1": {k: round(v / verify["1"], 3) for k, v in sorted(verify.items(), key=lambda p: int(p[0])) if k != "1"},
+            "launches_per_decode": l7b.get("launches_per_decode"),
             "draft_over_full": round(l7b["draft_step_ms"] / vanilla_ms, 3),
             "hf_eager_ms": round(hf7b["ms_per_token"], 2) if hf7b else None,
             "ilgpu_ms": round(ilgpu["decode_step_ms"], 1) if ilgpu else None,

@@ -20,7 +20,7 @@ namespace Kangaroo.Backends.Cuda;
 /// file (Launchers/), which checks the arguments, chooses the kernel and its grid, and packs its arguments.
 /// </para>
 /// </summary>
-public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, IBandwidthProbe
+public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, IBandwidthProbe, IKernelLaunchCounter
 {
     private readonly object _gate = new();
     private readonly CudaDevice _device;
@@ -52,7 +52,13 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     /// <param name="deviceOrdinal">Which GPU.</param>
     /// <param name="kernelCacheDirectory">Where compiled kernels are cached; null = the default cache.</param>
     /// <param name="kvCacheType">F16 (default: half the attention bytes) or F32 (exact storage, for parity checks).</param>
-    public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null, DType kvCacheType = DType.F16)
+    /// <param name="tensorCoreMatMul">
+    /// F16/BF16 matmuls on the tensor-core kernels (every row count, decode steps included) instead of the CUDA-core ones;
+    /// null = KANGAROO_MATMUL_TENSOR_CORES (1 or 0), else the CUDA-core kernels. Each choice is row invariant on its own,
+    /// so Kangaroo equals vanilla under either; the two give different bits. The tensor-core kernels verify many rows for
+    /// little more than one row costs, but a single row is still slower on them (bench/RESULTS.md), hence not the default.
+    /// </param>
+    public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null, DType kvCacheType = DType.F16, bool? tensorCoreMatMul = null)
     {
         if (kvCacheType is not (DType.F16 or DType.F32))
             throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "the KV cache is F16 or F32");
@@ -68,7 +74,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
             var defines = KernelDefines.FromEnvironment();
             _kernels = new CudaKernels(_context, _device.ComputeCapability, new NvrtcCompiler(kernelCacheDirectory), defines.Options);
             _queue = new KernelQueue(_gate, _context, _device, _stream, _kernels);
-            _matMul = new MatMulLauncher(_queue, defines);
+            _matMul = new MatMulLauncher(_queue, defines, tensorCoreMatMul ?? MatMulLauncher.TensorCoresFromEnvironment());
             _attention = new AttentionLauncher(_queue, defines);
             _norm = new NormLauncher(_queue, defines);
             _elementwise = new ElementwiseLauncher(_queue);
@@ -330,6 +336,11 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
             _timerEnd.Synchronize();
             return CudaEvent.ElapsedMilliseconds(_timerStart, _timerEnd) * 1000.0;
         }
+    }
+
+    public long KernelLaunches
+    {
+        get { lock (_gate) return _queue.Launches; }
     }
 
     public ICapturedWork Capture(Action record)

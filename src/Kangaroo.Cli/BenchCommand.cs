@@ -31,6 +31,8 @@ internal static class BenchCommand
           --exit-layer L       ℓ for the verify and draft steps (default: the adapter's, else 2)
           --adapter DIR        Adapter for the draft step and end to end (default: the model's kangaroo-adapter/ if present)
           --kernels            Also time each op at the model's shapes (1 and 8 rows), with bytes moved and GB/s
+          --kernel-rows LIST   With --kernels: the row counts to time each op at (default 1,8; e.g. 1,2,4,8,16,64)
+          --verify-rows LIST   Row counts of the verification steps timed (default 1,2,4,8,16,64; 1 is always timed)
           --prompts FILE       End to end over the "prompt" of each JSON line (e.g. bench/data/prompts.jsonl)
           --prompt-count N     Only the first N prompts (default: all)
           --max-tokens N       New tokens per prompt, end to end (default 128; EOS ends a prompt earlier)
@@ -54,7 +56,7 @@ internal static class BenchCommand
     {
         var a = new Arguments(args,
             ["model", "backend", "threads", "context", "repetitions", "exit-layer", "adapter", "json", "markdown", "prompts", "prompt-count",
-             "max-tokens", "draft-steps", "threshold", "outputs", "batch", "batch-draft-stop", .. TreeArguments.ValueOptions],
+             "max-tokens", "draft-steps", "threshold", "outputs", "batch", "batch-draft-stop", "kernel-rows", "verify-rows", .. TreeArguments.ValueOptions],
             ["help", "verbose", "kernels", "no-steps", TreeArguments.Flag]);
         if (a.Flag("help"))
         {
@@ -89,6 +91,9 @@ internal static class BenchCommand
         if (batchSizes is not null && promptsPath is null) throw new UsageException("--batch needs --prompts");
         if (a.String("batch-draft-stop") is not null && batchSizes is null) throw new UsageException("--batch-draft-stop needs --batch");
         IReadOnlyList<string>? prompts = promptsPath is null ? null : EndToEndBenchmark.ReadPrompts(promptsPath, promptCount);
+        int[] kernelRows = a.String("kernel-rows") is { } kernelRowsText ? ParseSizes(kernelRowsText, "kernel-rows") : [1, 8];
+        if (a.String("kernel-rows") is not null && !a.Flag("kernels")) throw new UsageException("--kernel-rows needs --kernels");
+        int[] verifyRows = [.. (a.String("verify-rows") is { } verifyRowsText ? ParseSizes(verifyRowsText, "verify-rows") : [1, 2, 4, 8, 16, 64]).Append(1).Distinct().Order()];
 
         string directory = Cli.ResolveModelDirectory(a.String("model"));
         if (a.String("adapter") is { } adapterDirectory && !Directory.Exists(adapterDirectory))
@@ -111,7 +116,7 @@ internal static class BenchCommand
             json["read_tb_s"] = b.ReadGigabytesPerSecond / 1000;
         }
         markdown.WriteLine();
-        if (steps) StepTimings(a, directory, backend, context, repetitions, stdout, json, markdown);
+        if (steps) StepTimings(a, directory, backend, context, repetitions, verifyRows, kernelRows, stdout, json, markdown);
         if (prompts is not null)
         {
             // The same adapter as the step timings: --adapter, else the model's kangaroo-adapter/.
@@ -137,7 +142,8 @@ internal static class BenchCommand
         return Cli.Success;
     }
 
-    private static void StepTimings(Arguments a, string directory, IComputeBackend backend, int context, int repetitions, TextWriter stdout,
+    private static void StepTimings(Arguments a, string directory, IComputeBackend backend, int context, int repetitions,
+        int[] verifyRows, int[] kernelRows, TextWriter stdout,
         Dictionary<string, object?> json, StringWriter markdown)
     {
         using var model = LlamaModel.Load(directory, backend);
@@ -147,7 +153,7 @@ internal static class BenchCommand
         if (exitLayer < 1 || exitLayer >= model.Config.NumLayers)
             throw new UsageException($"--exit-layer must be in [1, {model.Config.NumLayers - 1}], got {exitLayer}");
 
-        var t = StepBenchmark.Run(model, adapter, context, exitLayer, repetitions);
+        var t = StepBenchmark.Run(model, adapter, context, exitLayer, repetitions, verifyRows);
         var inv = CultureInfo.InvariantCulture;
         double weightGb = model.WeightBytes / 1e9;
         stdout.WriteLine(string.Create(inv, $"model:        {Path.GetFullPath(directory)}: {model.Config.NumLayers} layers, hidden {model.Config.HiddenSize}, {weightGb:F3} GB of weights"));
@@ -171,12 +177,21 @@ internal static class BenchCommand
         }
         else
             stdout.WriteLine("draft step:   (no adapter)");
+        if (t.LaunchesPerDecode is long decodeLaunches)
+        {
+            string verifyLaunches = string.Join(", ", t.LaunchesPerVerify!.Select(p => string.Create(inv, $"{p.Key}: {p.Value}")));
+            string line = string.Create(inv, $"decode {decodeLaunches}, verify by rows {verifyLaunches}") +
+                          (t.LaunchesPerDraft is long draftLaunches ? string.Create(inv, $", draft {draftLaunches}") : "");
+            stdout.WriteLine($"launches:     {line}");
+            markdown.WriteLine();
+            markdown.WriteLine($"Kernel launches per step: {line}.");
+        }
         markdown.WriteLine();
 
         IReadOnlyList<OpTiming>? ops = null;
         if (a.Flag("kernels"))
         {
-            ops = OpBenchmark.Run(model, context, [1, 8]);
+            ops = OpBenchmark.Run(model, context, kernelRows);
             stdout.WriteLine();
             stdout.WriteLine($"{"op",-18} {"shape",-44} {"µs",10} {"MB moved",10} {"GB/s",9}");
             markdown.WriteLine("| op | shape | µs | MB moved | GB/s |");
@@ -195,17 +210,21 @@ internal static class BenchCommand
         json["exit_layer"] = exitLayer;
         json["decode_step_ms"] = t.FullStepMs;
         json["verify_ms"] = t.VerifyMs.ToDictionary(p => p.Key.ToString(inv), p => p.Value);
+        json["verify_over_verify1"] = t.VerifyMs.Where(p => p.Key > 1).ToDictionary(p => p.Key.ToString(inv), p => p.Value / t.VerifyMs[1]);
         json["draft_step_ms"] = t.DraftStepMs;
+        json["launches_per_decode"] = t.LaunchesPerDecode;
+        json["launches_per_verify"] = t.LaunchesPerVerify?.ToDictionary(p => p.Key.ToString(inv), p => p.Value);
+        json["launches_per_draft"] = t.LaunchesPerDraft;
         json["ops"] = ops?.Select(o => new Dictionary<string, object> { ["op"] = o.Op, ["shape"] = o.Shape, ["us"] = o.Microseconds, ["bytes"] = o.Bytes, ["gb_s"] = o.GigabytesPerSecond }).ToList();
     }
 
-    private static int[] ParseSizes(string text)
+    private static int[] ParseSizes(string text, string option = "batch")
     {
         var sizes = new List<int>();
         foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
         {
             if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int size) || size < 1)
-                throw new UsageException($"--batch takes sequence counts ≥ 1 separated by commas (e.g. 1,4,16), got '{text}'");
+                throw new UsageException($"--{option} takes counts ≥ 1 separated by commas (e.g. 1,4,16), got '{text}'");
             sizes.Add(size);
         }
         return [.. sizes];

@@ -20,9 +20,16 @@ internal sealed class KernelQueue(object gate, CudaContext context, CudaDevice d
     /// <summary>True while <see cref="CudaBackend.Capture"/> records the stream; read and written under <see cref="Gate"/>.</summary>
     public bool Capturing { get; set; }
 
+    /// <summary>Kernels issued so far, launched or recorded into a graph (each recorded kernel counted once, not per replay).</summary>
+    public long Launches { get; private set; }
+
     public void Launch(CudaFunction function, Dim3 grid, Dim3 block, in LaunchArguments args)
     {
-        lock (Gate) args.Launch(function, Stream, grid, block);
+        lock (Gate)
+        {
+            args.Launch(function, Stream, grid, block);
+            Launches++;
+        }
     }
 
     public DeviceBuffer Allocate(long bytes, string what)

@@ -7,7 +7,11 @@ using static Kangaroo.Backends.Cuda.Launchers.KernelParameter;
 
 namespace Kangaroo.Backends.Cuda.Launchers;
 
-/// <summary>matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once.</summary>
+/// <summary>
+/// matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once. F16 and BF16
+/// weights take the CUDA-core kernels, or the tensor-core kernels (every row count, decode included) where the backend
+/// asks for them; F32 weights always the CUDA-core kernels.
+/// </summary>
 internal sealed class MatMulLauncher
 {
     /// <summary>Threads per block: each thread owns every MATMUL_THREADS-th weight vector of the tile's rows.</summary>
@@ -20,28 +24,61 @@ internal sealed class MatMulLauncher
     /// <summary>Weight rows per block tile of the one-row (decode) kernels.</summary>
     public static readonly KernelDefine FeaturesOneRow = new("FEATURES_R1", 2);
 
-    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow];
+    /// <summary>
+    /// Warps per block of the tensor-core kernels. They split K between them (warp w takes chunks w, w + MMA_WARPS, …), so
+    /// this fixes the order of every sum: it is one constant for all row counts, never chosen per call.
+    /// </summary>
+    public static readonly KernelDefine MmaWarps = new("MMA_WARPS", 4);
+
+    /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M), and input rows per n-tile (its N).</summary>
+    private const int MmaTileRows = 16, MmaTileColumns = 8;
+
+    /// <summary>
+    /// Variants of the tensor-core kernels by rows per pass (one row, then 1, 2 and 4 n-tiles), with the most rows each
+    /// takes in one pass. They differ in who computes what, never in the order of a sum.
+    /// </summary>
+    private static readonly (string Suffix, int Rows)[] MmaVariants = [("_mma_r1", 1), ("_mma_n1", 8), ("_mma_n2", 16), ("_mma_n4", 32)];
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow, MmaWarps];
+
+    private static readonly DType[] TensorCoreTypes = [DType.F16, DType.BF16];
+    private static readonly string[] MmaSuffixes = [.. MmaVariants.Select(v => v.Suffix)];
 
     // x, rows, columns, then (weight, output, output width) for each of three targets.
-    private static readonly KernelSignature MatMulKernel = new(KernelSignature.Names("matmul", KernelSignature.WeightTypes, ["", "_r1"]),
+    private static readonly KernelSignature MatMulKernel = new(
+        [.. KernelSignature.Names("matmul", KernelSignature.WeightTypes, ["", "_r1"]), .. KernelSignature.Names("matmul", TensorCoreTypes, MmaSuffixes)],
         Pointer, Int, Int, Pointer, Pointer, Int, Pointer, Pointer, Int, Pointer, Pointer, Int);
-    private static readonly KernelSignature MatMulSiluKernel = new(KernelSignature.Names("matmul_silu", KernelSignature.WeightTypes, ["", "_r1"]),
+    private static readonly KernelSignature MatMulSiluKernel = new(
+        [.. KernelSignature.Names("matmul_silu", KernelSignature.WeightTypes, ["", "_r1"]), .. KernelSignature.Names("matmul_silu", TensorCoreTypes, MmaSuffixes)],
         Pointer, Int, Int, Pointer, Pointer, Pointer, Int);
 
     public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel];
 
     private readonly KernelQueue _queue;
-    private readonly int _threads, _features, _featuresOneRow;
+    private readonly int _threads, _features, _featuresOneRow, _mmaThreads;
+    // F16/BF16 weights on the tensor-core kernels (all row counts) rather than the CUDA-core ones.
+    private readonly bool _tensorCores;
     // Resident blocks per multiprocessor at most, for batches and for one row.
     private readonly int _blocksPerSm, _blocksPerSmOneRow;
     private readonly ConcurrentDictionary<CudaFunction, int> _residentBlocks = new();
 
-    public MatMulLauncher(KernelQueue queue, KernelDefines defines)
+    /// <summary>KANGAROO_MATMUL_TENSOR_CORES: 1 = the tensor-core kernels for F16/BF16 weights, 0 or unset = the CUDA-core ones.</summary>
+    public static bool TensorCoresFromEnvironment() => Environment.GetEnvironmentVariable("KANGAROO_MATMUL_TENSOR_CORES") switch
+    {
+        null or "" or "0" => false,
+        "1" => true,
+        string other => throw new ArgumentException(
+            $"KANGAROO_MATMUL_TENSOR_CORES is '{other}': expected 1 (tensor-core kernels for F16/BF16 weights) or 0 (CUDA-core kernels, the default)"),
+    };
+
+    public MatMulLauncher(KernelQueue queue, KernelDefines defines, bool tensorCores)
     {
         _queue = queue;
         _threads = defines[Threads];
         _features = defines[Features];
         _featuresOneRow = defines[FeaturesOneRow];
+        _mmaThreads = defines[MmaWarps] * 32;
+        _tensorCores = tensorCores;
         // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
         // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
         bool blocksSet = int.TryParse(Environment.GetEnvironmentVariable("KANGAROO_MATMUL_BLOCKS_PER_SM"), out int perSm) && perSm > 0;
@@ -90,10 +127,19 @@ internal sealed class MatMulLauncher
         if (rows == 0) return;
         var args = new LaunchArguments(MatMulSiluKernel);
         args.Pointer(x.Memory); args.Int(rows); args.Int(g.Columns); args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(y.Memory); args.Int(g.Rows);
+        if (IsTensorCore(g.DType))
+        {
+            // A task is one m-tile of gate rows and the same up rows over one row group (matmul.cu).
+            var (suffix, groupRows) = MmaVariant(rows);
+            var mma = _queue.Kernels.ForType("matmul_silu", g.DType, suffix);
+            int tasks = Tiles(g.Rows, MmaTileRows) * Tiles(rows, groupRows);
+            _queue.Launch(mma, Grid(mma, tasks, _mmaThreads), (uint)_mmaThreads, args);
+            return;
+        }
         // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
         int half = (rows == 1 ? _featuresOneRow : _features) / 2;
         var kernel = _queue.Kernels.ForType("matmul_silu", g.DType, rows == 1 ? "_r1" : "");
-        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half), (uint)_threads, args);
+        _queue.Launch(kernel, Grid(kernel, (g.Rows + half - 1) / half, _threads), (uint)_threads, args);
     }
 
     // Up to three weights sharing x, one output each; absent targets are default. matmul.cu: a block tile is FEATURES
@@ -103,12 +149,33 @@ internal sealed class MatMulLauncher
     {
         var args = new LaunchArguments(MatMulKernel);
         args.Pointer(x.Memory); args.Int(rows); args.Int(columns);
-        int features = rows == 1 ? _featuresOneRow : _features;
+        bool tensorCore = IsTensorCore(dtype);
+        int features = tensorCore ? MmaTileRows : rows == 1 ? _featuresOneRow : _features;
         int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
                     AddTarget(ref args, third.W, third.Y, features);
+        if (tensorCore)
+        {
+            // A task is one m-tile of one matrix over one row group (matmul.cu).
+            var (suffix, groupRows) = MmaVariant(rows);
+            var mma = _queue.Kernels.ForType("matmul", dtype, suffix);
+            _queue.Launch(mma, Grid(mma, tiles * Tiles(rows, groupRows), _mmaThreads), (uint)_mmaThreads, args);
+            return;
+        }
         // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
         var kernel = _queue.Kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
-        _queue.Launch(kernel, Grid(kernel, tiles), (uint)_threads, args);
+        _queue.Launch(kernel, Grid(kernel, tiles, _threads), (uint)_threads, args);
+    }
+
+    private bool IsTensorCore(DType dtype) => _tensorCores && (dtype is DType.F16 or DType.BF16);
+
+    private static int Tiles(int count, int tile) => (count + tile - 1) / tile;
+
+    // The fewest n-tiles that hold every row in one pass; beyond the widest variant, passes of its width.
+    private static (string Suffix, int GroupRows) MmaVariant(int rows)
+    {
+        foreach (var (suffix, most) in MmaVariants)
+            if (rows <= most) return (suffix, most);
+        return MmaVariants[^1];
     }
 
     private static int AddTarget(ref LaunchArguments args, CudaWeight? w, CudaActivations? y, int features)
@@ -124,14 +191,15 @@ internal sealed class MatMulLauncher
 
     // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
     // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
-    private uint Grid(CudaFunction kernel, int tiles)
+    private uint Grid(CudaFunction kernel, int tiles, int threads)
     {
         // Computed once per kernel; later launches read it without a lock or an allocation.
-        int resident = _residentBlocks.GetOrAdd(kernel, static (k, self) =>
+        int resident = _residentBlocks.GetOrAdd(kernel, static (k, state) =>
         {
+            var (self, threads) = state;
             int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
-            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(self._threads), 1, cap);
-        }, this);
+            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(threads), 1, cap);
+        }, (this, threads));
         return (uint)Math.Min(tiles, resident);
     }
 }

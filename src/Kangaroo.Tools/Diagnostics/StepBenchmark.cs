@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Kangaroo.Backends;
 using Kangaroo.Model;
 using Kangaroo.Speculative;
 
@@ -15,6 +16,12 @@ public sealed record StepTimings
     /// <summary>One draft step: layers [0, ℓ) for one token, the adapter and the LM head, argmax; null without an adapter.</summary>
     public double? DraftStepMs { get; init; }
     public required int ExitLayer { get; init; }
+    /// <summary>Kernels in one decode step, where the backend counts them (<see cref="IKernelLaunchCounter"/>).</summary>
+    public long? LaunchesPerDecode { get; init; }
+    /// <summary>Kernels in one verification of k tokens, by k, where the backend counts them.</summary>
+    public IReadOnlyDictionary<int, long>? LaunchesPerVerify { get; init; }
+    /// <summary>Kernels in one draft step, where the backend counts them and there is an adapter.</summary>
+    public long? LaunchesPerDraft { get; init; }
 }
 
 /// <summary>
@@ -39,7 +46,10 @@ public static class StepBenchmark
         var probability = new float[maxRows];
 
         // The decoders' own steps: device work recorded once and replayed where the backend records (CUDA graphs).
-        double full = Median(repetitions, () =>
+        var counter = model.Backend as IKernelLaunchCounter;
+        long? launchesPerDecode = null, launchesPerDraft = null;
+        var launchesPerVerify = counter is null ? null : new SortedDictionary<int, long>();
+        double full = Median(repetitions, counter, ref launchesPerDecode, () =>
         {
             model.StageRange(ws, cache, 0, context, 1, [prompt[^1]]);
             model.Run(ws, cache, ForwardPass.Full(config.NumLayers));
@@ -49,12 +59,14 @@ public static class StepBenchmark
         var verify = new SortedDictionary<int, double>();
         foreach (int rows in verifyRows)
         {
-            verify[rows] = Median(repetitions, () =>
+            long? launches = null;
+            verify[rows] = Median(repetitions, counter, ref launches, () =>
             {
                 model.StageRange(ws, cache, 0, context, rows);
                 model.Run(ws, cache, new ForwardPass(false, exitLayer, config.NumLayers, 0));
                 model.Backend.ArgmaxWithProbability(ws.Logits, rows, config.VocabSize, token, probability);
             });
+            if (launches is { } l) launchesPerVerify![rows] = l;
         }
 
         double? draft = null;
@@ -63,7 +75,7 @@ public static class StepBenchmark
             using var adapterCache = adapter.CreateCache(context + 2);
             using var adapterWs = adapter.CreateWorkspace(2);
             using var shallowWs = model.CreateWorkspace(1);
-            draft = Median(repetitions, () =>
+            draft = Median(repetitions, counter, ref launchesPerDraft, () =>
             {
                 model.StageRange(shallowWs, cache, 0, context, 1, [prompt[^1]]);
                 model.Run(shallowWs, cache, new ForwardPass(true, 0, exitLayer, ForwardPass.NoLogits));
@@ -73,12 +85,20 @@ public static class StepBenchmark
                 model.Backend.ArgmaxWithProbability(adapterWs.Logits, 1, config.VocabSize, token, probability);
             });
         }
-        return new StepTimings { Context = context, FullStepMs = full, VerifyMs = verify, DraftStepMs = draft, ExitLayer = exitLayer };
+        return new StepTimings
+        {
+            Context = context, FullStepMs = full, VerifyMs = verify, DraftStepMs = draft, ExitLayer = exitLayer,
+            LaunchesPerDecode = launchesPerDecode, LaunchesPerVerify = launchesPerVerify, LaunchesPerDraft = launchesPerDraft,
+        };
     }
 
-    private static double Median(int repetitions, Action step)
+    // The first warm-up run records the step where the backend records, so its kernels are counted there, once each.
+    private static double Median(int repetitions, IKernelLaunchCounter? counter, ref long? launches, Action step)
     {
-        for (int i = 0; i < 3; i++) step();   // warm-up: first launches, caches, JIT
+        long before = counter?.KernelLaunches ?? 0;
+        step();
+        if (counter is not null) launches = counter.KernelLaunches - before;
+        for (int i = 0; i < 2; i++) step();   // the rest of the warm-up: caches, JIT
         var times = new double[repetitions];
         for (int i = 0; i < repetitions; i++)
         {

@@ -118,4 +118,33 @@ public sealed class CliBenchTests
         File.WriteAllText(good, "{\"prompt\": \"def f():\"}\n");
         AssertBadInput(Run("bench", "--backend", "cpu", "--prompts", good, "--batch", "1,0"), "--batch", "1,0");
     }
+
+    [Fact]
+    public void StepTimingsReportVerifyCostsByRowCountInTheJson()
+    {
+        using var dir = new TestDirectory();
+        string json = dir.Combine("steps.json");
+        var r = AssertSuccess(Run("bench", "--backend", "cpu", "--context", "16", "--repetitions", "1", "--verify-rows", "3,2",
+            "--kernels", "--kernel-rows", "2", "--json", json));
+        Assert.Contains("verify  3:", r.Stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        // Verify 1 is always timed: the ratios are against it.
+        Assert.Equal(["1", "2", "3"], root.GetProperty("verify_ms").EnumerateObject().Select(p => p.Name));
+        var ratios = root.GetProperty("verify_over_verify1");
+        Assert.Equal(["2", "3"], ratios.EnumerateObject().Select(p => p.Name));
+        double verify1 = root.GetProperty("verify_ms").GetProperty("1").GetDouble();
+        Assert.Equal(root.GetProperty("verify_ms").GetProperty("3").GetDouble() / verify1, ratios.GetProperty("3").GetDouble(), 9);
+        // The CPU backend does not count kernel launches: null, not a made-up number.
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("launches_per_decode").ValueKind);
+        Assert.All(root.GetProperty("ops").EnumerateArray(), op => Assert.StartsWith("2", op.GetProperty("shape").GetString()));
+    }
+
+    [Fact]
+    public void BadRowListsAreBadInput()
+    {
+        AssertBadInput(Run("bench", "--backend", "cpu", "--verify-rows", "1,x"), "--verify-rows", "1,x");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--kernels", "--kernel-rows", "0"), "--kernel-rows", "0");
+        AssertBadInput(Run("bench", "--backend", "cpu", "--kernel-rows", "4"), "--kernel-rows needs --kernels");
+    }
 }

@@ -40,6 +40,15 @@ public sealed class CudaF32KvBackendConformanceTests : BackendConformanceTests
     protected override string? UnavailableReason => CudaAvailability.Reason;
 }
 
+/// <summary>The same contract with F16/BF16 matmuls on the tensor-core kernels (mma.sync, activations split into parts).</summary>
+[Collection("GPU")]
+public sealed class CudaTensorCoreBackendConformanceTests : BackendConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: true);
+    protected override string? UnavailableReason => CudaAvailability.Reason;
+    protected override double AttentionTolerance => 2e-3;
+}
+
 /// <summary>Full-model logits on CUDA against the double-precision reference, and row invariance end to end.</summary>
 [Collection("GPU")]
 public sealed class CudaModelTests : ModelConformanceTests
@@ -55,6 +64,22 @@ public sealed class CudaKangarooGreedyTests : KangarooGreedyConformance
 {
     protected override IComputeBackend CreateBackend() => new CudaBackend();
     protected override string? UnavailableReason => CudaAvailability.Reason;
+}
+
+/// <summary>Kangaroo greedy equals vanilla greedy with the tensor-core matmuls too, and full-model logits stay in bounds.</summary>
+[Collection("GPU")]
+public sealed class CudaTensorCoreKangarooGreedyTests : KangarooGreedyConformance
+{
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: true);
+    protected override string? UnavailableReason => CudaAvailability.Reason;
+}
+
+[Collection("GPU")]
+public sealed class CudaTensorCoreModelTests : ModelConformanceTests
+{
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: true);
+    protected override string? UnavailableReason => CudaAvailability.Reason;
+    protected override double LogitTolerance => 2e-3;
 }
 
 /// <summary>Many sessions on one CUDA backend from several threads: each generation equals its sequential run.</summary>
