@@ -19,9 +19,6 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     /// <summary>MatMul work items per thread: enough to balance uneven progress, few enough to stay cheap.</summary>
     private const int ChunksPerThread = 4;
 
-    /// <summary>Converted weight rows kept per MatMul tile (reused by every input row), sized to sit in L2.</summary>
-    private const int MatMulTileBytes = 128 * 1024;
-
     /// <summary>Elementwise/row ops below this many elements run inline: thread hand-off costs more than the work.</summary>
     private const int ParallelElementThreshold = 1 << 15;
 
@@ -200,53 +197,32 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         if (rows == 0)
             return;
 
-        // A tile of weight rows is converted once and reused by every input row; with one row there is no reuse,
-        // so a one-row tile keeps the converted row in L1. The tile only groups work: each output element is
-        // still one Dot over the full row, so its bits do not depend on the tile, the chunking or the row count.
-        int tile = rows == 1 ? 1 : Math.Clamp(MatMulTileBytes / (w.Columns * sizeof(float)), 1, 16);
-        int tiles = (w.Rows + tile - 1) / tile;
-        int chunks = Math.Min(tiles, _threads * ChunksPerThread);
+        // Work is split along output features in groups of CpuMatMul's pass width: each output element's sum is
+        // computed whole by one thread, in an order fixed by the row width (CpuMatMul), so its bits do not depend on
+        // the chunking or the row count.
+        int groups = (w.Rows + CpuMatMul.WeightRowsPerPass - 1) / CpuMatMul.WeightRowsPerPass;
+        int chunks = Math.Min(groups, _threads * ChunksPerThread);
         // Tiny matrices cost less than waking the thread pool.
         if (_threads == 1 || chunks == 1 || (long)rows * w.Rows * w.Columns < ParallelElementThreshold * 2L)
-            MatMulRange(x, w, y, rows, tile, 0, w.Rows);
+            MatMulRange(x, w, y, rows, 0, w.Rows);
         else
-            MatMulParallel(x, w, y, rows, tile, tiles, chunks);
+            MatMulParallel(x, w, y, rows, groups, chunks);
     }
 
-    private void MatMulParallel(float[] x, CpuWeightTensor w, float[] y, int rows, int tile, int tiles, int chunks) =>
+    private void MatMulParallel(float[] x, CpuWeightTensor w, float[] y, int rows, int groups, int chunks) =>
         Parallel.For(0, chunks, _parallelOptions, chunk =>
         {
-            int start = (int)((long)chunk * tiles / chunks) * tile;
-            int end = (int)Math.Min((long)(chunk + 1) * tiles / chunks * tile, w.Rows);
-            MatMulRange(x, w, y, rows, tile, start, end);
+            int start = (int)((long)chunk * groups / chunks) * CpuMatMul.WeightRowsPerPass;
+            int end = (int)Math.Min((long)(chunk + 1) * groups / chunks * CpuMatMul.WeightRowsPerPass, w.Rows);
+            MatMulRange(x, w, y, rows, start, end);
         });
 
     /// <summary>Output features [start, end) for every row.</summary>
-    private static void MatMulRange(float[] input, CpuWeightTensor weight, float[] output, int rows, int tile, int start, int end)
+    private static void MatMulRange(float[] input, CpuWeightTensor weight, float[] output, int rows, int start, int end)
     {
-        int columns = weight.Columns;
-        int outFeatures = weight.Rows;
-        bool convert = weight.DType != DType.F32;
-        Span<float> converted = convert ? CpuScratch.WeightRows(tile * columns) : default;
-        for (int tileStart = start; tileStart < end; tileStart += tile)
-        {
-            int count = Math.Min(tile, end - tileStart);
-            if (convert)
-            {
-                for (int t = 0; t < count; t++)
-                    weight.RowAsFloat32(tileStart + t, converted.Slice(t * columns, columns));
-            }
-            for (int r = 0; r < rows; r++)
-            {
-                ReadOnlySpan<float> x = input.AsSpan(r * columns, columns);
-                Span<float> y = output.AsSpan(r * outFeatures + tileStart, count);
-                for (int t = 0; t < count; t++)
-                {
-                    ReadOnlySpan<float> w = convert ? converted.Slice(t * columns, columns) : weight.RowAsFloat32(tileStart + t, default);
-                    y[t] = CpuKernels.Dot(x, w);
-                }
-            }
-        }
+        // More than two rows widen each group of weight rows once into this tile and reuse it for every row.
+        Span<float> tile = rows > 2 && weight.DType != DType.F32 ? CpuScratch.WeightRows(CpuMatMul.WeightRowsPerPass * weight.Columns) : default;
+        CpuMatMul.Range(input, weight, output, rows, start, end, tile);
     }
 
     public void Rope(ComputeBuffer x, IndexBuffer positions, WeightTensor inverseFrequencies, int rows, int heads, int headDim)

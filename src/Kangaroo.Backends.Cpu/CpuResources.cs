@@ -54,6 +54,8 @@ internal sealed unsafe class CpuWeightTensor : WeightTensor
 
     public void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    public byte* RowPointer(int row) => _data + (long)row * RowByteLength;
+
     public ReadOnlySpan<byte> RowBytes(int row) =>
         new(_data + (long)row * RowByteLength, RowByteLength);
 

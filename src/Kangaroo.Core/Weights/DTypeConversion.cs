@@ -57,8 +57,9 @@ public static class DTypeConversion
             Unsafe.Add(ref to, i) = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf(Unsafe.Add(ref from, i)));
     }
 
+    /// <summary>Half bits (one per 32-bit lane) → single bits, exactly: the vector step of <see cref="HalfToFloat32"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<uint> HalfBitsToSingleBits(Vector<uint> half)
+    public static Vector<uint> HalfBitsToSingleBits(Vector<uint> half)
     {
         const uint ExponentMask = 0x7C00u << 13;           // the half exponent, moved to its single position
         const uint ExponentAdjust = (127u - 15u) << 23;     // rebias 15 → 127
