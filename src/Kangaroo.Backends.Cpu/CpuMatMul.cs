@@ -77,7 +77,7 @@ internal static class CpuMatMul
         }
     }
 
-    private static void OneRow<TRow>(ref float x, int columns, WeightRows w, Span<float> y) where TRow : struct, IWeightRow
+    private static unsafe void OneRow<TRow>(ref float x, int columns, WeightRows w, Span<float> y) where TRow : struct, IWeightRow
     {
         int width = Vector<float>.Count;
         Vector<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -86,6 +86,7 @@ internal static class CpuMatMul
         {
             for (; i <= columns - 2 * width; i += 2 * width)
             {
+                if ((i & 31) == 0) PrefetchNextGroup<TRow>(w, i);
                 Vector<float> xl = Load(ref x, i), xh = Load(ref x, i + width);
                 TRow.LoadPair(w.Row0, i, out var l, out var h); a0 = Fma(h, xh, Fma(l, xl, a0));
                 TRow.LoadPair(w.Row1, i, out l, out h); a1 = Fma(h, xh, Fma(l, xl, a1));
@@ -123,6 +124,7 @@ internal static class CpuMatMul
         {
             for (; i <= columns - 2 * width; i += 2 * width)
             {
+                if ((i & 31) == 0) PrefetchNextGroup<TRow>(w, i);
                 Vector<float> xl = Load(ref x, i), xh = Load(ref x, i + width), zl = Load(ref z, i), zh = Load(ref z, i + width);
                 TRow.LoadPair(w.Row0, i, out var l, out var h); a0 = Fma(h, xh, Fma(l, xl, a0)); b0 = Fma(h, zh, Fma(l, zl, b0));
                 TRow.LoadPair(w.Row1, i, out l, out h); a1 = Fma(h, xh, Fma(l, xl, a1)); b1 = Fma(h, zh, Fma(l, zl, b1));
@@ -153,6 +155,20 @@ internal static class CpuMatMul
         Store(y1, t0, t1, t2, t3);
     }
 
+    // Four rows read in lockstep are four streams 1/4 group apart; on a matrix larger than the caches the hardware
+    // prefetcher alone fell behind (bench/RESULTS.md: the LM head at one row). So the next group's rows are requested one
+    // group ahead, a cache line of each row every 32 elements. Tiles widened into L1 have no next group to fetch.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchNextGroup<TRow>(WeightRows w, int index) where TRow : struct, IWeightRow
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || w.GroupBytes == 0) return;
+        nint offset = w.GroupBytes + (nint)index * TRow.ElementBytes;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(w.Row0 + offset));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(w.Row1 + offset));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(w.Row2 + offset));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(w.Row3 + offset));
+    }
+
     private static void Store(Span<float> y, float s0, float s1, float s2, float s3)
     {
         y[0] = s0;
@@ -168,16 +184,24 @@ internal static class CpuMatMul
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Load(ref float start, int index) => Vector.LoadUnsafe(ref start, (nuint)index);
 
-    /// <summary>Four weight rows' start addresses (a missing row repeats the first).</summary>
+    /// <summary>
+    /// Four weight rows' start addresses (a missing row repeats the first), and how far ahead the next group of the same
+    /// matrix starts (0: none to prefetch).
+    /// </summary>
     private readonly unsafe struct WeightRows
     {
         public readonly nint Row0, Row1, Row2, Row3;
+        public readonly nint GroupBytes;
 
         public WeightRows(CpuWeightTensor weight, int first, int count)
-            : this(weight.RowPointer(first), weight.RowByteLength, count) { }
+            : this(weight.RowPointer(first), weight.RowByteLength, count)
+        {
+            if (first + 2 * WeightRowsPerPass <= weight.Rows) GroupBytes = (nint)weight.RowByteLength * WeightRowsPerPass;
+        }
 
         public WeightRows(byte* first, int rowBytes, int count)
         {
+            GroupBytes = 0;
             Row0 = (nint)first;
             Row1 = count > 1 ? (nint)(first + rowBytes) : Row0;
             Row2 = count > 2 ? (nint)(first + 2L * rowBytes) : Row0;
@@ -191,6 +215,7 @@ internal static class CpuMatMul
         static abstract void LoadPair(nint row, int index, out Vector<float> low, out Vector<float> high);
         static abstract Vector<float> LoadOne(nint row, int index);
         static abstract float Scalar(nint row, int index);
+        static abstract int ElementBytes { get; }
     }
 
     private readonly unsafe struct Float32Row : IWeightRow
@@ -204,6 +229,7 @@ internal static class CpuMatMul
         public static Vector<float> LoadOne(nint row, int index) => Vector.Load((float*)row + index);
 
         public static float Scalar(nint row, int index) => ((float*)row)[index];
+        public static int ElementBytes => 4;
     }
 
     private readonly unsafe struct HalfRow : IWeightRow
@@ -224,6 +250,7 @@ internal static class CpuMatMul
         }
 
         public static float Scalar(nint row, int index) => (float)BitConverter.UInt16BitsToHalf(((ushort*)row)[index]);
+        public static int ElementBytes => 2;
     }
 
     private readonly unsafe struct BFloat16Row : IWeightRow
@@ -243,5 +270,6 @@ internal static class CpuMatMul
         }
 
         public static float Scalar(nint row, int index) => DTypeConversion.BFloat16ToFloat32(((ushort*)row)[index]);
+        public static int ElementBytes => 2;
     }
 }
