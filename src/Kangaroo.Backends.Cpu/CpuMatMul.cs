@@ -218,6 +218,14 @@ internal static class CpuMatMul
         static abstract int ElementBytes { get; }
     }
 
+    // Half a vector of 16-bit weights: widened one by one into a vector (a row's tail, at most once per row).
+    private static Vector<float> FromScalars<TRow>(nint row, int index) where TRow : struct, IWeightRow
+    {
+        Span<float> lanes = stackalloc float[Vector<float>.Count];
+        for (int i = 0; i < lanes.Length; i++) lanes[i] = TRow.Scalar(row, index + i);
+        return new Vector<float>(lanes);
+    }
+
     private readonly unsafe struct Float32Row : IWeightRow
     {
         public static void LoadPair(nint row, int index, out Vector<float> low, out Vector<float> high)
@@ -241,13 +249,7 @@ internal static class CpuMatMul
             high = Vector.AsVectorSingle(DTypeConversion.HalfBitsToSingleBits(h));
         }
 
-        public static Vector<float> LoadOne(nint row, int index)
-        {
-            // Half a vector of halves: widen the elements one by one into a vector (a tail, at most once per row).
-            Span<float> lanes = stackalloc float[Vector<float>.Count];
-            for (int i = 0; i < lanes.Length; i++) lanes[i] = Scalar(row, index + i);
-            return new Vector<float>(lanes);
-        }
+        public static Vector<float> LoadOne(nint row, int index) => FromScalars<HalfRow>(row, index);
 
         public static float Scalar(nint row, int index) => (float)BitConverter.UInt16BitsToHalf(((ushort*)row)[index]);
         public static int ElementBytes => 2;
@@ -262,12 +264,7 @@ internal static class CpuMatMul
             high = Vector.AsVectorSingle(h << 16);
         }
 
-        public static Vector<float> LoadOne(nint row, int index)
-        {
-            Span<float> lanes = stackalloc float[Vector<float>.Count];
-            for (int i = 0; i < lanes.Length; i++) lanes[i] = Scalar(row, index + i);
-            return new Vector<float>(lanes);
-        }
+        public static Vector<float> LoadOne(nint row, int index) => FromScalars<BFloat16Row>(row, index);
 
         public static float Scalar(nint row, int index) => DTypeConversion.BFloat16ToFloat32(((ushort*)row)[index]);
         public static int ElementBytes => 2;
