@@ -256,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_bf16_r1
 //
 // mma.sync.m16n8k16 with the weight matrix as the 16-row A operand and the input rows as the 8-column B operand, F32
 // accumulate. A single row pads to 8 columns at no cost in bandwidth, so decode steps and verification share one kernel
-// and stream each weight once per pass for up to MMA_MAX_NT · 8 rows; more rows loop over row groups of that size, tile by
+// and stream each weight once per pass for up to 32 rows (the _n4 variant's 4 n-tiles); more rows loop over row groups of that size, tile by
 // tile, so a weight tile's second read comes from L2.
 //
 // Row invariance: an mma computes every output element from its own row of A and column of B, so a column's result does
@@ -283,14 +283,13 @@ extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_bf16_r1
 #define MMA_THREADS (MMA_WARPS * WARP_SIZE)
 #define MMA_M 16            // weight rows per m-tile
 #define MMA_N 8             // input rows per n-tile
-#define MMA_MAX_NT 4        // n-tiles per pass at most (the _n4 variant): 32 rows
 #ifndef MMA_VECTORS         // 16-byte weight vectors per thread and weight row in a chunk (fixes the K order: shape only)
 #define MMA_VECTORS 2
 #endif
 #define MMA_CHUNK (32 * MMA_VECTORS)
 
 // Where thread t's vector u of a chunk starts. Vector-major: one load instruction (one u) of the 4 threads of a weight row
-// reads 64 contiguous bytes, whole sectors (thread-contiguous vectors measured slower, bench/RESULTS.md).
+// reads 64 contiguous bytes, whole sectors (thread-contiguous vectors measured slower at 1 and 8 rows, bench/RESULTS.md).
 __device__ __forceinline__ int mma_vector_offset(int t, int u) { return 8 * (u * 4 + t); }
 
 __device__ __forceinline__ unsigned pack_f16x2(float first, float second)

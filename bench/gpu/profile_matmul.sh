@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Matmul tuning on the GPU machine in one call: ptxas's resource report for the tensor-core kernels, the CUDA conformance
-# and Kangaroo suites, per-op GB/s of kernel-define variants on a 4-layer model of the Llama-2-7B width (its matmuls
+# and Kangaroo suites (both matmul families), per-op GB/s of the tensor-core kernels under kernel-define variants, and of
+# the CUDA-core ones, on a 4-layer model of the Llama-2-7B width (its matmuls
 # have the 7B shapes), the full 7B shape's steps with the CUDA-core and tensor-core matmuls side by side, and Nsight
 # Compute's counters for the one-row kernels.
 # Here: bash tests/gpu/prepare.sh.   There: . .device/env.sh && bash bench/gpu/profile_matmul.sh   (carry: .device)
@@ -31,7 +32,7 @@ IFS=';' read -ra sets <<< "${VARIANTS:-}"
 best="" best_us=999999
 for i in "" "${!sets[@]}"; do
   set_=${i:+${sets[$i]}}
-  KANGAROO_KERNEL_DEFINES="$set_" kangaroo bench --model /tmp/l4 --backend cuda --context 1024 --repetitions 5 --verify-rows 1 \
+  KANGAROO_MATMUL_TENSOR_CORES=1 KANGAROO_KERNEL_DEFINES="$set_" kangaroo bench --model /tmp/l4 --backend cuda --context 1024 --repetitions 5 --verify-rows 1 \
     --kernels --kernel-rows 1,8,16,64 > "$OUT/ops$i.txt" 2>&1 || { status=1; tail -3 "$OUT/ops$i.txt"; }
   # µs of the one-row matmuls together: what a decode step spends in them per layer (+ the LM head).
   us=$(grep -E '^matmul' "$OUT/ops$i.txt" | grep -E ' 1×' | awk '{for (f = 1; f <= NF; f++) if ($f ~ /^1×/) {print $(NF-2); break}}' | awk '{s += $1} END {printf "%.1f", s}')
@@ -44,9 +45,10 @@ KANGAROO_MATMUL_TENSOR_CORES=0 kangaroo bench --model /tmp/l4 --backend cuda --c
 echo "[CUDA cores]: $(grep -E '^matmul' "$OUT/ops0.txt" | awk '{printf "%.0f ", $NF}')"
 if [ "${STEPS:-1}" = 1 ]; then
   wait "$writer" || { status=1; cat "$OUT/l7b.log"; }
-  for run in "0:" "1:" "1:$best"; do
+  runs=("0:" "1:")
+  [ -n "$best" ] && runs+=("1:$best")   # the fastest variant, when it is not the defaults themselves
+  for run in "${runs[@]}"; do
     tc=${run%%:*} defs=${run#*:}
-    [ "$run" = "1:" ] || [ -n "$defs" ] || [ "$tc" = 0 ] || continue
     name=tc$tc${defs:+_best}
     log "7B shape, KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES=\"$defs\""
     KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES="$defs" kangaroo bench --model /tmp/l7b --backend cuda --context 1024 \
@@ -61,7 +63,7 @@ if [ "${NCU:-1}" = 1 ] && [ -n "$ncu" ]; then
     metrics+=",smsp__average_warps_issue_stalled_${s}_per_issue_active.ratio"
   done
   log "Nsight Compute, one-row matmuls of the 7B-width model"
-  "$ncu" --clock-control none --kernel-name regex:'^matmul_(silu_)?f16_mma_r1$' --launch-count 4 --metrics "$metrics" \
+  KANGAROO_MATMUL_TENSOR_CORES=1 "$ncu" --clock-control none --kernel-name regex:'^matmul_(silu_)?f16_mma_r1$' --launch-count 4 --metrics "$metrics" \
     dotnet .device/Kangaroo.Cli/kangaroo.dll bench --model /tmp/l4 --backend cuda --context 128 --repetitions 1 --verify-rows 1 > "$OUT/ncu.txt" 2>&1
   grep -E "matmul_|dram__|launch__|warps_active|issue_active|stalled|gpu__time" "$OUT/ncu.txt" | \
     sed -E 's/smsp__average_warps_issue_stalled_/stall_/; s/_per_issue_active.ratio//; s/ +/ /g' | head -80

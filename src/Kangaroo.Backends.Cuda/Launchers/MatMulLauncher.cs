@@ -30,8 +30,8 @@ internal sealed class MatMulLauncher
     /// </summary>
     public static readonly KernelDefine MmaWarps = new("MMA_WARPS", 4);
 
-    /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M), and input rows per n-tile (its N).</summary>
-    private const int MmaTileRows = 16, MmaTileColumns = 8;
+    /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M).</summary>
+    private const int MmaTileRows = 16;
 
     /// <summary>
     /// Variants of the tensor-core kernels by rows per pass (one row, then 1, 2 and 4 n-tiles), with the most rows each

@@ -10,13 +10,3 @@ public interface IDeviceTimer
     /// <summary>Runs <paramref name="work"/> (which queues operations) and returns the device time it took, in microseconds.</summary>
     double TimeOnDevice(Action work);
 }
-
-/// <summary>
-/// A backend that counts the kernels it issues: launched directly, or recorded into replayable work (counted once, when
-/// recorded). Launch counts per step say how much of a latency-bound step is launch overhead.
-/// </summary>
-public interface IKernelLaunchCounter
-{
-    /// <summary>Kernels issued since the backend was created.</summary>
-    long KernelLaunches { get; }
-}
