@@ -520,12 +520,13 @@ __device__ __forceinline__ MmaTask<W, MT> mma_task(int task, int row_groups, int
 // The weight stages live in shared memory, each thread's 16-byte pieces in slots of its own: it copies them with cp.async
 // and reads them back itself after cp.async.wait_group, so no barrier is needed and the pipeline's depth costs no
 // registers. [stage][warp][m-tile][row g | g + 8][vector][lane]
-// ONE_ROW also stages each lane's pair of activations (k0 + 2 · lane, + 1), so their latency hides in the pipeline too.
-template <int PIPE, int MT>
+// ONE_ROW also stages each lane's pair of activations (k0 + 2 · lane, + 1), so their latency hides in the pipeline too;
+// the batch variants keep no activation stages.
+template <int PIPE, int MT, bool ONE_ROW>
 struct MmaStages
 {
     u32x4 v[PIPE][MMA_WARPS][MT][2][MMA_VECTORS][WARP_SIZE];
-    u32x2 x[PIPE][MMA_WARPS][WARP_SIZE];
+    u32x2 x[ONE_ROW ? PIPE : 1][MMA_WARPS][WARP_SIZE];
 };
 
 __device__ __forceinline__ unsigned shared_address(const void* p)
@@ -554,7 +555,7 @@ __device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_
 // Starts one chunk's weight copies into stage s (one cp.async group per chunk, empty where the chunk is absent); ONE_ROW
 // also copies the lane's activation pair.
 template <bool ONE_ROW, typename W, int PIPE, int MT>
-__device__ __forceinline__ void mma_load(MmaStages<PIPE, MT>& stages, int s, const MmaTask<W, MT>& task, const W* any, const float* x,
+__device__ __forceinline__ void mma_load(MmaStages<PIPE, MT, ONE_ROW>& stages, int s, const MmaTask<W, MT>& task, const W* any, const float* x,
                                          int k0, int in, bool vectorized, bool present)
 {
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, t = lane & 3;
@@ -594,12 +595,13 @@ __device__ __forceinline__ void mma_load(MmaStages<PIPE, MT>& stages, int s, con
 }
 
 // Waits for stage s (the oldest of PIPE groups in flight) and reads this thread's weights out of it.
-template <int PIPE, int MT>
-__device__ __forceinline__ void mma_take(u32x4 (&w)[MT][2][MMA_VECTORS], u32x2& xpair, const MmaStages<PIPE, MT>& stages, int s)
+template <int PIPE, int MT, bool ONE_ROW>
+__device__ __forceinline__ void mma_take(u32x4 (&w)[MT][2][MMA_VECTORS], u32x2& xpair, const MmaStages<PIPE, MT, ONE_ROW>& stages, int s)
 {
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     copy_async_wait<PIPE - 1>();
-    xpair = stages.x[s][warp][lane];
+    if constexpr (ONE_ROW) xpair = stages.x[s][warp][lane];
+    else xpair = u32x2{ 0u, 0u };   // the batch variants read their activations directly
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
@@ -691,7 +693,7 @@ __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows
                 for (int c = 0; c < 4; c++) acc[i][j][p][c] = 0.0f;
 
 #define MMA_TASK(index) mma_task<W, MT>(index, row_groups, in, group_rows, w0, y0, out0, w1, y1, out1, w2, y2, out2)
-    __shared__ MmaStages<PIPE, MT> stages;
+    __shared__ MmaStages<PIPE, MT, ONE_ROW> stages;
     MmaTask<W, MT> task = MMA_TASK(blockIdx.x);
 #pragma unroll
     for (int s = 0; s < PIPE; s++)

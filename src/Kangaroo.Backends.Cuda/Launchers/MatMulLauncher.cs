@@ -133,7 +133,7 @@ internal sealed class MatMulLauncher
             var (suffix, groupRows) = MmaVariant(rows);
             var mma = _queue.Kernels.ForType("matmul_silu", g.DType, suffix);
             int tasks = Tiles(g.Rows, MmaTileRows) * Tiles(rows, groupRows);
-            _queue.Launch(mma, Grid(mma, tasks, _mmaThreads), (uint)_mmaThreads, args);
+            _queue.Launch(mma, EvenGrid(mma, tasks, _mmaThreads), (uint)_mmaThreads, args);
             return;
         }
         // A tile holds FEATURES / 2 gate rows and the same up rows (matmul.cu).
@@ -158,7 +158,7 @@ internal sealed class MatMulLauncher
             // A task is one m-tile of one matrix over one row group (matmul.cu).
             var (suffix, groupRows) = MmaVariant(rows);
             var mma = _queue.Kernels.ForType("matmul", dtype, suffix);
-            _queue.Launch(mma, Grid(mma, tiles * Tiles(rows, groupRows), _mmaThreads), (uint)_mmaThreads, args);
+            _queue.Launch(mma, EvenGrid(mma, tiles * Tiles(rows, groupRows), _mmaThreads), (uint)_mmaThreads, args);
             return;
         }
         // One row (a decode step) takes the variant without accumulators for absent rows: same operations, more blocks resident.
@@ -187,6 +187,15 @@ internal sealed class MatMulLauncher
         }
         args.Pointer(w.Memory); args.Pointer(y!.Memory); args.Int(w.Rows);
         return (w.Rows + features - 1) / features;
+    }
+
+    // As Grid, then as few blocks as take the same number of rounds of tasks: every block then has the same count of
+    // tasks to within one, rather than a few blocks each left with a lone extra round after the rest are done.
+    private uint EvenGrid(CudaFunction kernel, int tasks, int threads)
+    {
+        int resident = (int)Grid(kernel, int.MaxValue, threads);
+        int rounds = Tiles(tasks, resident);
+        return (uint)Tiles(tasks, rounds);
     }
 
     // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
