@@ -189,26 +189,23 @@ internal sealed class MatMulLauncher
         return (w.Rows + features - 1) / features;
     }
 
-    // As Grid, then as few blocks as take the same number of rounds of tasks: every block then has the same count of
+    // As few blocks as take the same number of rounds of tasks as a full grid: every block then has the same count of
     // tasks to within one, rather than a few blocks each left with a lone extra round after the rest are done.
     private uint EvenGrid(CudaFunction kernel, int tasks, int threads)
     {
-        int resident = (int)Grid(kernel, int.MaxValue, threads);
-        int rounds = Tiles(tasks, resident);
+        int rounds = Tiles(tasks, Resident(kernel, threads));
         return (uint)Tiles(tasks, rounds);
     }
 
-    // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave): the
-    // kernel's own occupancy, capped by the blocks-per-multiprocessor setting.
-    private uint Grid(CudaFunction kernel, int tiles, int threads)
+    // Blocks grid-stride over the tiles, so the grid is what fits on the GPU at once (never a second, partial wave).
+    private uint Grid(CudaFunction kernel, int tiles, int threads) => (uint)Math.Min(tiles, Resident(kernel, threads));
+
+    // The kernel's own occupancy over the GPU, capped by the blocks-per-multiprocessor setting; computed once per kernel,
+    // so later launches read it without a lock or an allocation.
+    private int Resident(CudaFunction kernel, int threads) => _residentBlocks.GetOrAdd(kernel, static (k, state) =>
     {
-        // Computed once per kernel; later launches read it without a lock or an allocation.
-        int resident = _residentBlocks.GetOrAdd(kernel, static (k, state) =>
-        {
-            var (self, threads) = state;
-            int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
-            return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(threads), 1, cap);
-        }, (this, threads));
-        return (uint)Math.Min(tiles, resident);
-    }
+        var (self, threads) = state;
+        int cap = k.Name.EndsWith("_r1", StringComparison.Ordinal) ? self._blocksPerSmOneRow : self._blocksPerSm;
+        return self._queue.Device.MultiprocessorCount * Math.Clamp(k.MaxActiveBlocksPerMultiprocessor(threads), 1, cap);
+    }, (this, threads));
 }
