@@ -277,16 +277,26 @@ extern "C" __global__ void __launch_bounds__(MATMUL_THREADS) matmul_silu_bf16_r1
 // g + 8 at k = chunk + mma_vector_offset(t, u), and the same k of its input row. The mma's logical k (2t, 2t + 1,
 // 2t + 8, 2t + 9) map onto elements (0, 1, 2, 3) of half 0 of such a vector, then (4, 5, 6, 7) of half 1: a permutation of
 // the chunk's K that A and B share, so the dot product is unchanged and every load is 16 bytes wide and coalesced.
+//
+// Weight layout: the backend repacks F16/BF16 matrices at load (pack_mma_tiles) so that each warp's loads are contiguous.
+// The matrix becomes blocks of one m-tile × one chunk (MMA_M · MMA_CHUNK elements, zero past the matrix's rows and
+// columns), m-tile-major then chunk; within a block, the 16-byte vector that thread `lane` loads for weight row g + 8r
+// (r = 0, 1) and vector u sits at slot (r · MMA_VECTORS + u) · 32 + lane. One load instruction of a warp then reads
+// 512 contiguous bytes, and a block's warps, on neighbouring chunks, a contiguous run of the m-tile. The repack moves
+// values, never changes them or the order they are summed in.
 #ifndef MMA_WARPS
 #error "MMA_WARPS must be defined by the launcher"
 #endif
 #define MMA_THREADS (MMA_WARPS * WARP_SIZE)
 #define MMA_M 16            // weight rows per m-tile
 #define MMA_N 8             // input rows per n-tile
-#ifndef MMA_VECTORS         // 16-byte weight vectors per thread and weight row in a chunk (fixes the K order: shape only)
-#define MMA_VECTORS 2
+// 16-byte weight vectors per thread and weight row in a chunk: it fixes the K order (shape only) and the tile layout,
+// which the launcher allocates, hence its define.
+#ifndef MMA_VECTORS
+#error "MMA_VECTORS must be defined by the launcher"
 #endif
 #define MMA_CHUNK (32 * MMA_VECTORS)
+#define MMA_BLOCK (MMA_M * MMA_CHUNK)   // elements per m-tile × chunk block of the tile layout
 
 // Where thread t's vector u of a chunk starts. Vector-major: one load instruction (one u) of the 4 threads of a weight row
 // reads 64 contiguous bytes, whole sectors (thread-contiguous vectors measured slower at 1 and 8 rows, bench/RESULTS.md).
@@ -357,26 +367,6 @@ template <> __device__ __forceinline__ void mma<bf16_bits>(float* d, const unsig
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Eight weights at k … k + 7 of one weight row (zero where the row or K ends). `vectorized`: in % 8 == 0, so every such
-// group is 16-byte aligned and either wholly inside the row or wholly past its end.
-template <typename W>
-__device__ __forceinline__ u32x4 load_weights8(const W* row, int k, int in, bool vectorized)
-{
-    u32x4 v = { 0u, 0u, 0u, 0u };
-    if (!row) return v;
-    if (vectorized)
-    {
-        if (k < in) v = load_streaming(row + k);
-        return v;
-    }
-    const unsigned short* e = (const unsigned short*)row;
-    unsigned h[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++) h[i] = k + i < in ? e[k + i] : 0u;
-    v.x = h[0] | (h[1] << 16); v.y = h[2] | (h[3] << 16); v.z = h[4] | (h[5] << 16); v.w = h[6] | (h[7] << 16);
-    return v;
-}
-
 // Eight activations at k … k + 7 of one input row (zero past K, or for an absent row).
 __device__ __forceinline__ void load_inputs8(const float* row, int k, int in, bool vectorized, float* out)
 {
@@ -390,13 +380,12 @@ __device__ __forceinline__ void load_inputs8(const float* row, int k, int in, bo
     for (int i = 0; i < 8; i++) out[i] = row && !vectorized && k + i < in ? row[k + i] : 0.0f;
 }
 
-// One block task: MT m-tiles (weight rows feature0 … + 15 of each of MT matrices, null where absent) over the input rows
+// One block task: MT m-tiles (weight rows feature0 … + 15 of each of MT matrices) over the input rows
 // r0 … r0 + NT · 8 − 1.
 template <typename W, int MT>
 struct MmaTask
 {
-    const W* rows_lo[MT];    // weight row feature0 + g of each m-tile (this thread's), or null
-    const W* rows_hi[MT];    // weight row feature0 + g + 8, or null
+    const W* blocks[MT];     // each matrix's first block of the m-tile (tile layout)
     float* y; int out, feature0, r0;
 };
 
@@ -491,7 +480,6 @@ __device__ __forceinline__ MmaTask<W, MT> mma_task(int task, int row_groups, int
                                                    const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
 {
     MmaTask<W, MT> s;
-    int g = (threadIdx.x % WARP_SIZE) >> 2;
     int tile = task / row_groups;
     s.r0 = (task % row_groups) * group_rows;
     const W* w[MT];
@@ -507,13 +495,9 @@ __device__ __forceinline__ MmaTask<W, MT> mma_task(int task, int row_groups, int
         else if (tile < tiles0 + tiles1) { w[0] = w1; s.y = y1; s.out = out1; s.feature0 = (tile - tiles0) * MMA_M; }
         else { w[0] = w2; s.y = y2; s.out = out2; s.feature0 = (tile - tiles0 - tiles1) * MMA_M; }
     }
+    long long chunks = (in + MMA_CHUNK - 1) / MMA_CHUNK;
 #pragma unroll
-    for (int i = 0; i < MT; i++)
-    {
-        int f = s.feature0 + g;
-        s.rows_lo[i] = f < s.out ? w[i] + (long long)f * in : 0;
-        s.rows_hi[i] = f + 8 < s.out ? w[i] + (long long)(f + 8) * in : 0;
-    }
+    for (int i = 0; i < MT; i++) s.blocks[i] = w[i] + (long long)(s.feature0 / MMA_M) * chunks * MMA_BLOCK;
     return s;
 }
 
@@ -536,12 +520,13 @@ __device__ __forceinline__ unsigned shared_address(const void* p)
     return (unsigned)a;
 }
 
-// 16 bytes global → shared, or 16 zero bytes when `present` is false (src-size 0 reads nothing; src is any mapped address).
-__device__ __forceinline__ void copy_async16(u32x4* slot, const void* src, bool present)
+// 16 bytes global → shared, bypassing L1 (weights are read once).
+__device__ __forceinline__ void copy_async16(u32x4* slot, const void* src)
 {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(shared_address(slot)), "l"(src), "r"(present ? 16 : 0) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(shared_address(slot)), "l"(src) : "memory");
 }
 
+// 8 bytes global → shared, or 8 zero bytes when `present` is false (src-size 0 reads nothing; src is any mapped address).
 __device__ __forceinline__ void copy_async8(u32x2* slot, const void* src, bool present)
 {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" :: "r"(shared_address(slot)), "l"(src), "r"(present ? 8 : 0) : "memory");
@@ -555,27 +540,22 @@ __device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_
 // Starts one chunk's weight copies into stage s (one cp.async group per chunk, empty where the chunk is absent); ONE_ROW
 // also copies the lane's activation pair.
 template <bool ONE_ROW, typename W, int PIPE, int MT>
-__device__ __forceinline__ void mma_load(MmaStages<PIPE, MT, ONE_ROW>& stages, int s, const MmaTask<W, MT>& task, const W* any, const float* x,
+__device__ __forceinline__ void mma_load(MmaStages<PIPE, MT, ONE_ROW>& stages, int s, const MmaTask<W, MT>& task, const float* x,
                                          int k0, int in, bool vectorized, bool present)
 {
-    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, t = lane & 3;
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     if (present)
     {
 #pragma unroll
         for (int i = 0; i < MT; i++)
+        {
+            const W* block = task.blocks[i] + (long long)(k0 / MMA_CHUNK) * MMA_BLOCK;
 #pragma unroll
             for (int r = 0; r < 2; r++)
 #pragma unroll
                 for (int u = 0; u < MMA_VECTORS; u++)
-                {
-                    const W* row = r == 0 ? task.rows_lo[i] : task.rows_hi[i];
-                    int k = k0 + mma_vector_offset(t, u);
-                    u32x4* slot = &stages.v[s][warp][i][r][u][lane];
-                    if (vectorized)
-                        copy_async16(slot, row && k < in ? (const void*)(row + k) : (const void*)any, row && k < in);
-                    else
-                        *slot = load_weights8(row, k, in, false);
-                }
+                    copy_async16(&stages.v[s][warp][i][r][u][lane], block + ((r * MMA_VECTORS + u) * WARP_SIZE + lane) * 8);
+        }
         if constexpr (ONE_ROW)
         {
             int k = k0 + 2 * lane;
@@ -699,7 +679,7 @@ __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows
     for (int s = 0; s < PIPE; s++)
     {
         int chunk = s * MMA_WARPS + warp;
-        mma_load<ONE_ROW>(stages, s, task, w0, x, chunk * MMA_CHUNK, in, vectorized, chunk < chunks);
+        mma_load<ONE_ROW>(stages, s, task, x, chunk * MMA_CHUNK, in, vectorized, chunk < chunks);
     }
 
     for (int index = blockIdx.x; index < tasks; index += gridDim.x)
@@ -719,7 +699,7 @@ __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows
                 int ahead = base + s + PIPE;
                 bool same_task = ahead < slots;
                 int ahead_chunk = (same_task ? ahead : ahead - slots) * MMA_WARPS + warp;
-                mma_load<ONE_ROW>(stages, s, same_task ? task : next, w0, x, ahead_chunk * MMA_CHUNK, in, vectorized,
+                mma_load<ONE_ROW>(stages, s, same_task ? task : next, x, ahead_chunk * MMA_CHUNK, in, vectorized,
                          (same_task || has_next) && ahead_chunk < chunks);
             }
         }
@@ -755,3 +735,45 @@ extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul
 extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, MMA_PIPE(2, 1), false>(MATMUL_SILU_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n2(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 2, MMA_PIPE(2, 2), false>(MATMUL_SILU_ARGUMENTS); }
 extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n4(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 4, MMA_PIPE(2, 4), false>(MATMUL_SILU_ARGUMENTS); }
+
+// ---------------------------------------------------------------- the tile layout: repack at load, embedding gather
+
+// Where W[f][k] sits in the tile layout (the inverse of the slot mapping above; `chunks` = the matrix's chunks per m-tile).
+__device__ __forceinline__ long long mma_tile_offset(int f, int k, int chunks)
+{
+    int g = f % 8, r = (f % MMA_M) / 8, v = (k % MMA_CHUNK) / 8;
+    int u = v / 4, t = v % 4;   // mma_vector_offset(t, u) = 8 (4u + t)
+    int slot = (r * MMA_VECTORS + u) * WARP_SIZE + 4 * g + t;
+    return ((long long)(f / MMA_M) * chunks + k / MMA_CHUNK) * MMA_BLOCK + slot * 8 + k % 8;
+}
+
+// Row-major 16-bit weights (F16 or BF16: the bits are only moved) into the tile layout, one thread per 16-byte vector
+// of the output; `vectors` = m-tiles · chunks · MMA_BLOCK / 8. Padding past the matrix's rows and columns is zero.
+extern "C" __global__ void pack_mma_tiles(const unsigned short* source, int rows, int columns, u32x4* packed, long long vectors)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= vectors) return;
+    const int slots = MMA_BLOCK / 8;
+    int chunks = (columns + MMA_CHUNK - 1) / MMA_CHUNK;
+    long long block = i / slots;
+    int slot = (int)(i % slots), lane = slot % WARP_SIZE, u = (slot / WARP_SIZE) % MMA_VECTORS, r = slot / WARP_SIZE / MMA_VECTORS;
+    int f = (int)(block / chunks) * MMA_M + lane / 4 + 8 * r;
+    int k = (int)(block % chunks) * MMA_CHUNK + mma_vector_offset(lane % 4, u);
+    unsigned h[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) h[e] = f < rows && k + e < columns ? source[(long long)f * columns + k + e] : 0u;
+    packed[i] = u32x4{ h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16) };
+}
+
+// embed_* over a table in the tile layout (tied embeddings share the LM head's matrix): one thread per output element.
+template <typename T>
+__device__ __forceinline__ void embed_tiles_impl(const T* table, const int* tokens, float* out, int rows, int width)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * width) return;
+    int r = (int)(i / width), c = (int)(i % width);
+    out[i] = load_f32(table, mma_tile_offset(tokens[r], c, (width + MMA_CHUNK - 1) / MMA_CHUNK));
+}
+
+extern "C" __global__ void embed_mma_tiles_f16(const half_bits* table, const int* tokens, float* out, int rows, int width) { embed_tiles_impl(table, tokens, out, rows, width); }
+extern "C" __global__ void embed_mma_tiles_bf16(const bf16_bits* table, const int* tokens, float* out, int rows, int width) { embed_tiles_impl(table, tokens, out, rows, width); }

@@ -6,6 +6,8 @@
 # Compute's counters for the one-row kernels.
 # Here: bash tests/gpu/prepare.sh.   There: . .device/env.sh && bash bench/gpu/profile_matmul.sh   (carry: .device)
 # Environment: VARIANTS (';'-separated KANGAROO_KERNEL_DEFINES sets), TESTS=0, STEPS=0 (no 7B model), NCU=0 skip parts.
+# With .device/old-cli.tar.xz (bench/gpu/pack_cli.sh REV) the old CLI's tensor-core figures run beside each new one, in
+# the same call: per-op GB/s for every variant set, and the 7B steps of the fastest set.
 set -uo pipefail
 OUT=${OUT:-/tmp/kangaroo-profile}
 mkdir -p "$OUT"
@@ -13,6 +15,11 @@ started=$(date +%s)
 log() { echo "[$(( $(date +%s) - started ))s] $*"; }
 . tests/gpu/unpack.sh
 kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
+old=""
+if [ -f .device/old-cli.tar.xz ]; then
+  [ -d .device/old-cli ] || { mkdir -p .device/old-cli && tar xJf .device/old-cli.tar.xz -C .device/old-cli; }
+  old=.device/old-cli/kangaroo.dll
+fi
 status=0
 nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 ( cd kernels && "$nvcc" -cubin -arch=sm_90 -Xptxas -v $(bash check.sh --defines) matmul.cu -o /tmp/matmul.cubin ) > "$OUT/ptxas.txt" 2>&1
@@ -37,6 +44,11 @@ for i in "" "${!sets[@]}"; do
   # µs of the one-row matmuls together: what a decode step spends in them per layer (+ the LM head).
   us=$(grep -E '^matmul' "$OUT/ops$i.txt" | grep -E ' 1×' | awk '{for (f = 1; f <= NF; f++) if ($f ~ /^1×/) {print $(NF-2); break}}' | awk '{s += $1} END {printf "%.1f", s}')
   echo "[$set_] one-row µs $us: $(grep -E '^matmul' "$OUT/ops$i.txt" | awk '{printf "%.0f ", $NF}')"
+  if [ -n "$old" ]; then
+    KANGAROO_MATMUL_TENSOR_CORES=1 KANGAROO_KERNEL_DEFINES="$set_" dotnet "$old" bench --model /tmp/l4 --backend cuda --context 1024 --repetitions 5 \
+      --verify-rows 1 --kernels --kernel-rows 1,8,16,64 > "$OUT/ops${i}_old.txt" 2>&1 || { status=1; tail -3 "$OUT/ops${i}_old.txt"; }
+    echo "[$set_] old CLI:           $(grep -E '^matmul' "$OUT/ops${i}_old.txt" | awk '{printf "%.0f ", $NF}')"
+  fi
   if [ -n "$us" ] && awk "BEGIN {exit !($us < $best_us)}"; then best_us=$us; best=$set_; fi
 done
 echo "fastest one-row set: [$best] ($best_us µs)"
@@ -47,11 +59,14 @@ if [ "${STEPS:-1}" = 1 ]; then
   wait "$writer" || { status=1; cat "$OUT/l7b.log"; }
   runs=("0:" "1:")
   [ -n "$best" ] && runs+=("1:$best")   # the fastest variant, when it is not the defaults themselves
+  [ -n "$old" ] && runs+=("old:$best")  # the old CLI's tensor cores with the same set
   for run in "${runs[@]}"; do
     tc=${run%%:*} defs=${run#*:}
     name=tc$tc${defs:+_best}
-    log "7B shape, KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES=\"$defs\""
-    KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES="$defs" kangaroo bench --model /tmp/l7b --backend cuda --context 1024 \
+    cli=.device/Kangaroo.Cli/kangaroo.dll
+    if [ "$tc" = old ]; then cli=$old; tc=1; name=old_tc1${defs:+_best}; fi
+    log "7B shape, $(basename "$(dirname "$cli")") KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES=\"$defs\""
+    KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES="$defs" dotnet "$cli" bench --model /tmp/l7b --backend cuda --context 1024 \
       --repetitions 20 --json "$OUT/llama7b_$name.json" > "$OUT/llama7b_$name.txt" 2>&1 || { status=1; tail -3 "$OUT/llama7b_$name.txt"; }
     grep -E "^(decode|verify|draft|launches)" "$OUT/llama7b_$name.txt" | tr '\n' ' ' | sed -E 's/ +/ /g'; echo
   done

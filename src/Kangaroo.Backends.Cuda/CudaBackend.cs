@@ -115,7 +115,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
                     memory.CopyFrom(new ReadOnlySpan<byte>(source.Pointer + offset, length), offset);
                 }
             }
-            return new CudaWeight(source.Name, source.DType, rows, columns, memory);
+            if (!_matMul.TakesTiles(source.DType, rows)) return new CudaWeight(source.Name, source.DType, rows, columns, memory);
+            using (memory)
+                return new CudaWeight(source.Name, source.DType, rows, columns, _matMul.PackIntoTiles(memory, rows, columns, source.Name), tiled: true);
         }
     }
 
@@ -220,8 +222,12 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
 
     // ------------------------------------------------------------------ ops
 
-    public void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows) =>
-        _elementwise.Embed(AsCuda(table), AsCuda(tokens), AsCuda(output), rows);
+    public void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows)
+    {
+        var t = AsCuda(table);
+        if (t.Tiled) _matMul.EmbedFromTiles(t, AsCuda(tokens), AsCuda(output), rows);
+        else _elementwise.Embed(t, AsCuda(tokens), AsCuda(output), rows);
+    }
 
     public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width) =>
         _norm.RmsNorm(AsCuda(input), AsCuda(weight), eps, AsCuda(output), rows, width);

@@ -29,9 +29,16 @@ internal sealed class CudaIndices(DeviceBuffer memory, PinnedHostBuffer<int> sta
     }
 }
 
-internal sealed class CudaWeight(string name, DType dtype, int rows, int columns, DeviceBuffer memory) : WeightTensor(name, dtype, rows, columns)
+/// <param name="tiled">
+/// Memory holds the tensor-core kernels' tile layout (matmul.cu, <see cref="Launchers.MatMulLauncher.PackIntoTiles"/>)
+/// rather than rows. Only F16/BF16 matrices of more than one row are tiled, and only where the backend uses those kernels:
+/// norm weights and rotary tables, one row each, are always rows.
+/// </param>
+internal sealed class CudaWeight(string name, DType dtype, int rows, int columns, DeviceBuffer memory, bool tiled = false)
+    : WeightTensor(name, dtype, rows, columns)
 {
     public DeviceBuffer Memory { get; } = memory;
+    public bool Tiled { get; } = tiled;
     public override void Dispose() => Memory.Dispose();
 }
 

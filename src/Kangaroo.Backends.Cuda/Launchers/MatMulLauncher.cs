@@ -30,8 +30,17 @@ internal sealed class MatMulLauncher
     /// </summary>
     public static readonly KernelDefine MmaWarps = new("MMA_WARPS", 4);
 
+    /// <summary>
+    /// 16-byte weight vectors per thread and weight row in one K chunk of the tensor-core kernels: the chunk is
+    /// 32 · MMA_VECTORS wide. It fixes the order of every sum (a shape constant, like MMA_WARPS) and the tile layout that
+    /// F16/BF16 matrices are packed into at load.
+    /// </summary>
+    public static readonly KernelDefine MmaVectors = new("MMA_VECTORS", 2);
+
     /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M).</summary>
     private const int MmaTileRows = 16;
+
+    private const int PackThreads = 256;
 
     /// <summary>
     /// Variants of the tensor-core kernels by rows per pass (one row, then 1, 2 and 4 n-tiles), with the most rows each
@@ -39,7 +48,7 @@ internal sealed class MatMulLauncher
     /// </summary>
     private static readonly (string Suffix, int Rows)[] MmaVariants = [("_mma_r1", 1), ("_mma_n1", 8), ("_mma_n2", 16), ("_mma_n4", 32)];
 
-    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow, MmaWarps];
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow, MmaWarps, MmaVectors];
 
     private static readonly DType[] TensorCoreTypes = [DType.F16, DType.BF16];
     private static readonly string[] MmaSuffixes = [.. MmaVariants.Select(v => v.Suffix)];
@@ -52,10 +61,16 @@ internal sealed class MatMulLauncher
         [.. KernelSignature.Names("matmul_silu", KernelSignature.WeightTypes, ["", "_r1"]), .. KernelSignature.Names("matmul_silu", TensorCoreTypes, MmaSuffixes)],
         Pointer, Int, Int, Pointer, Pointer, Pointer, Int);
 
-    public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel];
+    // row-major source, rows, columns, tile-layout destination, 16-byte vectors of the destination.
+    private static readonly KernelSignature PackTilesKernel = new(["pack_mma_tiles"], Pointer, Int, Int, Pointer, Long);
+    // table (tile layout), token ids, output, rows, width: as embed_*.
+    private static readonly KernelSignature EmbedTilesKernel = new(KernelSignature.Names("embed_mma_tiles", TensorCoreTypes),
+        Pointer, Pointer, Pointer, Int, Int);
+
+    public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel, PackTilesKernel, EmbedTilesKernel];
 
     private readonly KernelQueue _queue;
-    private readonly int _threads, _features, _featuresOneRow, _mmaThreads;
+    private readonly int _threads, _features, _featuresOneRow, _mmaThreads, _mmaChunk;
     // F16/BF16 weights on the tensor-core kernels (all row counts) rather than the CUDA-core ones.
     private readonly bool _tensorCores;
     // Resident blocks per multiprocessor at most, for batches and for one row.
@@ -78,6 +93,7 @@ internal sealed class MatMulLauncher
         _features = defines[Features];
         _featuresOneRow = defines[FeaturesOneRow];
         _mmaThreads = defines[MmaWarps] * 32;
+        _mmaChunk = defines[MmaVectors] * 32;
         _tensorCores = tensorCores;
         // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
         // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
@@ -86,11 +102,54 @@ internal sealed class MatMulLauncher
         _blocksPerSmOneRow = blocksSet ? perSm : 16;
     }
 
+    /// <summary>
+    /// Whether a weight of this type and row count is packed into the tile layout at load: F16/BF16 matrices, where the
+    /// backend uses the tensor-core kernels. A tiled weight always takes them, so the choice is the weight's, made once.
+    /// </summary>
+    public bool TakesTiles(DType dtype, int rows) => _tensorCores && (dtype is DType.F16 or DType.BF16) && rows > 1;
+
+    /// <summary>
+    /// A new buffer with the row-major 16-bit matrix <paramref name="rowMajor"/> in the tile layout (matmul.cu), which
+    /// pads it to whole m-tiles and K chunks. Waits for the repack, so the caller may free the source at once.
+    /// </summary>
+    public DeviceBuffer PackIntoTiles(DeviceBuffer rowMajor, int rows, int columns, string name)
+    {
+        long vectors = (long)Tiles(rows, MmaTileRows) * Tiles(columns, _mmaChunk) * MmaTileRows * _mmaChunk / 8;
+        var packed = _queue.Allocate(vectors * 16, $"weight {name} (tile layout)");
+        try
+        {
+            var args = new LaunchArguments(PackTilesKernel);
+            args.Pointer(rowMajor); args.Int(rows); args.Int(columns); args.Pointer(packed); args.Long(vectors);
+            lock (_queue.Gate)
+            {
+                _queue.Launch(_queue.Kernels["pack_mma_tiles"], (uint)((vectors + PackThreads - 1) / PackThreads), PackThreads, args);
+                _queue.Stream.Synchronize();
+            }
+            return packed;
+        }
+        catch
+        {
+            packed.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Embed for a table in the tile layout (a tied LM head's matrix).</summary>
+    public void EmbedFromTiles(CudaWeight table, CudaIndices tokens, CudaActivations output, int rows)
+    {
+        CheckEmbed(table, tokens.Host, output.Length, rows);
+        if (rows == 0) return;
+        var args = new LaunchArguments(EmbedTilesKernel);
+        args.Pointer(table.Memory); args.Pointer(tokens.Memory); args.Pointer(output.Memory); args.Int(rows); args.Int(table.Columns);
+        long elements = (long)rows * table.Columns;
+        _queue.Launch(_queue.Kernels.ForType("embed_mma_tiles", table.DType), (uint)((elements + PackThreads - 1) / PackThreads), PackThreads, args);
+    }
+
     public void MatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows)
     {
         CheckMatMul(x, w, y, rows);
         if (rows == 0) return;
-        LaunchMatMul(x, rows, w.Columns, w.DType, (w, y), default, default);
+        LaunchMatMul(x, rows, w.Columns, w.DType, w.Tiled, (w, y), default, default);
     }
 
     public void MatMulShared(CudaActivations x, int rows, CudaWeight w0, CudaActivations y0, CudaWeight w1, CudaActivations y1,
@@ -108,15 +167,16 @@ internal sealed class MatMulLauncher
         if (w1.Columns != w0.Columns || (target2.Item1 is { } w2c && w2c.Columns != w0.Columns))
             throw new ArgumentException("weights that share an input must have the same number of columns", "second");
         if (rows == 0) return;
-        // One launch needs one weight type; mixed types (never seen in a checkpoint, but legal) take one launch each.
-        if (w1.DType != w0.DType || (target2.Item1 is { } w2t && w2t.DType != w0.DType))
+        // One launch needs one weight type and layout; mixed ones (never seen in a checkpoint, but legal) take one launch each.
+        bool Differs(CudaWeight w) => w.DType != w0.DType || w.Tiled != w0.Tiled;
+        if (Differs(w1) || (target2.Item1 is { } w2t && Differs(w2t)))
         {
-            LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), default, default);
-            LaunchMatMul(x, rows, w1.Columns, w1.DType, (w1, y1), default, default);
-            if (target2.Item1 is { } w2d) LaunchMatMul(x, rows, w2d.Columns, w2d.DType, target2, default, default);
+            LaunchMatMul(x, rows, w0.Columns, w0.DType, w0.Tiled, (w0, y0), default, default);
+            LaunchMatMul(x, rows, w1.Columns, w1.DType, w1.Tiled, (w1, y1), default, default);
+            if (target2.Item1 is { } w2d) LaunchMatMul(x, rows, w2d.Columns, w2d.DType, w2d.Tiled, target2, default, default);
             return;
         }
-        LaunchMatMul(x, rows, w0.Columns, w0.DType, (w0, y0), (w1, y1), target2);
+        LaunchMatMul(x, rows, w0.Columns, w0.DType, w0.Tiled, (w0, y0), (w1, y1), target2);
     }
 
     public void MatMulSiluMul(CudaActivations x, CudaWeight g, CudaWeight u, CudaActivations y, int rows)
@@ -127,7 +187,8 @@ internal sealed class MatMulLauncher
         if (rows == 0) return;
         var args = new LaunchArguments(MatMulSiluKernel);
         args.Pointer(x.Memory); args.Int(rows); args.Int(g.Columns); args.Pointer(g.Memory); args.Pointer(u.Memory); args.Pointer(y.Memory); args.Int(g.Rows);
-        if (IsTensorCore(g.DType))
+        // Same type and shape, so the same layout (TakesTiles decides by those alone).
+        if (g.Tiled)
         {
             // A task is one m-tile of gate rows and the same up rows over one row group (matmul.cu).
             var (suffix, groupRows) = MmaVariant(rows);
@@ -143,13 +204,13 @@ internal sealed class MatMulLauncher
     }
 
     // Up to three weights sharing x, one output each; absent targets are default. matmul.cu: a block tile is FEATURES
-    // weight rows of one matrix; blocks grid-stride over the tiles of all three.
-    private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype,
+    // weight rows of one matrix (an m-tile for tiled weights, which take the tensor-core kernels); blocks grid-stride
+    // over the tiles of all three.
+    private void LaunchMatMul(CudaActivations x, int rows, int columns, DType dtype, bool tensorCore,
         (CudaWeight W, CudaActivations Y) first, (CudaWeight? W, CudaActivations? Y) second, (CudaWeight? W, CudaActivations? Y) third)
     {
         var args = new LaunchArguments(MatMulKernel);
         args.Pointer(x.Memory); args.Int(rows); args.Int(columns);
-        bool tensorCore = IsTensorCore(dtype);
         int features = tensorCore ? MmaTileRows : rows == 1 ? _featuresOneRow : _features;
         int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
                     AddTarget(ref args, third.W, third.Y, features);
@@ -165,8 +226,6 @@ internal sealed class MatMulLauncher
         var kernel = _queue.Kernels.ForType("matmul", dtype, rows == 1 ? "_r1" : "");
         _queue.Launch(kernel, Grid(kernel, tiles, _threads), (uint)_threads, args);
     }
-
-    private bool IsTensorCore(DType dtype) => _tensorCores && (dtype is DType.F16 or DType.BF16);
 
     private static int Tiles(int count, int tile) => (count + tile - 1) / tile;
 
