@@ -380,12 +380,12 @@ __device__ __forceinline__ void load_inputs8(const float* row, int k, int in, bo
     for (int i = 0; i < 8; i++) out[i] = row && !vectorized && k + i < in ? row[k + i] : 0.0f;
 }
 
-// One block task: MT m-tiles (weight rows feature0 … + 15 of each of MT matrices) over the input rows
-// r0 … r0 + NT · 8 − 1.
+// One block task: TM neighbouring m-tiles (weight rows feature0 … feature0 + 16 TM − 1) of each of MAT matrices (1, or
+// gate and up), MT = MAT · TM m-tiles in all, index mat · TM + tm, over the input rows r0 … r0 + NT · 8 − 1.
 template <typename W, int MT>
 struct MmaTask
 {
-    const W* blocks[MT];     // each matrix's first block of the m-tile (tile layout)
+    const W* blocks[MT];     // each m-tile's first block (tile layout), null past the matrix's last m-tile
     float* y; int out, feature0, r0;
 };
 
@@ -472,32 +472,44 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[MT][NT][Accumulators<W>::
     }
 }
 
-// The tasks of one launch: m-tiles of up to three matrices (matmul) or gate/up pairs (matmul_silu), each over every row
-// group. A block takes tasks blockIdx.x, blockIdx.x + gridDim.x, …; a tile's row groups are neighbouring tasks, so a
-// weight tile read for one row group is still in L2 for the next.
-template <typename W, int MT>
-__device__ __forceinline__ MmaTask<W, MT> mma_task(int task, int row_groups, int in, int group_rows, const W* w0, float* y0, int out0,
-                                                   const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
+// Groups of TM m-tiles in a matrix of `out` rows.
+template <int TM>
+__device__ __forceinline__ int mma_groups(int out) { return ((out + MMA_M - 1) / MMA_M + TM - 1) / TM; }
+
+// The tasks of one launch: groups of TM m-tiles of up to three matrices (matmul) or of gate/up pairs (matmul_silu), each
+// over every row group. A block takes tasks blockIdx.x, blockIdx.x + gridDim.x, …; a group's row groups are neighbouring
+// tasks, so weights read for one row group are still in L2 for the next.
+template <typename W, int MAT, int TM>
+__device__ __forceinline__ MmaTask<W, MAT * TM> mma_task(int task, int row_groups, int in, int group_rows, const W* w0, float* y0, int out0,
+                                                         const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
 {
-    MmaTask<W, MT> s;
-    int tile = task / row_groups;
+    MmaTask<W, MAT * TM> s;
+    int group = task / row_groups;
     s.r0 = (task % row_groups) * group_rows;
-    const W* w[MT];
-    if (MT == 2)
+    const W* w[MAT];
+    if (MAT == 2)
     {   // matmul_silu: gate and up rows of the same features
-        s.feature0 = tile * MMA_M; s.y = y0; s.out = out0;
-        w[0] = w0; w[MT - 1] = w1;
+        s.feature0 = group * TM * MMA_M; s.y = y0; s.out = out0;
+        w[0] = w0; w[MAT - 1] = w1;
     }
     else
     {
-        int tiles0 = (out0 + MMA_M - 1) / MMA_M, tiles1 = (out1 + MMA_M - 1) / MMA_M;
-        if (tile < tiles0) { w[0] = w0; s.y = y0; s.out = out0; s.feature0 = tile * MMA_M; }
-        else if (tile < tiles0 + tiles1) { w[0] = w1; s.y = y1; s.out = out1; s.feature0 = (tile - tiles0) * MMA_M; }
-        else { w[0] = w2; s.y = y2; s.out = out2; s.feature0 = (tile - tiles0 - tiles1) * MMA_M; }
+        int groups0 = mma_groups<TM>(out0), groups1 = mma_groups<TM>(out1);
+        if (group < groups0) { w[0] = w0; s.y = y0; s.out = out0; }
+        else if (group < groups0 + groups1) { w[0] = w1; s.y = y1; s.out = out1; group -= groups0; }
+        else { w[0] = w2; s.y = y2; s.out = out2; group -= groups0 + groups1; }
+        s.feature0 = group * TM * MMA_M;
     }
     long long chunks = (in + MMA_CHUNK - 1) / MMA_CHUNK;
+    int tiles = (s.out + MMA_M - 1) / MMA_M;
 #pragma unroll
-    for (int i = 0; i < MT; i++) s.blocks[i] = w[i] + (long long)(s.feature0 / MMA_M) * chunks * MMA_BLOCK;
+    for (int m = 0; m < MAT; m++)
+#pragma unroll
+        for (int t = 0; t < TM; t++)
+        {
+            int tile = s.feature0 / MMA_M + t;
+            s.blocks[m * TM + t] = tile < tiles ? w[m] + (long long)tile * chunks * MMA_BLOCK : 0;
+        }
     return s;
 }
 
@@ -538,7 +550,8 @@ template <int PENDING>
 __device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
 
 // Starts one chunk's weight copies into stage s (one cp.async group per chunk, empty where the chunk is absent); ONE_ROW
-// also copies the lane's activation pair.
+// also copies the lane's activation pair. An m-tile past the matrix's end copies nothing: its slots keep stale values,
+// which reach only its own accumulators (an mma's output row depends on its own A row alone), never stored.
 template <bool ONE_ROW, typename W, int PIPE, int MT>
 __device__ __forceinline__ void mma_load(MmaStages<PIPE, MT, ONE_ROW>& stages, int s, const MmaTask<W, MT>& task, const float* x,
                                          int k0, int in, bool vectorized, bool present)
@@ -549,6 +562,7 @@ __device__ __forceinline__ void mma_load(MmaStages<PIPE, MT, ONE_ROW>& stages, i
 #pragma unroll
         for (int i = 0; i < MT; i++)
         {
+            if (!task.blocks[i]) continue;
             const W* block = task.blocks[i] + (long long)(k0 / MMA_CHUNK) * MMA_BLOCK;
 #pragma unroll
             for (int r = 0; r < 2; r++)
@@ -591,11 +605,12 @@ __device__ __forceinline__ void mma_take(u32x4 (&w)[MT][2][MMA_VECTORS], u32x2& 
 }
 
 // y for one task: each warp's partials (F16: hi + lo · 2⁻¹²) into shared memory, then summed in warp order, one n-tile at
-// a time. matmul_silu (MT = 2) writes silu(gate) · up as silu_mul computes it.
-template <typename W, int MT, int NT>
-__device__ __forceinline__ void mma_store(float (&acc)[MT][NT][Accumulators<W>::parts][4], const MmaTask<W, MT>& s, int rows,
-                                          float (*partial)[MT * MMA_M][MMA_N + 1])
+// a time. matmul_silu (MAT = 2) writes silu(gate) · up as silu_mul computes it.
+template <typename W, int MAT, int TM, int NT>
+__device__ __forceinline__ void mma_store(float (&acc)[MAT * TM][NT][Accumulators<W>::parts][4], const MmaTask<W, MAT * TM>& s, int rows,
+                                          float (*partial)[MAT * TM * MMA_M][MMA_N + 1])
 {
+    const int MT = MAT * TM, FEATURES_PER_TASK = TM * MMA_M;
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, g = lane >> 2, t = lane & 3;
 #pragma unroll
     for (int j = 0; j < NT; j++)
@@ -611,7 +626,7 @@ __device__ __forceinline__ void mma_store(float (&acc)[MT][NT][Accumulators<W>::
                 partial[warp][i * MMA_M + g + (c >= 2 ? 8 : 0)][2 * t + (c & 1)] = v;
             }
         __syncthreads();
-        for (int e = threadIdx.x; e < MMA_M * MMA_N; e += MMA_THREADS)
+        for (int e = threadIdx.x; e < FEATURES_PER_TASK * MMA_N; e += MMA_THREADS)
         {
             int f = e / MMA_N, n = e % MMA_N, r = s.r0 + j * MMA_N + n;
             if (r < rows && s.feature0 + f < s.out)
@@ -619,13 +634,13 @@ __device__ __forceinline__ void mma_store(float (&acc)[MT][NT][Accumulators<W>::
                 float total = partial[0][f][n];
 #pragma unroll
                 for (int v = 1; v < MMA_WARPS; v++) total += partial[v][f][n];
-                if (MT == 1)
+                if (MAT == 1)
                     s.y[(long long)r * s.out + s.feature0 + f] = total;
                 else
                 {
-                    float up_total = partial[0][MMA_M + f][n];
+                    float up_total = partial[0][FEATURES_PER_TASK + f][n];
 #pragma unroll
-                    for (int v = 1; v < MMA_WARPS; v++) up_total += partial[v][MMA_M + f][n];
+                    for (int v = 1; v < MMA_WARPS; v++) up_total += partial[v][FEATURES_PER_TASK + f][n];
                     s.y[(long long)r * s.out + s.feature0 + f] = total / (1.0f + expf(-total)) * up_total;
                 }
             }
@@ -646,18 +661,18 @@ __device__ __forceinline__ void mma_store(float (&acc)[MT][NT][Accumulators<W>::
 // Every warp has the same number of slots per task, a multiple of PIPE (slots past the end of K are empty and do nothing),
 // so the block's barriers line up and the ring of PIPE weight stages starts each task at stage 0. The loads run PIPE
 // slots ahead of the mma, into the next task's first slots at the end of a task: no bubble between tasks.
-template <typename W, int MT, int NT, int PIPE, bool ONE_ROW>
+template <typename W, int MAT, int TM, int NT, int PIPE, bool ONE_ROW>
 __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows, int in, const W* w0, float* y0, int out0,
                                            const W* w1, float* y1, int out1, const W* w2, float* y2, int out2)
 {
+    const int MT = MAT * TM;
     __shared__ float partial[MMA_WARPS][MT * MMA_M][MMA_N + 1];
     int warp = threadIdx.x / WARP_SIZE;
     bool vectorized = in % 8 == 0;
     int group_rows = NT * MMA_N;
     int row_groups = (rows + group_rows - 1) / group_rows;
-    int tiles = MT == 2 ? (out0 + MMA_M - 1) / MMA_M
-                        : (out0 + MMA_M - 1) / MMA_M + (out1 + MMA_M - 1) / MMA_M + (out2 + MMA_M - 1) / MMA_M;
-    int tasks = tiles * row_groups;
+    int groups = MAT == 2 ? mma_groups<TM>(out0) : mma_groups<TM>(out0) + mma_groups<TM>(out1) + mma_groups<TM>(out2);
+    int tasks = groups * row_groups;
     int chunks = (in + MMA_CHUNK - 1) / MMA_CHUNK;
     int slots = (chunks + MMA_WARPS * PIPE - 1) / (MMA_WARPS * PIPE) * PIPE;
     if ((int)blockIdx.x >= tasks) return;   // block-uniform
@@ -672,7 +687,9 @@ __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows
 #pragma unroll
                 for (int c = 0; c < 4; c++) acc[i][j][p][c] = 0.0f;
 
-#define MMA_TASK(index) mma_task<W, MT>(index, row_groups, in, group_rows, w0, y0, out0, w1, y1, out1, w2, y2, out2)
+    static_assert(sizeof(partial) + sizeof(MmaStages<PIPE, MT, ONE_ROW>) <= 48 * 1024,
+                  "static shared memory over 48 KB: fewer MMA_WARPS, MMA_STAGES or MMA_WIDE_TILES");
+#define MMA_TASK(index) mma_task<W, MAT, TM>(index, row_groups, in, group_rows, w0, y0, out0, w1, y1, out1, w2, y2, out2)
     __shared__ MmaStages<PIPE, MT, ONE_ROW> stages;
     MmaTask<W, MT> task = MMA_TASK(blockIdx.x);
 #pragma unroll
@@ -703,38 +720,50 @@ __device__ __forceinline__ void mma_matmul(const float* __restrict__ x, int rows
                          (same_task || has_next) && ahead_chunk < chunks);
             }
         }
-        mma_store<W, MT, NT>(acc, task, rows, partial);
+        mma_store<W, MAT, TM, NT>(acc, task, rows, partial);
         task = next;
     }
 #undef MMA_TASK
 }
 
 // Variants by input rows per pass: _mma_r1 one row (decode steps), _mma_n1 up to 8 rows, _mma_n2 up to 16, _mma_n4
-// more (32 per pass). Stages of weights in flight per warp: 4 chunks of one m-tile, 2 of matmul_silu's pairs.
-#ifndef MMA_STAGES
-#define MMA_STAGES 4
+// more (32 per pass). The widest variant takes MMA_WIDE_TILES m-tiles per task (matmul_silu half as many pairs of gate
+// and up, at least one), so each activation row is read and split into parts once per 16 · MMA_WIDE_TILES weight rows;
+// the others take one m-tile (pair) per task: more tasks to spread over the GPU, and a deeper pipeline in the same shared
+// memory (bench/RESULTS.md). The m-tile count changes who computes what, never a sum's order, so the variants agree bit
+// for bit.
+#ifndef MMA_WIDE_TILES
+#error "MMA_WIDE_TILES must be defined by the launcher"
 #endif
-#define MMA_PIPE(MT, NT) (MMA_STAGES / (MT))
+// Stages in flight per warp: MMA_STAGES chunks' worth of m-tiles (a stage holds all of a task's m-tiles), at least one.
+#ifndef MMA_STAGES
+#define MMA_STAGES 2
+#endif
+#define MMA_PIPE(MT) (MMA_STAGES / (MT) > 0 ? MMA_STAGES / (MT) : 1)
 #ifndef MMA_MIN_BLOCKS   // resident blocks per multiprocessor the compiler must leave registers for (1: no cap)
 #define MMA_MIN_BLOCKS 1
 #endif
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_r1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, MMA_PIPE(1, 1), true>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, MMA_PIPE(1, 1), false>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n2(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 2, MMA_PIPE(1, 2), false>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n4(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 4, MMA_PIPE(1, 4), false>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_r1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, MMA_PIPE(1, 1), true>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, MMA_PIPE(1, 1), false>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n2(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 2, MMA_PIPE(1, 2), false>(MATMUL_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n4(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 4, MMA_PIPE(1, 4), false>(MATMUL_ARGUMENTS); }
+#define BT MMA_WIDE_TILES
+#define BT_PAIRS (MMA_WIDE_TILES / 2 > 0 ? MMA_WIDE_TILES / 2 : 1)
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_r1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, 1, MMA_PIPE(1), true>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n1(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, 1, MMA_PIPE(1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n2(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, 1, 2, MMA_PIPE(1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_f16_mma_n4(MATMUL_PARAMETERS(half_bits)) { mma_matmul<half_bits, 1, BT, 4, MMA_PIPE(BT), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_r1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, 1, MMA_PIPE(1), true>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n1(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, 1, MMA_PIPE(1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n2(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, 1, 2, MMA_PIPE(1), false>(MATMUL_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_bf16_mma_n4(MATMUL_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 1, BT, 4, MMA_PIPE(BT), false>(MATMUL_ARGUMENTS); }
 
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_r1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, MMA_PIPE(2, 1), true>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, MMA_PIPE(2, 1), false>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n2(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 2, MMA_PIPE(2, 2), false>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n4(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 4, MMA_PIPE(2, 4), false>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_r1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, MMA_PIPE(2, 1), true>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, MMA_PIPE(2, 1), false>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n2(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 2, MMA_PIPE(2, 2), false>(MATMUL_SILU_ARGUMENTS); }
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n4(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 4, MMA_PIPE(2, 4), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_r1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, 1, MMA_PIPE(2 * 1), true>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n1(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, 1, MMA_PIPE(2 * 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n2(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, 1, 2, MMA_PIPE(2 * 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_f16_mma_n4(MATMUL_SILU_PARAMETERS(half_bits)) { mma_matmul<half_bits, 2, BT_PAIRS, 4, MMA_PIPE(2 * BT_PAIRS), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_r1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, 1, MMA_PIPE(2 * 1), true>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n1(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, 1, MMA_PIPE(2 * 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n2(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, 1, 2, MMA_PIPE(2 * 1), false>(MATMUL_SILU_ARGUMENTS); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS) matmul_silu_bf16_mma_n4(MATMUL_SILU_PARAMETERS(bf16_bits)) { mma_matmul<bf16_bits, 2, BT_PAIRS, 4, MMA_PIPE(2 * BT_PAIRS), false>(MATMUL_SILU_ARGUMENTS); }
+#undef BT
+#undef BT_PAIRS
 
 // ---------------------------------------------------------------- the tile layout: repack at load, embedding gather
 

@@ -5,7 +5,8 @@
 # have the 7B shapes), the full 7B shape's steps with the CUDA-core and tensor-core matmuls side by side, and Nsight
 # Compute's counters for the one-row kernels.
 # Here: bash tests/gpu/prepare.sh.   There: . .device/env.sh && bash bench/gpu/profile_matmul.sh   (carry: .device)
-# Environment: VARIANTS (';'-separated KANGAROO_KERNEL_DEFINES sets), TESTS=0, STEPS=0 (no 7B model), NCU=0 skip parts.
+# Environment: VARIANTS (';'-separated KANGAROO_KERNEL_DEFINES sets), TESTS=0, STEPS=0 (no 7B model), NCU=0 skip parts;
+# STEPS=all runs the 7B steps for every variant set, not only the defaults and the fastest one-row set.
 # With .device/old-cli.tar.xz (bench/gpu/pack_cli.sh REV) the old CLI's tensor-core figures run beside each new one, in
 # the same call: per-op GB/s for every variant set, and the 7B steps of the fastest set.
 set -uo pipefail
@@ -25,7 +26,7 @@ nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 ( cd kernels && "$nvcc" -cubin -arch=sm_90 -Xptxas -v $(bash check.sh --defines) matmul.cu -o /tmp/matmul.cubin ) > "$OUT/ptxas.txt" 2>&1
 awk -F"'" '/Compiling entry/ {f=$2} /spill/ {sp=$0; sub(/^ */, "", sp); sub(/ bytes stack frame,/, " stack", sp)} /Used [0-9]+ registers/ {u=$0; sub(/.*Used/, "", u); printf "%-26s%s | %s\n", f, u, sp}' "$OUT/ptxas.txt" | grep -E "f16_mma" | cut -c1-150
 kangaroo random-model /tmp/l4 --preset llama2-7b --layers 4 > /dev/null
-if [ "${STEPS:-1}" = 1 ]; then
+if [ "${STEPS:-1}" != 0 ]; then
   ( rm -rf /tmp/l7b && kangaroo random-model /tmp/l7b --preset llama2-7b --adapter-exit-layer 2 > "$OUT/l7b.log" 2>&1 ) &
   writer=$!
 fi
@@ -55,14 +56,18 @@ echo "fastest one-row set: [$best] ($best_us µs)"
 KANGAROO_MATMUL_TENSOR_CORES=0 kangaroo bench --model /tmp/l4 --backend cuda --context 1024 --repetitions 5 --verify-rows 1 \
   --kernels --kernel-rows 1,8,16,64 > "$OUT/ops0.txt" 2>&1
 echo "[CUDA cores]: $(grep -E '^matmul' "$OUT/ops0.txt" | awk '{printf "%.0f ", $NF}')"
-if [ "${STEPS:-1}" = 1 ]; then
+if [ "${STEPS:-1}" != 0 ]; then
   wait "$writer" || { status=1; cat "$OUT/l7b.log"; }
   runs=("0:" "1:")
-  [ -n "$best" ] && runs+=("1:$best")   # the fastest variant, when it is not the defaults themselves
+  if [ "${STEPS:-1}" = all ]; then
+    for set_ in "${sets[@]}"; do runs+=("1:$set_"); done
+  elif [ -n "$best" ]; then
+    runs+=("1:$best")   # the fastest variant, when it is not the defaults themselves
+  fi
   [ -n "$old" ] && runs+=("old:$best")  # the old CLI's tensor cores with the same set
   for run in "${runs[@]}"; do
     tc=${run%%:*} defs=${run#*:}
-    name=tc$tc${defs:+_best}
+    name=tc$tc${defs:+_$(echo "$defs" | tr -c 'A-Za-z0-9\n' '_')}
     cli=.device/Kangaroo.Cli/kangaroo.dll
     if [ "$tc" = old ]; then cli=$old; tc=1; name=old_tc1${defs:+_best}; fi
     log "7B shape, $(basename "$(dirname "$cli")") KANGAROO_MATMUL_TENSOR_CORES=$tc KANGAROO_KERNEL_DEFINES=\"$defs\""

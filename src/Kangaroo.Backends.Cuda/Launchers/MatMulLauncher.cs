@@ -28,7 +28,7 @@ internal sealed class MatMulLauncher
     /// Warps per block of the tensor-core kernels. They split K between them (warp w takes chunks w, w + MMA_WARPS, …), so
     /// this fixes the order of every sum: it is one constant for all row counts, never chosen per call.
     /// </summary>
-    public static readonly KernelDefine MmaWarps = new("MMA_WARPS", 4);
+    public static readonly KernelDefine MmaWarps = new("MMA_WARPS", 8);
 
     /// <summary>
     /// 16-byte weight vectors per thread and weight row in one K chunk of the tensor-core kernels: the chunk is
@@ -36,6 +36,14 @@ internal sealed class MatMulLauncher
     /// F16/BF16 matrices are packed into at load.
     /// </summary>
     public static readonly KernelDefine MmaVectors = new("MMA_VECTORS", 2);
+
+    /// <summary>
+    /// m-tiles per task in the widest tensor-core variant (more than 16 rows; matmul_silu half as many gate/up pairs, at
+    /// least one): each activation row is read and split once per 16 · this many weight rows. The narrower variants keep
+    /// one m-tile (pair) per task, measured faster up to 16 rows (bench/RESULTS.md). It changes who computes what, never
+    /// the order of a sum.
+    /// </summary>
+    public static readonly KernelDefine MmaWideTiles = new("MMA_WIDE_TILES", 2);
 
     /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M).</summary>
     private const int MmaTileRows = 16;
@@ -48,7 +56,7 @@ internal sealed class MatMulLauncher
     /// </summary>
     private static readonly (string Suffix, int Rows)[] MmaVariants = [("_mma_r1", 1), ("_mma_n1", 8), ("_mma_n2", 16), ("_mma_n4", 32)];
 
-    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow, MmaWarps, MmaVectors];
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, Features, FeaturesOneRow, MmaWarps, MmaVectors, MmaWideTiles];
 
     private static readonly DType[] TensorCoreTypes = [DType.F16, DType.BF16];
     private static readonly string[] MmaSuffixes = [.. MmaVariants.Select(v => v.Suffix)];
@@ -70,7 +78,7 @@ internal sealed class MatMulLauncher
     public static IReadOnlyList<KernelSignature> Signatures => [MatMulKernel, MatMulSiluKernel, PackTilesKernel, EmbedTilesKernel];
 
     private readonly KernelQueue _queue;
-    private readonly int _threads, _features, _featuresOneRow, _mmaThreads, _mmaChunk;
+    private readonly int _threads, _features, _featuresOneRow, _mmaThreads, _mmaChunk, _mmaWideTiles;
     // F16/BF16 weights on the tensor-core kernels (all row counts) rather than the CUDA-core ones.
     private readonly bool _tensorCores;
     // Resident blocks per multiprocessor at most, for batches and for one row.
@@ -94,6 +102,7 @@ internal sealed class MatMulLauncher
         _featuresOneRow = defines[FeaturesOneRow];
         _mmaThreads = defines[MmaWarps] * 32;
         _mmaChunk = defines[MmaVectors] * 32;
+        _mmaWideTiles = defines[MmaWideTiles];
         _tensorCores = tensorCores;
         // KANGAROO_MATMUL_BLOCKS_PER_SM tunes the grid without a rebuild. Measured best on an H100 (bench/RESULTS.md):
         // 2-row tiles at up to 16 blocks for decode, 4-row at 8 for batches.
@@ -190,10 +199,10 @@ internal sealed class MatMulLauncher
         // Same type and shape, so the same layout (TakesTiles decides by those alone).
         if (g.Tiled)
         {
-            // A task is one m-tile of gate rows and the same up rows over one row group (matmul.cu).
+            // A task is a group of m-tiles of gate rows and the same up rows over one row group (matmul.cu).
             var (suffix, groupRows) = MmaVariant(rows);
             var mma = _queue.Kernels.ForType("matmul_silu", g.DType, suffix);
-            int tasks = Tiles(g.Rows, MmaTileRows) * Tiles(rows, groupRows);
+            int tasks = Tiles(Tiles(g.Rows, MmaTileRows), Math.Max(1, MmaTilesPerTask(rows) / 2)) * Tiles(rows, groupRows);
             _queue.Launch(mma, EvenGrid(mma, tasks, _mmaThreads), (uint)_mmaThreads, args);
             return;
         }
@@ -211,12 +220,12 @@ internal sealed class MatMulLauncher
     {
         var args = new LaunchArguments(MatMulKernel);
         args.Pointer(x.Memory); args.Int(rows); args.Int(columns);
-        int features = tensorCore ? MmaTileRows : rows == 1 ? _featuresOneRow : _features;
+        int features = tensorCore ? MmaTileRows * MmaTilesPerTask(rows) : rows == 1 ? _featuresOneRow : _features;
         int tiles = AddTarget(ref args, first.W, first.Y, features) + AddTarget(ref args, second.W, second.Y, features) +
                     AddTarget(ref args, third.W, third.Y, features);
         if (tensorCore)
         {
-            // A task is one m-tile of one matrix over one row group (matmul.cu).
+            // A task is a group of m-tiles of one matrix over one row group (matmul.cu).
             var (suffix, groupRows) = MmaVariant(rows);
             var mma = _queue.Kernels.ForType("matmul", dtype, suffix);
             _queue.Launch(mma, EvenGrid(mma, tiles * Tiles(rows, groupRows), _mmaThreads), (uint)_mmaThreads, args);
@@ -228,6 +237,9 @@ internal sealed class MatMulLauncher
     }
 
     private static int Tiles(int count, int tile) => (count + tile - 1) / tile;
+
+    // m-tiles per task of a tensor-core launch over `rows` input rows: MMA_WIDE_TILES for the widest variant, else one.
+    private int MmaTilesPerTask(int rows) => rows > MmaVariants[^2].Rows ? _mmaWideTiles : 1;
 
     // The fewest n-tiles that hold every row in one pass; beyond the widest variant, passes of its width.
     private static (string Suffix, int GroupRows) MmaVariant(int rows)
