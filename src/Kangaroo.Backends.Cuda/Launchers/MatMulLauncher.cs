@@ -9,8 +9,8 @@ namespace Kangaroo.Backends.Cuda.Launchers;
 
 /// <summary>
 /// matmul.cu: MatMul, MatMulShared and MatMulSiluMul, each one launch of a grid that fits the GPU at once. F16 and BF16
-/// weights take the CUDA-core kernels, or the tensor-core kernels (every row count, decode included) where the backend
-/// asks for them; F32 weights always the CUDA-core kernels.
+/// weights take the CUDA-core kernels, or, where the backend asks for them, the tensor-core kernels (every row count,
+/// decode included) on matrices packed into their tile layout at load; F32 weights always the CUDA-core kernels.
 /// </summary>
 internal sealed class MatMulLauncher
 {

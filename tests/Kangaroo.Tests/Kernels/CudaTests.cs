@@ -21,11 +21,11 @@ internal static class CudaAvailability
     public static string? Reason => CudaBackend.IsAvailable(out string? reason) ? null : $"CUDA backend unavailable: {reason}";
 }
 
-/// <summary>Every op of the CUDA backend against the scalar reference, and exact row invariance.</summary>
+/// <summary>Every op of the CUDA backend (CUDA-core matmuls) against the scalar reference, and exact row invariance.</summary>
 [Collection("GPU")]
 public sealed class CudaBackendConformanceTests : BackendConformanceTests
 {
-    protected override IComputeBackend CreateBackend() => new CudaBackend();
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: false);
     protected override string? UnavailableReason => CudaAvailability.Reason;
 
     // Keys and values live in F16 in the CUDA cache.
@@ -36,7 +36,7 @@ public sealed class CudaBackendConformanceTests : BackendConformanceTests
 [Collection("GPU")]
 public sealed class CudaF32KvBackendConformanceTests : BackendConformanceTests
 {
-    protected override IComputeBackend CreateBackend() => new CudaBackend(kvCacheType: Kangaroo.Weights.DType.F32);
+    protected override IComputeBackend CreateBackend() => new CudaBackend(kvCacheType: Kangaroo.Weights.DType.F32, tensorCoreMatMul: false);
     protected override string? UnavailableReason => CudaAvailability.Reason;
 }
 
@@ -49,20 +49,20 @@ public sealed class CudaTensorCoreBackendConformanceTests : BackendConformanceTe
     protected override double AttentionTolerance => 2e-3;
 }
 
-/// <summary>Full-model logits on CUDA against the double-precision reference, and row invariance end to end.</summary>
+/// <summary>Full-model logits on CUDA (CUDA-core matmuls) against the double-precision reference, and row invariance end to end.</summary>
 [Collection("GPU")]
 public sealed class CudaModelTests : ModelConformanceTests
 {
-    protected override IComputeBackend CreateBackend() => new CudaBackend();
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: false);
     protected override string? UnavailableReason => CudaAvailability.Reason;
     protected override double LogitTolerance => 2e-3;
 }
 
-/// <summary>Kangaroo greedy on CUDA is bit-identical to vanilla greedy on CUDA.</summary>
+/// <summary>Kangaroo greedy on CUDA is bit-identical to vanilla greedy on CUDA, with the CUDA-core matmuls.</summary>
 [Collection("GPU")]
 public sealed class CudaKangarooGreedyTests : KangarooGreedyConformance
 {
-    protected override IComputeBackend CreateBackend() => new CudaBackend();
+    protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: false);
     protected override string? UnavailableReason => CudaAvailability.Reason;
 }
 
