@@ -56,8 +56,8 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     /// F16/BF16 matmuls on the tensor-core kernels (every row count, decode steps included; the matrices repacked into
     /// their tile layout at load) instead of the CUDA-core ones; null = KANGAROO_MATMUL_TENSOR_CORES (1 or 0), else the
     /// CUDA-core kernels. Each choice is row invariant on its own, so Kangaroo equals vanilla under either; the two give
-    /// different bits. The tensor cores verify several rows and batches for much less and decode the 7B shape as fast,
-    /// but one sequence of a small model decodes a few percent slower on them (bench/RESULTS.md), hence not the default.
+    /// different bits. The tensor cores verify several rows and batches for much less and decode the 7B shape within a few
+    /// percent, but one sequence of a small model decodes 2-4% slower on them (bench/RESULTS.md), hence not the default.
     /// </param>
     public CudaBackend(int deviceOrdinal = 0, string? kernelCacheDirectory = null, DType kvCacheType = DType.F16, bool? tensorCoreMatMul = null)
     {

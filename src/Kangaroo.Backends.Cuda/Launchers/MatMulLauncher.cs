@@ -48,7 +48,8 @@ internal sealed class MatMulLauncher
     /// <summary>Weight rows per m-tile of the tensor-core kernels (mma.m16n8k16's M).</summary>
     private const int MmaTileRows = 16;
 
-    private const int PackThreads = 256;
+    /// <summary>Threads per block of the tile layout's one-thread-per-element kernels (repack, embedding gather).</summary>
+    private const int LayoutThreads = 256;
 
     /// <summary>
     /// Variants of the tensor-core kernels by rows per pass (one row, then 1, 2 and 4 n-tiles), with the most rows each
@@ -131,7 +132,7 @@ internal sealed class MatMulLauncher
             args.Pointer(rowMajor); args.Int(rows); args.Int(columns); args.Pointer(packed); args.Long(vectors);
             lock (_queue.Gate)
             {
-                _queue.Launch(_queue.Kernels["pack_mma_tiles"], (uint)((vectors + PackThreads - 1) / PackThreads), PackThreads, args);
+                _queue.Launch(_queue.Kernels["pack_mma_tiles"], (uint)((vectors + LayoutThreads - 1) / LayoutThreads), LayoutThreads, args);
                 _queue.Stream.Synchronize();
             }
             return packed;
@@ -151,7 +152,7 @@ internal sealed class MatMulLauncher
         var args = new LaunchArguments(EmbedTilesKernel);
         args.Pointer(table.Memory); args.Pointer(tokens.Memory); args.Pointer(output.Memory); args.Int(rows); args.Int(table.Columns);
         long elements = (long)rows * table.Columns;
-        _queue.Launch(_queue.Kernels.ForType("embed_mma_tiles", table.DType), (uint)((elements + PackThreads - 1) / PackThreads), PackThreads, args);
+        _queue.Launch(_queue.Kernels.ForType("embed_mma_tiles", table.DType), (uint)((elements + LayoutThreads - 1) / LayoutThreads), LayoutThreads, args);
     }
 
     public void MatMul(CudaActivations x, CudaWeight w, CudaActivations y, int rows)
