@@ -46,7 +46,7 @@ public static class LlamaGgufExporter
         var types = new List<DType>();
         AddTensors(gguf, weights, config, types);
         AddModelMetadata(gguf, config, Path.GetFileName(Path.GetFullPath(modelDirectory).TrimEnd(Path.DirectorySeparatorChar)), types);
-        AddVocabulary(gguf, vocabulary, config);
+        AddVocabulary(gguf, vocabulary, config, TokenizerConfig.Load(modelDirectory));
 
         string temporary = outputPath + ".partial";
         try
@@ -86,7 +86,9 @@ public static class LlamaGgufExporter
         gguf.Add("llama.vocab_size", (uint)c.VocabSize);
     }
 
-    private static void AddVocabulary(GgufWriter gguf, SentencePieceModelProto v, LlamaConfig c)
+    // BOS/EOS and whether prompts start with BOS as our tokenizer decides them (tokenizer_config.json over the model's
+    // defaults), so that both engines see the same prompt tokens.
+    private static void AddVocabulary(GgufWriter gguf, SentencePieceModelProto v, LlamaConfig c, TokenizerConfig tokenizer)
     {
         if (v.Pieces.Length != c.VocabSize)
             throw new KangarooException($"tokenizer.model holds {v.Pieces.Length} pieces, config.json's vocab_size is {c.VocabSize}: the GGUF export needs one piece per embedding row");
@@ -98,8 +100,8 @@ public static class LlamaGgufExporter
         if (bos >= 0) gguf.Add("tokenizer.ggml.bos_token_id", (uint)bos);
         if (eos >= 0) gguf.Add("tokenizer.ggml.eos_token_id", (uint)eos);
         gguf.Add("tokenizer.ggml.unknown_token_id", (uint)v.UnknownId);
-        gguf.Add("tokenizer.ggml.add_bos_token", bos >= 0);
-        gguf.Add("tokenizer.ggml.add_eos_token", false);
+        gguf.Add("tokenizer.ggml.add_bos_token", bos >= 0 && (tokenizer.AddBosToken ?? true));
+        gguf.Add("tokenizer.ggml.add_eos_token", tokenizer.AddEosToken ?? false);
         gguf.Add("tokenizer.ggml.add_space_prefix", v.AddDummyPrefix);
     }
 
