@@ -356,7 +356,7 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
         // The lock is held throughout: another session's ops must not land in this stream while it is being captured.
         lock (_gate)
         {
-            _queue.Capturing = true;
+            _queue.BeginRecording();
             CudaGraph.BeginCapture(_stream);
             CudaGraphExec graph;
             try
@@ -377,15 +377,19 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
             {
                 _queue.Capturing = false;
             }
-            return new RecordedGraph(this, graph);
+            return new RecordedGraph(this, graph, _queue.Recorded);
         }
     }
 
-    private sealed class RecordedGraph(CudaBackend backend, CudaGraphExec graph) : ICapturedWork
+    private sealed class RecordedGraph(CudaBackend backend, CudaGraphExec graph, int kernels) : ICapturedWork
     {
         public void Replay()
         {
-            lock (backend._gate) graph.Launch(backend._stream);
+            lock (backend._gate)
+            {
+                graph.Launch(backend._stream);
+                backend._queue.Replayed(kernels);
+            }
         }
 
         public void Dispose()

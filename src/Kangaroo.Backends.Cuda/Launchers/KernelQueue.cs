@@ -20,16 +20,32 @@ internal sealed class KernelQueue(object gate, CudaContext context, CudaDevice d
     /// <summary>True while <see cref="CudaBackend.Capture"/> records the stream; read and written under <see cref="Gate"/>.</summary>
     public bool Capturing { get; set; }
 
-    /// <summary>Kernels issued so far, launched or recorded into a graph (each recorded kernel counted once, not per replay).</summary>
+    /// <summary>Kernels run so far: launched directly, or replayed as part of a recorded graph (a replay counts each of its kernels).</summary>
     public long Launches { get; private set; }
+
+    /// <summary>Kernels recorded since the current capture began; read and written under <see cref="Gate"/>.</summary>
+    public int Recorded { get; private set; }
 
     public void Launch(CudaFunction function, Dim3 grid, Dim3 block, in LaunchArguments args)
     {
         lock (Gate)
         {
             args.Launch(function, Stream, grid, block);
-            Launches++;
+            if (Capturing) Recorded++;
+            else Launches++;
         }
+    }
+
+    /// <summary>Starts counting the kernels of a capture (<see cref="Recorded"/>).</summary>
+    public void BeginRecording()
+    {
+        lock (Gate) { Capturing = true; Recorded = 0; }
+    }
+
+    /// <summary>Counts a replay of recorded work of <paramref name="kernels"/> kernels.</summary>
+    public void Replayed(int kernels)
+    {
+        lock (Gate) Launches += kernels;
     }
 
     public DeviceBuffer Allocate(long bytes, string what)

@@ -1,11 +1,12 @@
 namespace Kangaroo.Backends;
 
 /// <summary>
-/// A backend that counts the kernels it issues: launched directly, or recorded into replayable work (counted once, when
-/// recorded). Launch counts per step say how much of a latency-bound step is launch overhead.
+/// A backend that counts the kernels it runs: launched directly, or replayed as part of recorded work (each replay counts
+/// every kernel it holds; recording itself counts none). Launch counts per step say how much of a latency-bound step is
+/// launch overhead.
 /// </summary>
 public interface IKernelLaunchCounter
 {
-    /// <summary>Kernels issued since the backend was created.</summary>
+    /// <summary>Kernels run since the backend was created.</summary>
     long KernelLaunches { get; }
 }

@@ -92,13 +92,14 @@ public static class StepBenchmark
         };
     }
 
-    // The first warm-up run records the step where the backend records, so its kernels are counted there, once each.
+    // Launches are counted over the last warm-up run: a steady step, replayed where the first one recorded it (the first
+    // run also runs the step plainly once, to size scratch buffers, before recording it).
     private static double Median(int repetitions, IKernelLaunchCounter? counter, ref long? launches, Action step)
     {
+        for (int i = 0; i < 2; i++) step();   // warm-up: recording, caches, JIT
         long before = counter?.KernelLaunches ?? 0;
         step();
         if (counter is not null) launches = counter.KernelLaunches - before;
-        for (int i = 0; i < 2; i++) step();   // the rest of the warm-up: caches, JIT
         var times = new double[repetitions];
         for (int i = 0; i < repetitions; i++)
         {

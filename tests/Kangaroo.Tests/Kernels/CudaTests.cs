@@ -133,3 +133,43 @@ public sealed class CudaLargeBatchTests
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], batched[i].TokenIds);
     }
 }
+
+/// <summary>
+/// Launch counts: a kernel launched directly counts once, recording counts none, and each replay counts every kernel it
+/// holds, so a step's count is the same whether it runs plainly or replays a graph.
+/// </summary>
+[Collection("GPU")]
+public sealed class CudaLaunchCountTests
+{
+    [Fact]
+    public void ReplaysCountTheirRecordedKernelsAndRecordingCountsNone()
+    {
+        if (CudaAvailability.Reason is { } reason) Assert.Skip(reason);
+        using var backend = new CudaBackend();
+        using var a = backend.Allocate(256);
+        using var b = backend.Allocate(256);
+        backend.Upload(new float[256], a);
+        void Work()
+        {
+            backend.Copy(a, 0, b, 0, 256);
+            backend.SiluMul(a, b, b, 256);
+        }
+
+        long start = backend.KernelLaunches;
+        Work();
+        long plain = backend.KernelLaunches - start;
+        Assert.True(plain >= 1, $"the plain run counted {plain} kernels");
+
+        long beforeRecording = backend.KernelLaunches;
+        using var recorded = backend.Capture(Work);
+        Assert.Equal(beforeRecording, backend.KernelLaunches);
+
+        for (int replay = 1; replay <= 3; replay++)
+        {
+            long before = backend.KernelLaunches;
+            recorded.Replay();
+            Assert.Equal(plain, backend.KernelLaunches - before);
+        }
+        backend.Synchronize();
+    }
+}
