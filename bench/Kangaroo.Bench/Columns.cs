@@ -38,21 +38,23 @@ public static class DeviceTimings
 }
 
 /// <summary>
-/// Each backend's memory ceiling, measured once at setup by the backend's own probe (<see cref="IBandwidthProbe"/>: a
-/// 256 MiB device-to-device copy, bytes read + written). A matmul's GB/s is read-dominated, so this is the reference to
-/// hold it against, not a bound it cannot pass. Backends without a probe (ILGPU) show '-'.
+/// Each backend's memory ceilings, measured once at setup by the backend's own probe (<see cref="IBandwidthProbe"/>, 256 MiB
+/// buffers): a device-to-device copy (bytes read + written) and a read-only sum (bytes read: what streaming weights can
+/// reach, the reference the matmul targets are held against). Backends without a probe (ILGPU) show '-'.
 /// </summary>
 public static class Ceilings
 {
-    private static readonly ConcurrentDictionary<string, double> CopyGigabytesPerSecond = new();
+    private static readonly ConcurrentDictionary<string, BandwidthFigures> Figures = new();
 
     public static void Measure(string name, IComputeBackend backend)
     {
-        if (backend is IBandwidthProbe probe && !CopyGigabytesPerSecond.ContainsKey(name))
-            CopyGigabytesPerSecond[name] = probe.MeasureBandwidth(256L << 20).CopyGigabytesPerSecond;
+        if (backend is IBandwidthProbe probe && !Figures.ContainsKey(name))
+            Figures[name] = probe.MeasureBandwidth(256L << 20);
     }
 
-    public static double? Of(string name) => CopyGigabytesPerSecond.TryGetValue(name, out double v) ? v : null;
+    public static double? Of(string name) => Figures.TryGetValue(name, out var f) ? f.CopyGigabytesPerSecond : null;
+
+    public static double? ReadOf(string name) => Figures.TryGetValue(name, out var f) ? f.ReadGigabytesPerSecond : null;
 }
 
 /// <summary>The extra columns: device µs, MB moved, GB/s (device time where there is one) and that as a share of the copy ceiling.</summary>
@@ -68,6 +70,9 @@ public sealed class DeviceColumn(string name, string legend, Func<Summary, Bench
             (s, c) => Rate(s, c) is double gb ? gb.ToString("F1", CultureInfo.InvariantCulture) : "-"),
         new DeviceColumn("% of copy", "GB/s as a share of the backend's measured device-to-device copy bandwidth (read + write)",
             (s, c) => Rate(s, c) is double gb && Ceilings.Of((string)c.Parameters["Backend"]) is double ceiling
+                ? (100 * gb / ceiling).ToString("F0", CultureInfo.InvariantCulture) + "%" : "-"),
+        new DeviceColumn("% of read", "GB/s as a share of the backend's measured read bandwidth (a large buffer summed)",
+            (s, c) => Rate(s, c) is double gb && Ceilings.ReadOf((string)c.Parameters["Backend"]) is double ceiling
                 ? (100 * gb / ceiling).ToString("F0", CultureInfo.InvariantCulture) + "%" : "-"),
     ];
 

@@ -34,6 +34,13 @@ public class OpBenchmarks
         return new[] { "demo", "llama7b" }.Where(s => wanted is null || wanted.Contains(s));
     }
 
+    /// <summary>Rows per call: 1 (decode) and the verification sizes 2 to 16. KANGAROO_BENCH_ROWS="1,8" narrows the list.</summary>
+    public static IEnumerable<int> RowCounts()
+    {
+        var wanted = Selected("KANGAROO_BENCH_ROWS");
+        return new[] { 1, 2, 4, 8, 16 }.Where(r => wanted is null || wanted.Contains(r.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
     private static HashSet<string>? Selected(string variable) =>
         Environment.GetEnvironmentVariable(variable) is { Length: > 0 } list
             ? [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]
@@ -45,8 +52,8 @@ public class OpBenchmarks
     [ParamsSource(nameof(Shapes))]
     public string Shape { get; set; } = "demo";
 
-    [Params(1, 8)]
-    public int Rows { get; set; }
+    [ParamsSource(nameof(RowCounts))]
+    public int Rows { get; set; } = 1;
 
     public const int Context = 1024;
 
