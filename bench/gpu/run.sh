@@ -24,6 +24,8 @@ mkdir -p "$OUT"
 started=$(date +%s)
 elapsed() { echo $(( $(date +%s) - started )); }
 log() { echo "[$(elapsed)s] $*"; }
+# A failing step marks the run failed and says which, so a final "status 1" is never a riddle.
+fail() { status=1; log "FAILED: $*"; }
 kangaroo() { dotnet .device/Kangaroo.Cli/kangaroo.dll "$@"; }
 BASE_SECONDS=${BASE_SECONDS:-200} ADAPTER_SECONDS=${ADAPTER_SECONDS:-60}
 PROMPTS=${PROMPTS:-24} MAX_TOKENS=${MAX_TOKENS:-128} PEER_PROMPTS=${PEER_PROMPTS:-4} QUICK=${QUICK:-0}
@@ -52,31 +54,31 @@ else
   model=$T/bench
   log "training the bench model: base ${BASE_SECONDS} s, adapter ${ADAPTER_SECONDS} s"
   CORPUS=$T/corpus BASE_SECONDS=$BASE_SECONDS ADAPTER_SECONDS=$ADAPTER_SECONDS bash bench/gpu/train_bench_model.sh "$model" "$OUT/train.log" ||
-    { status=1; tail -20 "$OUT/train.log"; }
+    { fail "training the bench model"; tail -20 "$OUT/train.log"; }
   grep '^summary:' "$OUT/train.log"
   log "training done"
 fi
 echo "$model" > "$T/bench_model_dir.txt"
-[[ -n ${writer:-} ]] && { wait "$writer" || { status=1; cat "$T/l7b.log"; }; tail -1 "$T/l7b.log"; }
+[[ -n ${writer:-} ]] && { wait "$writer" || { fail "writing the random 7B model"; cat "$T/l7b.log"; }; tail -1 "$T/l7b.log"; }
 
 # 2. The 7B shape.
 if [[ $QUICK != 1 ]]; then
   log "7B shape, CUDA backend"
   kangaroo bench --model /tmp/l7b --backend cuda --context 1024 --repetitions 30 --kernels --json "$T/llama7b.json" \
-    --markdown "$OUT/llama7b.md" > "$OUT/llama7b.txt" 2>&1 || status=1
+    --markdown "$OUT/llama7b.md" > "$OUT/llama7b.txt" 2>&1 || fail "kangaroo bench, 7B shape"
   grep -E "^(backend|memory|decode|verify|draft)" "$OUT/llama7b.txt"
 else
   kangaroo random-model /tmp/lq --preset tiny-10m --adapter-exit-layer 2 > /dev/null
-  kangaroo bench --model /tmp/lq --backend cuda --context 256 --repetitions 5 --json "$T/llama7b.json" > "$OUT/llama7b.txt" 2>&1 || status=1
+  kangaroo bench --model /tmp/lq --backend cuda --context 256 --repetitions 5 --json "$T/llama7b.json" > "$OUT/llama7b.txt" 2>&1 || fail "kangaroo bench, quick model"
 fi
 log "7B shape, Hugging Face eager"
-$py bench/gpu/hf_7b.py --tokens $([[ $QUICK == 1 ]] && echo 4 || echo 64) --json "$T/hf7b.json" 2>&1 | grep -v Warning || status=1
+$py bench/gpu/hf_7b.py --tokens $([[ $QUICK == 1 ]] && echo 4 || echo 64) --json "$T/hf7b.json" 2>&1 | { grep -v Warning || true; } || fail "Hugging Face eager, 7B shape"
 
 # 3. The bench model end to end: the engine, then the peers on its prompt ids.
 log "bench model end to end, engine (CUDA)"
 kangaroo bench --model "$model" --backend cuda --context 512 --repetitions 20 --kernels --tree --batch 1,4,16 --prompts bench/data/prompts.jsonl \
   --prompt-count "$PROMPTS" --max-tokens "$MAX_TOKENS" --outputs "$T/outputs.jsonl" --json "$T/bench_model.json" \
-  --markdown "$OUT/bench_model.md" > "$OUT/bench_model.txt" 2>&1 || { status=1; tail -5 "$OUT/bench_model.txt"; }
+  --markdown "$OUT/bench_model.md" > "$OUT/bench_model.txt" 2>&1 || { fail "kangaroo bench, bench model end to end"; tail -5 "$OUT/bench_model.txt"; }
 grep -A5 "^end to end" "$OUT/bench_model.txt"
 grep -A3 "^batched" "$OUT/bench_model.txt"
 log "bench model end to end, peers"
@@ -85,7 +87,7 @@ reference=bench/gpu/reference
 # Bounded so that the report below is still written inside the 10 minutes.
 timeout $(( 585 - $(elapsed) )) $py bench/gpu/peers.py --model "$model" --outputs "$T/outputs.jsonl" --reference "$reference" --max-tokens "$MAX_TOKENS" \
   --prompt-count "$PEER_PROMPTS" \
-  --json "$T/peers.json" > "$OUT/peers.log" 2>&1 || status=1
+  --json "$T/peers.json" > "$OUT/peers.log" 2>&1 || fail "peers (bench/gpu/peers.py; $OUT/peers.log)"
 grep -vi "warn" "$OUT/peers.log" | tail -12
 
 # On request (BATCH_DRAFT_STOPS="0 0.5"): 16 sequences at other batch draft stops, in place of the ILGPU run below.
@@ -114,7 +116,7 @@ fi
 
 # 4. The report.
 log "summary"
-$py bench/gpu/summarize.py "$T" --driver "$driver" --out "$OUT/$card.json" --markdown "$OUT/summary.md" > /dev/null || status=1
+$py bench/gpu/summarize.py "$T" --driver "$driver" --out "$OUT/$card.json" --markdown "$OUT/summary.md" > /dev/null || fail "summary (bench/gpu/summarize.py)"
 cat "$OUT/summary.md" 2>/dev/null
 cp "$T"/*.json "$T/outputs.jsonl" "$OUT/" 2>/dev/null
 [[ -d $model ]] && cp "$model"/train_log.json "$OUT/base_train_log.json" 2>/dev/null
