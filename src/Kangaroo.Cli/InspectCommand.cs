@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kangaroo.Model;
+using Kangaroo.Tokenization;
 using Kangaroo.Weights;
 
 namespace Kangaroo.Cli;
@@ -52,6 +53,7 @@ internal static class InspectCommand
         stdout.WriteLine(string.Create(inv, $"rope:        theta {c.RopeTheta}, scaling {(c.RopeScaling is { } s ? $"{s.Type} (factor {s.Factor}, original context {s.OriginalMaxPositionEmbeddings})" : "none")}, max positions {c.MaxPositionEmbeddings}"));
         stdout.WriteLine(string.Create(inv, $"norm:        RMSNorm eps {c.RmsNormEps}; tied embeddings: {(c.TieWordEmbeddings ? "yes" : "no")}"));
         stdout.WriteLine($"tokens:      bos {c.BosTokenId?.ToString(inv) ?? "none"}, eos {(c.EosTokenIds.Count > 0 ? string.Join(", ", c.EosTokenIds) : "none")}");
+        stdout.WriteLine($"tokenizer:   {DescribeTokenizer(directory)}");
         stdout.WriteLine(string.Create(inv, $"parameters:  {parameters:N0} ({parameters / 1e6:F2} M)"));
         stdout.WriteLine($"dtypes:      {string.Join(", ", dtypes.Select(d => $"{d.Key} ({d.Value} tensors)"))}{(c.TorchDType is { } td ? $"; config says {td}" : "")}");
         stdout.WriteLine("memory by component:");
@@ -70,6 +72,22 @@ internal static class InspectCommand
             stdout.WriteLine($"ignored:     {unused.Count} derived buffers{(a.Flag("verbose") ? ": " + string.Join(", ", unused) : " (--verbose lists them)")}");
         }
         return Cli.Success;
+    }
+
+    // Which file the engine reads the tokenizer from and what it does; a tokenizer the engine refuses is named here
+    // with the reason (generate would stop on it), without ending the inspection.
+    private static string DescribeTokenizer(string directory)
+    {
+        try
+        {
+            var t = TextTokenizer.Load(directory);
+            return $"{t.Source}; bos {t.BosTokenId?.ToString(CultureInfo.InvariantCulture) ?? "none"}{(t.AddBosToken ? " (added)" : "")}, " +
+                $"eos {t.EosTokenId?.ToString(CultureInfo.InvariantCulture) ?? "none"}";
+        }
+        catch (ModelFormatException e)
+        {
+            return $"not readable: {e.Message}";
+        }
     }
 
     private static string Component(string name) => name switch

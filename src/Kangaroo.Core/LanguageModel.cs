@@ -37,7 +37,7 @@ public sealed class LanguageModel : IDisposable
         var tokenizer = TextTokenizer.Load(directory);
         if (tokenizer.VocabularySize > config.VocabSize)
             throw new ModelFormatException(config.SourcePath ?? directory,
-                $"vocab_size is {config.VocabSize} but {Path.Combine(directory, TextTokenizer.SentencePieceFileName)} has {tokenizer.VocabularySize} tokens: the tokenizer and the model do not belong together");
+                $"vocab_size is {config.VocabSize} but {Path.Combine(directory, tokenizer.FileName)} has {tokenizer.VocabularySize} tokens: the tokenizer and the model do not belong together");
         int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
         if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
         config.CheckContext(context);

@@ -342,7 +342,9 @@ public static class RandomModelWriter
     private static void CopyTokenizer(string source, string directory)
     {
         if (Path.GetFullPath(source) == Path.GetFullPath(directory)) return;
-        File.Copy(Path.Combine(source, TextTokenizer.SentencePieceFileName), Path.Combine(directory, TextTokenizer.SentencePieceFileName), overwrite: true);
+        // The file the engine reads (tokenizer.model, else a tokenizer.json), then the settings beside it.
+        string file = TextTokenizer.Load(source).FileName;
+        File.Copy(Path.Combine(source, file), Path.Combine(directory, file), overwrite: true);
         foreach (string optional in new[] { TokenizerConfig.FileName, "special_tokens_map.json" })
         {
             string path = Path.Combine(source, optional);

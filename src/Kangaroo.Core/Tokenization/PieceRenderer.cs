@@ -9,7 +9,7 @@ namespace Kangaroo.Tokenization;
 /// byte that does not belong to a valid character becoming U+FFFD, and, when the model adds a dummy prefix, the
 /// ▁ that starts the first visible piece is dropped. Immutable; shared by all decoders.
 /// </summary>
-internal sealed class PieceRenderer
+internal sealed class PieceRenderer : ITokenRenderer
 {
     private const char SpaceSymbol = '\u2581';
 
@@ -27,6 +27,7 @@ internal sealed class PieceRenderer
         _byteValue = new short[count];
         _keepsStart = new bool[count];
         bool stripsDummyPrefix = model.AddDummyPrefix && !model.TreatWhitespaceAsSuffix;
+        _stripsDummyPrefix = stripsDummyPrefix;
 
         for (int id = 0; id < count; id++)
         {
@@ -57,6 +58,10 @@ internal sealed class PieceRenderer
     }
 
     public int Count => _text.Length;
+
+    private readonly bool _stripsDummyPrefix;
+
+    public DecodeState Start() => new(_stripsDummyPrefix);
 
     /// <summary>
     /// Feeds one id through <paramref name="state"/>, appending the text it completes to <paramref name="output"/>.
@@ -100,6 +105,19 @@ internal sealed class PieceRenderer
     }
 }
 
+/// <summary>What each id turns into when decoding: one tokenizer format's rules (<see cref="PieceRenderer"/>, <see cref="ByteLevelRenderer"/>).</summary>
+internal interface ITokenRenderer
+{
+    /// <summary>Feeds one id through <paramref name="state"/>, appending the text it completes to <paramref name="output"/>.</summary>
+    void Append(ref DecodeState state, int id, StringBuilder output);
+
+    /// <summary>The text of <paramref name="id"/> when it can be returned as is (nothing held back), else null.</summary>
+    string? TryAppendWithoutBuffer(ref DecodeState state, int id);
+
+    /// <summary>The state a decoding starts in.</summary>
+    DecodeState Start();
+}
+
 /// <summary>
 /// Decoding state between ids: whether the dummy-prefix ▁ may still be dropped, and the bytes of a UTF-8
 /// character that byte pieces have started but not finished (at most 3).
@@ -108,9 +126,16 @@ internal struct DecodeState
 {
     public bool AtStart;
     private uint _pending;      // up to 3 bytes, first byte lowest
+    // How invalid UTF-8 reads: one U+FFFD per byte (SentencePiece) or per maximal invalid subsequence (Rust's
+    // from_utf8_lossy, which Hugging Face tokenizers' byte-level decoder uses; .NET's decoder reports the same lengths).
+    private readonly bool _maximalSubparts;
     public int PendingCount { get; private set; }
 
-    public DecodeState(bool atStart) => AtStart = atStart;
+    public DecodeState(bool atStart, bool maximalSubparts = false)
+    {
+        AtStart = atStart;
+        _maximalSubparts = maximalSubparts;
+    }
 
     public void PushByte(byte value, StringBuilder output)
     {
@@ -148,9 +173,9 @@ internal struct DecodeState
             else
             {
                 // SentencePiece replaces each byte that cannot start a valid character on its own, not the whole
-                // maximal invalid subsequence as .NET's UTF-8 decoder does.
+                // maximal invalid subsequence as .NET's UTF-8 decoder does; byte-level BPE replaces the subsequence.
                 output.Append('\uFFFD');
-                offset++;
+                offset += _maximalSubparts ? Math.Max(consumed, 1) : 1;
             }
         }
 
@@ -170,4 +195,39 @@ internal struct DecodeState
             output.Append(pair[..rune.EncodeToUtf16(pair)]);
         }
     }
+}
+
+/// <summary>
+/// Decoding of a byte-level BPE (<see cref="ByteLevelBpe"/>), as Hugging Face tokenizers' ByteLevel decoder with
+/// skip_special_tokens: every id's bytes joined and read as UTF-8, invalid sequences as one U+FFFD each; special added
+/// tokens and ids no entry names render as nothing and do not interrupt the bytes around them. Immutable; shared.
+/// </summary>
+internal sealed class ByteLevelRenderer : ITokenRenderer
+{
+    private readonly byte[][] _bytes;
+    private readonly string?[] _whole;   // the id's text when its bytes are complete UTF-8 on their own
+
+    public ByteLevelRenderer(ByteLevelBpe bpe)
+    {
+        _bytes = new byte[bpe.VocabularySize][];
+        _whole = new string?[bpe.VocabularySize];
+        var strict = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+        for (int id = 0; id < _bytes.Length; id++)
+        {
+            _bytes[id] = bpe.IsSpecial[id] ? [] : bpe.TokenBytes[id];
+            try { _whole[id] = strict.GetString(_bytes[id]); }
+            catch (DecoderFallbackException) { _whole[id] = null; }
+        }
+    }
+
+    public DecodeState Start() => new(atStart: false, maximalSubparts: true);
+
+    public void Append(ref DecodeState state, int id, StringBuilder output)
+    {
+        if ((uint)id >= (uint)_bytes.Length) return;
+        foreach (byte b in _bytes[id]) state.PushByte(b, output);
+    }
+
+    public string? TryAppendWithoutBuffer(ref DecodeState state, int id) =>
+        state.PendingCount == 0 && (uint)id < (uint)_bytes.Length ? _whole[id] : null;
 }

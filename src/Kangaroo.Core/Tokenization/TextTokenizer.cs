@@ -1,12 +1,13 @@
 using System.Text;
+using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 
 namespace Kangaroo.Tokenization;
 
 /// <summary>
-/// The model's tokenizer (through Microsoft.ML.Tokenizers): SentencePiece <c>tokenizer.model</c> (Llama style),
-/// or <c>tokenizer.json</c> where the library can serve it. BOS/EOS behaviour follows
-/// <c>tokenizer_config.json</c> when present.
+/// The model's tokenizer: SentencePiece <c>tokenizer.model</c> (Llama, Llama 2, Mistral style, through
+/// Microsoft.ML.Tokenizers), or else a byte-level BPE <c>tokenizer.json</c> (Llama 3, Qwen2 style: <see cref="ByteLevelBpe"/>).
+/// BOS/EOS behaviour follows <c>tokenizer_config.json</c> when present, and a tokenizer.json's post-processor template.
 /// </summary>
 /// <remarks>
 /// Encoding and decoding give the same ids and text as the sentencepiece library. Microsoft.ML.Tokenizers loads the
@@ -21,25 +22,45 @@ public sealed class TextTokenizer
     public const string HuggingFaceFileName = "tokenizer.json";
 
     private readonly Normalizer? _normalizer;
-    private readonly SentencePieceBpeEncoder _bpe;
-    private readonly PieceRenderer _renderer;
-    private readonly bool _stripsDummyPrefix;
-    private readonly string[] _pieces;
+    private readonly SentencePieceBpeEncoder? _bpe;
+    private readonly ByteLevelBpe? _byteLevel;
+    private readonly ITokenRenderer _renderer;
+    private readonly Func<string, int?> _idOf;
 
     private TextTokenizer(SentencePieceModelProto model, SentencePieceTokenizer library, int? bosTokenId, int? eosTokenId,
-        bool addBosToken, bool addEosToken)
+        bool addBosToken, bool addEosToken, string source)
     {
         _normalizer = library.Normalizer;
         _bpe = new SentencePieceBpeEncoder(model);
         _renderer = new PieceRenderer(model, invisibleIds: [bosTokenId ?? -1, eosTokenId ?? -1]);
-        _stripsDummyPrefix = model.AddDummyPrefix && !model.TreatWhitespaceAsSuffix;
-        _pieces = model.Pieces;
+        string[] pieces = model.Pieces;
+        _idOf = piece => Array.IndexOf(pieces, piece) is var id and >= 0 ? id : null;
         VocabularySize = model.Pieces.Length;
         BosTokenId = bosTokenId;
         EosTokenId = eosTokenId;
         AddBosToken = addBosToken && bosTokenId is not null;
         AddEosToken = addEosToken && eosTokenId is not null;
+        Source = source;
     }
+
+    private TextTokenizer(ByteLevelBpe bpe, int? bosTokenId, int? eosTokenId, bool addBosToken, bool addEosToken, string source)
+    {
+        _byteLevel = bpe;
+        _renderer = new ByteLevelRenderer(bpe);
+        _idOf = bpe.IdOf;
+        VocabularySize = bpe.VocabularySize;
+        BosTokenId = bosTokenId;
+        EosTokenId = eosTokenId;
+        AddBosToken = addBosToken && bosTokenId is not null;
+        AddEosToken = addEosToken && eosTokenId is not null;
+        Source = source;
+    }
+
+    /// <summary>Which file the tokenizer was read from and as what (for <c>inspect</c>).</summary>
+    public string Source { get; }
+
+    /// <summary>The file the tokenizer was read from: <see cref="SentencePieceFileName"/> or <see cref="HuggingFaceFileName"/>.</summary>
+    public string FileName => _byteLevel is null ? SentencePieceFileName : HuggingFaceFileName;
 
     /// <summary>Loads the tokenizer of a model directory. Missing or malformed files are a <see cref="ModelFormatException"/>.</summary>
     public static TextTokenizer Load(string modelDirectory)
@@ -49,28 +70,62 @@ public sealed class TextTokenizer
             throw new ModelFormatException(modelDirectory, "model directory not found");
 
         string modelPath = Path.Combine(modelDirectory, SentencePieceFileName);
+        string jsonPath = Path.Combine(modelDirectory, HuggingFaceFileName);
+        TokenizerConfig config = TokenizerConfig.Load(modelDirectory);
+        string configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
+
+        // A SentencePiece tokenizer.model is read when there is one: the tokenizer.json that Llama 2 and Mistral ship beside
+        // it is the same tokenizer converted (transformers would load that one). Without it, a byte-level BPE tokenizer.json
+        // (Llama 3, Qwen2) is read; other tokenizer.json models are refused by name.
         if (!ModelFiles.Exists(modelPath))
         {
-            string jsonPath = Path.Combine(modelDirectory, HuggingFaceFileName);
-            if (ModelFiles.Exists(jsonPath))
-            {
+            if (!ModelFiles.Exists(jsonPath))
+                throw new ModelFormatException(modelPath, $"not found; the model directory needs a SentencePiece {SentencePieceFileName} or a byte-level BPE {HuggingFaceFileName}");
+            using JsonDocument document = ModelFiles.ReadJsonObject(jsonPath, ModelFiles.MaxTokenizerBytes, $"a Hugging Face {HuggingFaceFileName}");
+            JsonElement root = document.RootElement;
+            if (!ByteLevelBpe.IsByteLevel(root))
                 throw new ModelFormatException(jsonPath,
-                    $"this tokenizer format is not supported; Kangaroo reads SentencePiece {SentencePieceFileName} files " +
-                    $"(Llama, Llama 2, Mistral, CodeLlama style), and Microsoft.ML.Tokenizers has no reader for Hugging Face " +
-                    $"{HuggingFaceFileName} files. Put the model's {SentencePieceFileName} next to it.");
-            }
-            throw new ModelFormatException(modelPath, $"not found; the model directory needs a SentencePiece {SentencePieceFileName}");
+                    $"is not a byte-level BPE tokenizer (model.type BPE with a ByteLevel decoder, as Llama 3 and Qwen2 ship); other " +
+                    $"{HuggingFaceFileName} tokenizers (SentencePiece-style BPE, Unigram, WordPiece) are not supported yet. For a " +
+                    $"SentencePiece-style model, put its {SentencePieceFileName} next to it.");
+            return FromByteLevel(ByteLevelBpe.Parse(jsonPath, root), config, configPath, jsonPath);
         }
 
         byte[] modelBytes = ReadModelFile(modelPath);
         SentencePieceModelProto model = ParseModel(modelPath, modelBytes);
         SentencePieceTokenizer library = CreateLibraryTokenizer(modelPath, modelBytes);
 
-        TokenizerConfig config = TokenizerConfig.Load(modelDirectory);
-        string configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
         int? bos = ResolveSpecialToken(config.BosToken, "bos_token", model.BosId, model, configPath);
         int? eos = ResolveSpecialToken(config.EosToken, "eos_token", model.EosId, model, configPath);
-        return new TextTokenizer(model, library, bos, eos, config.AddBosToken ?? true, config.AddEosToken ?? false);
+        string source = ModelFiles.Exists(jsonPath)
+            ? $"{SentencePieceFileName} (SentencePiece BPE; the {HuggingFaceFileName} beside it is not read)"
+            : $"{SentencePieceFileName} (SentencePiece BPE)";
+        return new TextTokenizer(model, library, bos, eos, config.AddBosToken ?? true, config.AddEosToken ?? false, source);
+    }
+
+    // BOS and EOS: tokenizer_config.json's names (else none: a byte-level BPE has no built-in ones). Added at encoding:
+    // the post-processor template's tokens, as transformers adds them, and add_bos_token / add_eos_token where the
+    // config sets them true.
+    private static TextTokenizer FromByteLevel(ByteLevelBpe bpe, TokenizerConfig config, string configPath, string jsonPath)
+    {
+        int? Resolve(SpecialToken token, string name)
+        {
+            if (!token.IsSpecified || token.Content is null) return null;
+            return bpe.IdOf(token.Content) ?? throw new ModelFormatException(configPath, $"{name} \"{token.Content}\" is not a token of {HuggingFaceFileName}");
+        }
+        int? bos = Resolve(config.BosToken, "bos_token");
+        int? eos = Resolve(config.EosToken, "eos_token");
+        if (bpe.TemplatePrefix.Length > 1 || bpe.TemplateSuffix.Length > 1)
+            throw new ModelFormatException(jsonPath, "post_processor.single frames a sequence with more than one special token on a side: not implemented");
+        int? templateBos = bpe.TemplatePrefix.Length == 1 ? bpe.TemplatePrefix[0] : null;
+        int? templateEos = bpe.TemplateSuffix.Length == 1 ? bpe.TemplateSuffix[0] : null;
+        if (templateBos is int tb && bos is int cb && tb != cb)
+            throw new ModelFormatException(jsonPath, $"post_processor.single starts with token {tb} but {TokenizerConfig.FileName}'s bos_token is {cb}");
+        if (templateEos is int te && eos is int ce && te != ce)
+            throw new ModelFormatException(jsonPath, $"post_processor.single ends with token {te} but {TokenizerConfig.FileName}'s eos_token is {ce}");
+        return new TextTokenizer(bpe, bos ?? templateBos, eos ?? templateEos,
+            templateBos is not null || config.AddBosToken == true, templateEos is not null || config.AddEosToken == true,
+            $"{HuggingFaceFileName} (byte-level BPE, {bpe.VocabularySize} tokens)");
     }
 
     public int VocabularySize { get; }
@@ -107,7 +162,7 @@ public sealed class TextTokenizer
     public string Decode(ReadOnlySpan<int> ids)
     {
         var output = new StringBuilder(ids.Length * 4);
-        var state = new DecodeState(_stripsDummyPrefix);
+        var state = _renderer.Start();
         foreach (int id in ids)
             _renderer.Append(ref state, id, output);
         state.FlushBytes(output);
@@ -115,18 +170,23 @@ public sealed class TextTokenizer
     }
 
     /// <summary>The id of a vocabulary piece (first occurrence), or null. For diagnostics and tests; linear time.</summary>
-    internal int? PieceToId(string piece) => Array.IndexOf(_pieces, piece) is var id and >= 0 ? id : null;
+    internal int? PieceToId(string piece) => _idOf(piece);
 
     /// <summary>A new incremental decoder for one generation's output tokens.</summary>
-    public StreamingDetokenizer CreateStreamingDecoder() => new(_renderer, _stripsDummyPrefix);
+    public StreamingDetokenizer CreateStreamingDecoder() => new(_renderer);
 
     private void EncodeText(string text, List<int> ids)
     {
         // SentencePiece encodes empty text as nothing; the normalizer would still add the dummy prefix.
         if (text.Length == 0)
             return;
+        if (_byteLevel is not null)
+        {
+            _byteLevel.Encode(text, ids);
+            return;
+        }
         string normalized = _normalizer?.Normalize(text) ?? text;
-        _bpe.Encode(normalized, ids);
+        _bpe!.Encode(normalized, ids);
     }
 
     private static byte[] ReadModelFile(string path) =>
@@ -191,14 +251,14 @@ public sealed class TextTokenizer
 /// <remarks>Not thread-safe: one instance belongs to one generation.</remarks>
 public sealed class StreamingDetokenizer
 {
-    private readonly PieceRenderer _renderer;
+    private readonly ITokenRenderer _renderer;
     private readonly StringBuilder _output = new();
     private DecodeState _state;
 
-    internal StreamingDetokenizer(PieceRenderer renderer, bool stripsDummyPrefix)
+    internal StreamingDetokenizer(ITokenRenderer renderer)
     {
         _renderer = renderer;
-        _state = new DecodeState(stripsDummyPrefix);
+        _state = renderer.Start();
     }
 
     /// <summary>Adds one token; returns the text that became complete (possibly empty).</summary>

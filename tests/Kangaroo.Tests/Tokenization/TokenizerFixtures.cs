@@ -9,6 +9,8 @@ internal static class TokenizerFixtures
 {
     public const string Llama = "llama";
     public const string Code = "code";
+    public const string ByteLevelLlama3 = "bytelevel-llama3";
+    public const string ByteLevelQwen2 = "bytelevel-qwen2";
 
     private static readonly ConcurrentDictionary<string, TextTokenizer> Loaded = new();
 

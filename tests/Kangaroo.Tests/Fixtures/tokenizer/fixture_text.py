@@ -1,6 +1,7 @@
 """Text for the tokenizer fixtures (run through make_fixtures.sh).
 
   fixture_text.py corpus          -> training text on stdout (one sentence a line, as spm_train reads it)
+  fixture_text.py texts           -> the held-out test texts, one JSON string a line (for make_bytelevel.mjs)
   fixture_text.py expect MODEL    -> JSON lines on stdout:
       {"kind":"text","text":...,"ids":[...],"decoded":...}   ids of held-out test text, without BOS
       {"kind":"ids","ids":[...],"decoded":...}                decode of a random id sequence
@@ -137,6 +138,9 @@ def main():
     if sys.argv[1] == "corpus":
         for line in corpus_lines(random.Random(20240101)):
             print(line)
+    elif sys.argv[1] == "texts":
+        for text in test_texts(random.Random(7)):
+            print(json.dumps(text, ensure_ascii=False))
     elif sys.argv[1] == "expect":
         for record in expectations(sys.argv[2], random.Random(7)):
             print(json.dumps(record, ensure_ascii=False))

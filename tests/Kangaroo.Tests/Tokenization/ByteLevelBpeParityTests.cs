@@ -1,0 +1,109 @@
+using System.Text;
+using Kangaroo.Tokenization;
+using Xunit;
+
+namespace Kangaroo.Tests.Tokenization;
+
+/// <summary>
+/// Byte-level BPE tokenizer.json files (Llama 3 and Qwen2 layouts, made by make_bytelevel.mjs): ids with the template's
+/// special tokens, and decodes with special tokens skipped, exactly as transformers.js gives them.
+/// </summary>
+public class ByteLevelBpeParityTests
+{
+    // The Qwen2 layout normalizes (NFC), which the test process cannot (InvariantGlobalization): its parity runs where
+    // the runtime normalizes, and its refusal is checked where it does not.
+    public static TheoryData<string> Fixtures => ByteLevelBpe.RuntimeNormalizes
+        ? [TokenizerFixtures.ByteLevelLlama3, TokenizerFixtures.ByteLevelQwen2]
+        : [TokenizerFixtures.ByteLevelLlama3];
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Encode_MatchesTransformersJs_OnEveryLine(string fixture)
+    {
+        var tokenizer = TokenizerFixtures.Load(fixture);
+        var cases = TokenizerFixtures.TextCases(fixture);
+        Assert.True(cases.Count >= 150, $"only {cases.Count} test lines");
+        var mismatches = cases
+            .Select(c => (c, got: tokenizer.Encode(c.Text)))
+            .Where(x => !x.got.SequenceEqual(x.c.Ids))
+            .Select(x => $"{TokenizerFixtures.Show(x.c.Text)}: expected {TokenizerFixtures.Show(x.c.Ids)}, got {TokenizerFixtures.Show(x.got)}")
+            .ToList();
+        Assert.Empty(mismatches);
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Decode_MatchesTransformersJs_WholeAndStreamed(string fixture)
+    {
+        var tokenizer = TokenizerFixtures.Load(fixture);
+        var cases = TokenizerFixtures.TextCases(fixture).Select(c => (c.Ids, c.Decoded))
+            .Concat(TokenizerFixtures.IdsCases(fixture).Select(c => (c.Ids, c.Decoded))).ToList();
+        Assert.True(cases.Count >= 350, $"only {cases.Count} cases");
+        var mismatches = new List<string>();
+        foreach (var (ids, expected) in cases)
+        {
+            string whole = tokenizer.Decode(ids);
+            var stream = tokenizer.CreateStreamingDecoder();
+            var streamed = new StringBuilder();
+            foreach (int id in ids) streamed.Append(stream.Push(id));
+            streamed.Append(stream.Flush());
+            if (whole != expected || streamed.ToString() != expected)
+                mismatches.Add($"{TokenizerFixtures.Show(ids)}: expected {TokenizerFixtures.Show(expected)}, whole {TokenizerFixtures.Show(whole)}, streamed {TokenizerFixtures.Show(streamed.ToString())}");
+        }
+        Assert.Empty(mismatches);
+    }
+
+    [Fact]
+    public void Llama3Layout_AddsTheTemplatesBeginOfText_AndNamesItsSource()
+    {
+        var tokenizer = TokenizerFixtures.Load(TokenizerFixtures.ByteLevelLlama3);
+        Assert.Equal(tokenizer.PieceToId("<|begin_of_text|>"), tokenizer.BosTokenId);
+        Assert.Equal(tokenizer.PieceToId("<|end_of_text|>"), tokenizer.EosTokenId);
+        Assert.True(tokenizer.AddBosToken);
+        Assert.Equal(tokenizer.BosTokenId, tokenizer.Encode("hello")[0]);
+        Assert.DoesNotContain(tokenizer.BosTokenId!.Value, tokenizer.Encode("hello", addBos: false));
+        Assert.StartsWith("tokenizer.json (byte-level BPE", tokenizer.Source);
+    }
+
+    [Fact]
+    public void Qwen2Layout_IsRefusedByItsNormalizer_WhereTheRuntimeCannotNormalize()
+    {
+        string path = Path.Combine(TokenizerFixtures.Directory(TokenizerFixtures.ByteLevelQwen2), "tokenizer.json");
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var e = Assert.Throws<ModelFormatException>(() => ByteLevelBpe.Parse(path, document.RootElement, runtimeNormalizes: false));
+        Assert.Contains("normalizer.type is \"NFC\"", e.Message);
+        Assert.Contains("InvariantGlobalization", e.Message);
+        // Parsed as a normalizing runtime would: no template, so no BOS; its special tokens are tokens.
+        var bpe = ByteLevelBpe.Parse(path, document.RootElement, runtimeNormalizes: true);
+        Assert.Empty(bpe.TemplatePrefix);
+        Assert.Empty(bpe.TemplateSuffix);
+        Assert.NotNull(bpe.IdOf("<|im_end|>"));
+        Assert.True(bpe.IsSpecial[bpe.IdOf("<|im_end|>")!.Value]);
+    }
+
+    [Theory]
+    [InlineData("""{"model":{"type":"BPE","dropout":0.1,"vocab":{},"merges":[]},"decoder":{"type":"ByteLevel"}}""", "model.dropout")]
+    [InlineData("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"decoder":{"type":"ByteLevel"}}""", "byte-level token for byte 0x00")]
+    [InlineData("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"decoder":{"type":"Metaspace"}}""", "not a byte-level BPE")]
+    public void Unsupported_Or_Broken_Files_AreRefusedByField(string json, string expected)
+    {
+        using var dir = new TempModelDirectory().With("tokenizer.json", json);
+        var e = Assert.Throws<ModelFormatException>(() => TextTokenizer.Load(dir.Path));
+        Assert.Contains(dir.File("tokenizer.json"), e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Theory]
+    [InlineData("normalizer", """{"type":"Lowercase"}""", "normalizer.type is \"Lowercase\"")]
+    [InlineData("pre_tokenizer", """{"type":"Whitespace"}""", "pre_tokenizer.type is \"Whitespace\"")]
+    [InlineData("post_processor", """{"type":"RobertaProcessing"}""", "post_processor.type is \"RobertaProcessing\"")]
+    public void UnimplementedComponents_OfARealLayout_AreRefusedByName(string field, string replacement, string expected)
+    {
+        string original = File.ReadAllText(Path.Combine(TokenizerFixtures.Directory(TokenizerFixtures.ByteLevelLlama3), "tokenizer.json"));
+        var root = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        root[field] = System.Text.Json.Nodes.JsonNode.Parse(replacement);
+        using var dir = new TempModelDirectory().With("tokenizer.json", root.ToJsonString());
+        var e = Assert.Throws<ModelFormatException>(() => TextTokenizer.Load(dir.Path));
+        Assert.Contains(expected, e.Message);
+    }
+}
