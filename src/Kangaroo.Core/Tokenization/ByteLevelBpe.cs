@@ -19,6 +19,8 @@ internal sealed class ByteLevelBpe
     // GPT-2's pre-tokenizer pattern: what ByteLevel with use_regex = true splits by.
     private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
     private const int MaxCachedWords = 1 << 16;
+    // A pattern from the file that backtracks without end must end in an error, not a hung request.
+    private static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
 
     private readonly Dictionary<string, int> _vocabulary;
     private readonly Dictionary<(int Left, int Right), (int Rank, int Merged)> _merges;
@@ -30,10 +32,13 @@ internal sealed class ByteLevelBpe
     private readonly AddedToken[] _added;          // longest content first, for leftmost-longest matching
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
-    private ByteLevelBpe(Dictionary<string, int> vocabulary, Dictionary<(int, int), (int, int)> merges, Regex words, bool addPrefixSpace,
+    private readonly string _path;
+
+    private ByteLevelBpe(string path, Dictionary<string, int> vocabulary, Dictionary<(int, int), (int, int)> merges, Regex words, bool addPrefixSpace,
         bool ignoreMerges, NormalizationForm? normalization, AddedToken[] added, byte[][] tokenBytes, bool[] special,
         int[] prefix, int[] suffix)
     {
+        _path = path;
         _vocabulary = vocabulary;
         _merges = merges;
         _words = words;
@@ -151,15 +156,25 @@ internal sealed class ByteLevelBpe
             }
         }
 
+        // Ids are dense: every id below the number of distinct tokens. A far larger id would size the tables by it.
+        int distinct = vocabulary.Count + added.Count(a => !vocabulary.ContainsKey(a.Content));
         int size = Math.Max(vocabulary.Values.Max(), added.Count == 0 ? -1 : added.Max(a => a.Id)) + 1;
+        if (size > distinct)
+            throw reader.Error($"token ids reach {size - 1} but there are {distinct} tokens: ids must be 0 … {distinct - 1}, each used once");
         var tokenBytes = new byte[size][];
         var special = new bool[size];
-        foreach (var (token, id) in vocabulary) tokenBytes[id] = ByteAlphabet.ToBytes(token);
+        foreach (var (token, id) in vocabulary)
+        {
+            if (tokenBytes[id] is not null) throw reader.Error($"model.vocab gives id {id} to two tokens (one is \"{token}\")");
+            tokenBytes[id] = ByteAlphabet.ToBytes(token);
+        }
         foreach (var a in added)
         {
             if (vocabulary.TryGetValue(a.Content, out int existing) && existing != a.Id)
                 throw reader.Error($"added token \"{a.Content}\" has id {a.Id} but model.vocab gives it {existing}");
             // Decoding maps an added token's characters through the byte alphabet when all are in it, else takes its UTF-8.
+            if (!vocabulary.ContainsKey(a.Content) && tokenBytes[a.Id] is not null)
+                throw reader.Error($"added token \"{a.Content}\" has id {a.Id}, which another token has");
             tokenBytes[a.Id] = a.Content.All(ByteAlphabet.Contains) ? ByteAlphabet.ToBytes(a.Content) : Encoding.UTF8.GetBytes(a.Content);
             special[a.Id] = a.Special;
         }
@@ -167,11 +182,24 @@ internal sealed class ByteLevelBpe
 
         (int[] prefix, int[] suffix) = ParsePostProcessor(reader, root, vocabulary, added);
         AddedToken[] byLength = [.. added.OrderByDescending(a => a.Content.Length).ThenBy(a => a.Id)];
-        return new ByteLevelBpe(vocabulary, merges, words, addPrefixSpace, ignoreMerges, normalization, byLength, tokenBytes, special, prefix, suffix);
+        return new ByteLevelBpe(path, vocabulary, merges, words, addPrefixSpace, ignoreMerges, normalization, byLength, tokenBytes, special, prefix, suffix);
     }
 
     /// <summary>The ids of <paramref name="text"/>, without the template's special tokens.</summary>
     public void Encode(string text, List<int> ids)
+    {
+        try
+        {
+            EncodeText(text, ids);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            throw new ModelFormatException(_path, $"the pre-tokenizer's pattern ran over {MatchTimeout.TotalSeconds:F0} s on a text of " +
+                $"{text.Length} characters: it backtracks without end; Hugging Face's files use patterns that do not");
+        }
+    }
+
+    private void EncodeText(string text, List<int> ids)
     {
         int start = 0;
         while (start < text.Length)
@@ -307,7 +335,7 @@ internal sealed class ByteLevelBpe
         {
             bool useRegex = reader.OptionalBool(pre, "use_regex", "pre_tokenizer.use_regex") ?? true;
             if (!useRegex) throw reader.Error("pre_tokenizer is ByteLevel with use_regex = false alone: every text would be one word; not implemented");
-            return (new Regex(Gpt2Pattern, RegexOptions.CultureInvariant), reader.OptionalBool(pre, "add_prefix_space", "pre_tokenizer.add_prefix_space") ?? true);
+            return (new Regex(Gpt2Pattern, RegexOptions.CultureInvariant, MatchTimeout), reader.OptionalBool(pre, "add_prefix_space", "pre_tokenizer.add_prefix_space") ?? true);
         }
         if (type != "Sequence")
             throw reader.Error($"pre_tokenizer.type is \"{type}\": expected ByteLevel, or a Sequence of a Split and a ByteLevel");
@@ -335,7 +363,7 @@ internal sealed class ByteLevelBpe
         {
             // Isolated: every match is a word and so is each stretch between matches; the catch-all alternative keeps
             // those stretches as words of their own.
-            compiled = new Regex($"(?:{regex})|(?:(?!(?:{regex}))[\\s\\S])+", RegexOptions.CultureInvariant);
+            compiled = new Regex($"(?:{regex})|(?:(?!(?:{regex}))[\\s\\S])+", RegexOptions.CultureInvariant, MatchTimeout);
         }
         catch (ArgumentException e)
         {

@@ -93,6 +93,34 @@ public class ByteLevelBpeParityTests
         Assert.Contains(expected, e.Message);
     }
 
+    [Fact]
+    public void SparseOrRepeatedIds_AreRefused_BeforeAnyTableIsSizedByThem()
+    {
+        string original = File.ReadAllText(Path.Combine(TokenizerFixtures.Directory(TokenizerFixtures.ByteLevelLlama3), "tokenizer.json"));
+        var root = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        root["model"]!["vocab"]!["Ġthe"] = 2_000_000_000;
+        using var sparse = new TempModelDirectory().With("tokenizer.json", root.ToJsonString());
+        Assert.Contains("ids must be 0", Assert.Throws<ModelFormatException>(() => TextTokenizer.Load(sparse.Path)).Message);
+
+        root = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        root["added_tokens"]![1]!["id"] = 5;
+        using var repeated = new TempModelDirectory().With("tokenizer.json", root.ToJsonString());
+        Assert.Contains("which another token has", Assert.Throws<ModelFormatException>(() => TextTokenizer.Load(repeated.Path)).Message);
+    }
+
+    [Fact]
+    public void APatternThatBacktracksWithoutEnd_EndsInAnErrorNamingTheFile()
+    {
+        string original = File.ReadAllText(Path.Combine(TokenizerFixtures.Directory(TokenizerFixtures.ByteLevelLlama3), "tokenizer.json"));
+        var root = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        root["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"] = System.Text.Json.Nodes.JsonNode.Parse("""{"Regex":"(a+)+b"}""");
+        using var dir = new TempModelDirectory().With("tokenizer.json", root.ToJsonString());
+        var tokenizer = TextTokenizer.Load(dir.Path);
+        var e = Assert.Throws<ModelFormatException>(() => tokenizer.Encode(new string('a', 40) + "c"));
+        Assert.Contains(dir.File("tokenizer.json"), e.Message);
+        Assert.Contains("backtracks", e.Message);
+    }
+
     [Theory]
     [InlineData("normalizer", """{"type":"Lowercase"}""", "normalizer.type is \"Lowercase\"")]
     [InlineData("pre_tokenizer", """{"type":"Whitespace"}""", "pre_tokenizer.type is \"Whitespace\"")]
