@@ -231,3 +231,54 @@ internal sealed class ByteLevelRenderer : ITokenRenderer
     public string? TryAppendWithoutBuffer(ref DecodeState state, int id) =>
         state.PendingCount == 0 && (uint)id < (uint)_bytes.Length ? _whole[id] : null;
 }
+
+/// <summary>
+/// transformers' clean_up_tokenization, which its decode applies when tokenizer_config.json sets
+/// clean_up_tokenization_spaces: the space before . ? ! , and before the contractions n't 'm 's 've 're is dropped, and
+/// " ' " becomes "'", each replacement over the whole text in that order. Streaming gives the same text: what follows
+/// the last space is held back (a pattern starts at a space), and so is a " ' " that ends at it.
+/// </summary>
+internal sealed class SpaceCleanup
+{
+    private static readonly (string From, string To)[] Replacements =
+        [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")];
+
+    private readonly StringBuilder _pending = new();
+
+    public static string Apply(string text)
+    {
+        if (!text.Contains(' ')) return text;
+        foreach (var (from, to) in Replacements) text = text.Replace(from, to, StringComparison.Ordinal);
+        return text;
+    }
+
+    /// <summary>Adds decoded text; returns the cleaned text that no later text can change.</summary>
+    public string Push(string text)
+    {
+        if (text.Length == 0) return "";
+        _pending.Append(text);
+        int cut = SafeCut();
+        if (cut <= 0) return "";
+        string ready = _pending.ToString(0, cut);
+        _pending.Remove(0, cut);
+        return Apply(ready);
+    }
+
+    public string Flush()
+    {
+        string rest = Apply(_pending.ToString());
+        _pending.Clear();
+        return rest;
+    }
+
+    // Everything before the last space is final unless a " ' " ends at that space; with no space at all, everything is.
+    private int SafeCut()
+    {
+        int cut = -1;
+        for (int i = _pending.Length - 1; i >= 0; i--)
+            if (_pending[i] == ' ') { cut = i; break; }
+        if (cut < 0) return _pending.Length;
+        while (cut >= 2 && _pending[cut - 1] == '\'' && _pending[cut - 2] == ' ') cut -= 2;
+        return cut;
+    }
+}

@@ -59,6 +59,9 @@ public sealed class TextTokenizer
     /// <summary>Which file the tokenizer was read from and as what (for <c>inspect</c>).</summary>
     public string Source { get; }
 
+    /// <summary>Whether decoding applies transformers' clean_up_tokenization (tokenizer_config.json's clean_up_tokenization_spaces).</summary>
+    public bool CleansUpSpaces { get; private init; }
+
     /// <summary>The file the tokenizer was read from: <see cref="SentencePieceFileName"/> or <see cref="HuggingFaceFileName"/>.</summary>
     public string FileName => _byteLevel is null ? SentencePieceFileName : HuggingFaceFileName;
 
@@ -100,7 +103,10 @@ public sealed class TextTokenizer
         string source = ModelFiles.Exists(jsonPath)
             ? $"{SentencePieceFileName} (SentencePiece BPE; the {HuggingFaceFileName} beside it is not read)"
             : $"{SentencePieceFileName} (SentencePiece BPE)";
-        return new TextTokenizer(model, library, bos, eos, config.AddBosToken ?? true, config.AddEosToken ?? false, source);
+        return new TextTokenizer(model, library, bos, eos, config.AddBosToken ?? true, config.AddEosToken ?? false, source)
+        {
+            CleansUpSpaces = config.CleanUpTokenizationSpaces == true,
+        };
     }
 
     // BOS and EOS: tokenizer_config.json's names (else none: a byte-level BPE has no built-in ones). Added at encoding:
@@ -125,7 +131,7 @@ public sealed class TextTokenizer
             throw new ModelFormatException(jsonPath, $"post_processor.single ends with token {te} but {TokenizerConfig.FileName}'s eos_token is {ce}");
         return new TextTokenizer(bpe, bos ?? templateBos, eos ?? templateEos,
             templateBos is not null || config.AddBosToken == true, templateEos is not null || config.AddEosToken == true,
-            $"{HuggingFaceFileName} (byte-level BPE, {bpe.VocabularySize} tokens)");
+            $"{HuggingFaceFileName} (byte-level BPE, {bpe.VocabularySize} tokens)") { CleansUpSpaces = config.CleanUpTokenizationSpaces == true };
     }
 
     public int VocabularySize { get; }
@@ -166,14 +172,14 @@ public sealed class TextTokenizer
         foreach (int id in ids)
             _renderer.Append(ref state, id, output);
         state.FlushBytes(output);
-        return output.ToString();
+        return CleansUpSpaces ? SpaceCleanup.Apply(output.ToString()) : output.ToString();
     }
 
     /// <summary>The id of a vocabulary piece (first occurrence), or null. For diagnostics and tests; linear time.</summary>
     internal int? PieceToId(string piece) => _idOf(piece);
 
     /// <summary>A new incremental decoder for one generation's output tokens.</summary>
-    public StreamingDetokenizer CreateStreamingDecoder() => new(_renderer);
+    public StreamingDetokenizer CreateStreamingDecoder() => new(_renderer, CleansUpSpaces ? new SpaceCleanup() : null);
 
     private void EncodeText(string text, List<int> ids)
     {
@@ -252,24 +258,33 @@ public sealed class TextTokenizer
 public sealed class StreamingDetokenizer
 {
     private readonly ITokenRenderer _renderer;
+    private readonly SpaceCleanup? _cleanup;
     private readonly StringBuilder _output = new();
     private DecodeState _state;
 
-    internal StreamingDetokenizer(ITokenRenderer renderer)
+    internal StreamingDetokenizer(ITokenRenderer renderer, SpaceCleanup? cleanup)
     {
         _renderer = renderer;
+        _cleanup = cleanup;
         _state = renderer.Start();
     }
 
     /// <summary>Adds one token; returns the text that became complete (possibly empty).</summary>
     public string Push(int tokenId)
     {
+        string text;
         // The common case (a text piece, no half character waiting) returns the cached piece string.
-        if (_renderer.TryAppendWithoutBuffer(ref _state, tokenId) is string text)
-            return text;
-        _output.Clear();
-        _renderer.Append(ref _state, tokenId, _output);
-        return _output.Length == 0 ? "" : _output.ToString();
+        if (_renderer.TryAppendWithoutBuffer(ref _state, tokenId) is string whole)
+        {
+            text = whole;
+        }
+        else
+        {
+            _output.Clear();
+            _renderer.Append(ref _state, tokenId, _output);
+            text = _output.Length == 0 ? "" : _output.ToString();
+        }
+        return _cleanup is null ? text : _cleanup.Push(text);
     }
 
     /// <summary>Whatever is still held back (an incomplete UTF-8 sequence becomes U+FFFD).</summary>
@@ -277,6 +292,7 @@ public sealed class StreamingDetokenizer
     {
         _output.Clear();
         _state.FlushBytes(_output);
-        return _output.Length == 0 ? "" : _output.ToString();
+        string text = _output.Length == 0 ? "" : _output.ToString();
+        return _cleanup is null ? text : _cleanup.Push(text) + _cleanup.Flush();
     }
 }

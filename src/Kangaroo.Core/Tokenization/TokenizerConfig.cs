@@ -6,7 +6,8 @@ namespace Kangaroo.Tokenization;
 /// The BOS/EOS settings of a Hugging Face <c>tokenizer_config.json</c>. A token that the file does not mention is
 /// <see cref="SpecialToken.Unspecified"/>; an explicit <c>null</c> means the model has no such token.
 /// </summary>
-internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, SpecialToken BosToken, SpecialToken EosToken)
+internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, SpecialToken BosToken, SpecialToken EosToken,
+    bool? CleanUpTokenizationSpaces = null)
 {
     public const string FileName = "tokenizer_config.json";
 
@@ -25,7 +26,8 @@ internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, Spe
             ReadFlag(root, "add_bos_token", path),
             ReadFlag(root, "add_eos_token", path),
             ReadToken(root, "bos_token", path),
-            ReadToken(root, "eos_token", path));
+            ReadToken(root, "eos_token", path),
+            ReadFlag(root, "clean_up_tokenization_spaces", path));
     }
 
     private static bool? ReadFlag(JsonElement root, string name, string path)

@@ -53,6 +53,39 @@ public class ByteLevelBpeParityTests
         Assert.Empty(mismatches);
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Decode_WithCleanUpTokenizationSpaces_MatchesTransformersJs_WholeAndStreamed(string fixture)
+    {
+        string source = TokenizerFixtures.Directory(fixture);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "tokenizer_config.json")))!.AsObject();
+        config["clean_up_tokenization_spaces"] = true;
+        using var dir = new TempModelDirectory()
+            .With("tokenizer.json", File.ReadAllBytes(Path.Combine(source, "tokenizer.json")))
+            .With("tokenizer_config.json", config.ToJsonString());
+        var tokenizer = TextTokenizer.Load(dir.Path);
+        Assert.True(tokenizer.CleansUpSpaces);
+        var mismatches = new List<string>();
+        int changed = 0;
+        foreach (string line in File.ReadLines(Path.Combine(source, "expected.jsonl")))
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(line);
+            var r = document.RootElement;
+            int[] ids = [.. r.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32())];
+            string expected = r.GetProperty("decoded_clean").GetString()!;
+            if (expected != r.GetProperty("decoded").GetString()) changed++;
+            var stream = tokenizer.CreateStreamingDecoder();
+            var streamed = new StringBuilder();
+            foreach (int id in ids) streamed.Append(stream.Push(id));
+            streamed.Append(stream.Flush());
+            string whole = tokenizer.Decode(ids);
+            if (whole != expected || streamed.ToString() != expected)
+                mismatches.Add($"{TokenizerFixtures.Show(ids)}: expected {TokenizerFixtures.Show(expected)}, whole {TokenizerFixtures.Show(whole)}, streamed {TokenizerFixtures.Show(streamed.ToString())}");
+        }
+        Assert.True(changed >= 20, $"only {changed} cases where the cleanup changes the text");
+        Assert.Empty(mismatches);
+    }
+
     [Fact]
     public void Llama3Layout_AddsTheTemplatesBeginOfText_AndNamesItsSource()
     {

@@ -115,21 +115,32 @@ function write(name, { pattern, normalizer, ignoreMerges, mergesAsArrays, specia
   writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
 
   const tokenizer = new PreTrainedTokenizer(json, { ...config, clean_up_tokenization_spaces: false });
+  // decoded_clean: the decode with clean_up_tokenization_spaces = true, as transformers applies it when the config says so.
+  const cleaning = new PreTrainedTokenizer(json, { ...config, clean_up_tokenization_spaces: true });
+  const clean = (ids) => (ids.length ? cleaning.decode(ids, { skip_special_tokens: true }) : "");
   const size = vocab.size + added.length;
   const lines = [];
   // Beyond the BMP: letters, digits (counted by \p{N}{1,3}) and emoji next to contractions (a lone surrogate cannot be written: System.Text.Json refuses it).
+  const spacing = ["a . b ? c ! d , e", "it ' s", "don ' t", " n't 'm 's 've 're", "x ' . y", "' ' '", " ' ' s", "a  .  b"];
   const astral = ["𐌀's", "x𐌀'S y", "𝟎𝟏𝟐𝟑𝟒𝟓𝟔", "🦘's 🦘🦘 's", "e\u0301\u0301 ﬁ"];
-  const withSpecials = [...texts, ...astral, ...specials.map(([c]) => `before${c}after`), `${specials[0][0]} x ${specials[1][0]}`];
+  const withSpecials = [...texts, ...spacing, ...astral, ...specials.map(([c]) => `before${c}after`), `${specials[0][0]} x ${specials[1][0]}`];
   for (const text of withSpecials) {
     const ids = tokenizer.encode(text);
-    lines.push({ kind: "text", text, ids, decoded: ids.length ? tokenizer.decode(ids, { skip_special_tokens: true }) : "" });
+    lines.push({ kind: "text", text, ids, decoded: ids.length ? tokenizer.decode(ids, { skip_special_tokens: true }) : "", decoded_clean: clean(ids) });
   }
   // Random ids: byte-level tokens that split UTF-8 characters, special tokens between them.
   let seed = 7;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   for (let n = 0; n < 200; n++) {
     const ids = Array.from({ length: 1 + Math.floor(random() * 24) }, () => (random() < 0.4 ? 128 + Math.floor(random() * 128) : Math.floor(random() * size)));
-    lines.push({ kind: "ids", ids, decoded: tokenizer.decode(ids, { skip_special_tokens: true }) });
+    lines.push({ kind: "ids", ids, decoded: tokenizer.decode(ids, { skip_special_tokens: true }), decoded_clean: clean(ids) });
+  }
+  // Random ids among spaces, punctuation and contraction pieces: where the space cleanup acts, across token boundaries.
+  const pieces = [...new Set([" ", "  ", ".", "?", "!", ",", "'", " '", "n", "'t", "t", "s", "'s", "m", "ve", "re", "x", " .", " ,", " n"]
+    .flatMap((p) => tokenizer.encode(p, { add_special_tokens: false })))];
+  for (let n = 0; n < 200; n++) {
+    const ids = Array.from({ length: 1 + Math.floor(random() * 16) }, () => pieces[Math.floor(random() * pieces.length)]);
+    lines.push({ kind: "ids", ids, decoded: tokenizer.decode(ids, { skip_special_tokens: true }), decoded_clean: clean(ids) });
   }
   writeFileSync(join(dir, "expected.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
   console.log(`${name}: ${size} tokens, ${rules.length} merges, ${lines.length} expectations`);
