@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
@@ -30,6 +31,7 @@ internal sealed class ByteLevelBpe
     private readonly bool _ignoreMerges;
     private readonly NormalizationForm? _normalization;
     private readonly AddedToken[] _added;          // longest content first, for leftmost-longest matching
+    private readonly SearchValues<char> _addedFirstChars;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
     private readonly string _path;
@@ -46,6 +48,7 @@ internal sealed class ByteLevelBpe
         _ignoreMerges = ignoreMerges;
         _normalization = normalization;
         _added = added;
+        _addedFirstChars = SearchValues.Create([.. added.Select(a => a.Content[0]).Distinct()]);
         TokenBytes = tokenBytes;
         IsSpecial = special;
         TemplatePrefix = prefix;
@@ -219,10 +222,16 @@ internal sealed class ByteLevelBpe
     private (int At, AddedToken? Token) NextAddedToken(string text, int start)
     {
         if (_added.Length == 0) return (text.Length, null);
+        // Only positions holding some added token's first character are tried.
         for (int i = start; i < text.Length; i++)
+        {
+            int next = text.AsSpan(i).IndexOfAny(_addedFirstChars);
+            if (next < 0) break;
+            i += next;
             foreach (var token in _added)   // longest first: leftmost-longest
                 if (string.CompareOrdinal(text, i, token.Content, 0, token.Content.Length) == 0)
                     return (i, token);
+        }
         return (text.Length, null);
     }
 

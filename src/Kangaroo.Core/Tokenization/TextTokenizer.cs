@@ -29,13 +29,25 @@ public sealed class TextTokenizer
 
     private TextTokenizer(SentencePieceModelProto model, SentencePieceTokenizer library, int? bosTokenId, int? eosTokenId,
         bool addBosToken, bool addEosToken, string source)
+        : this(new PieceRenderer(model, invisibleIds: [bosTokenId ?? -1, eosTokenId ?? -1]), IdLookup(model.Pieces), model.Pieces.Length,
+            bosTokenId, eosTokenId, addBosToken, addEosToken, source)
     {
         _normalizer = library.Normalizer;
         _bpe = new SentencePieceBpeEncoder(model);
-        _renderer = new PieceRenderer(model, invisibleIds: [bosTokenId ?? -1, eosTokenId ?? -1]);
-        string[] pieces = model.Pieces;
-        _idOf = piece => Array.IndexOf(pieces, piece) is var id and >= 0 ? id : null;
-        VocabularySize = model.Pieces.Length;
+    }
+
+    private TextTokenizer(ByteLevelBpe bpe, int? bosTokenId, int? eosTokenId, bool addBosToken, bool addEosToken, string source)
+        : this(new ByteLevelRenderer(bpe), bpe.IdOf, bpe.VocabularySize, bosTokenId, eosTokenId, addBosToken, addEosToken, source)
+    {
+        _byteLevel = bpe;
+    }
+
+    private TextTokenizer(ITokenRenderer renderer, Func<string, int?> idOf, int vocabularySize, int? bosTokenId, int? eosTokenId,
+        bool addBosToken, bool addEosToken, string source)
+    {
+        _renderer = renderer;
+        _idOf = idOf;
+        VocabularySize = vocabularySize;
         BosTokenId = bosTokenId;
         EosTokenId = eosTokenId;
         AddBosToken = addBosToken && bosTokenId is not null;
@@ -43,18 +55,7 @@ public sealed class TextTokenizer
         Source = source;
     }
 
-    private TextTokenizer(ByteLevelBpe bpe, int? bosTokenId, int? eosTokenId, bool addBosToken, bool addEosToken, string source)
-    {
-        _byteLevel = bpe;
-        _renderer = new ByteLevelRenderer(bpe);
-        _idOf = bpe.IdOf;
-        VocabularySize = bpe.VocabularySize;
-        BosTokenId = bosTokenId;
-        EosTokenId = eosTokenId;
-        AddBosToken = addBosToken && bosTokenId is not null;
-        AddEosToken = addEosToken && eosTokenId is not null;
-        Source = source;
-    }
+    private static Func<string, int?> IdLookup(string[] pieces) => piece => Array.IndexOf(pieces, piece) is var id and >= 0 ? id : null;
 
     /// <summary>Which file the tokenizer was read from and as what (for <c>inspect</c>).</summary>
     public string Source { get; }
