@@ -33,6 +33,7 @@ internal sealed class ByteLevelBpe
     private readonly AddedToken[] _added;          // longest content first, for leftmost-longest matching
     private readonly SearchValues<char> _addedFirstChars;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private int _cachedWords;
 
     private readonly string _path;
 
@@ -281,15 +282,14 @@ internal sealed class ByteLevelBpe
             ids.AddRange(cached);
             return;
         }
-        string mapped = ByteAlphabet.FromUtf8(word);
+        byte[] bytes = Encoding.UTF8.GetBytes(word);
         int[] result;
-        if (_ignoreMerges && _vocabulary.TryGetValue(mapped, out int whole))
+        if (_ignoreMerges && _vocabulary.TryGetValue(ByteAlphabet.FromBytes(bytes), out int whole))
         {
             result = [whole];
         }
         else
         {
-            byte[] bytes = Encoding.UTF8.GetBytes(word);
             var symbols = new List<int>(bytes.Length);
             foreach (byte b in bytes) symbols.Add(_byteIds[b]);
             // Merge the adjacent pair of lowest rank (leftmost among equal ranks) until no pair has one.
@@ -305,7 +305,8 @@ internal sealed class ByteLevelBpe
             }
             result = [.. symbols];
         }
-        if (_cache.Count < MaxCachedWords) _cache.TryAdd(word, result);
+        // ConcurrentDictionary.Count takes every lock; a counter of its own keeps the bound cheap.
+        if (Volatile.Read(ref _cachedWords) < MaxCachedWords && _cache.TryAdd(word, result)) Interlocked.Increment(ref _cachedWords);
         ids.AddRange(result);
     }
 
@@ -482,11 +483,9 @@ internal static class ByteAlphabet
 
     public static bool Contains(char c) => Bytes.ContainsKey(c);
 
-    public static string FromUtf8(string text)
-    {
-        byte[] bytes = Encoding.UTF8.GetBytes(text);
-        return string.Create(bytes.Length, bytes, static (span, b) => { for (int i = 0; i < b.Length; i++) span[i] = Chars[b[i]]; });
-    }
+    /// <summary>UTF-8 bytes written in the alphabet: one character per byte.</summary>
+    public static string FromBytes(byte[] bytes) =>
+        string.Create(bytes.Length, bytes, static (span, b) => { for (int i = 0; i < b.Length; i++) span[i] = Chars[b[i]]; });
 
     /// <summary>A vocabulary entry's bytes; a character outside the alphabet (not a byte-level entry) gives its UTF-8.</summary>
     public static byte[] ToBytes(string token)
