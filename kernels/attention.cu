@@ -5,6 +5,11 @@
 // blocks in block order. Both orders depend only on the key positions, so a query gets the same bits whether it is
 // verified alone or with other rows.
 //
+// Row groups: a block serves up to ATTENTION_ROWS rows of one sequence (rows of several sequences are grouped by sequence),
+// so each key and value is loaded once for all of them; from ATTENTION_STAGE_MIN_ROWS rows on, a block's keys and values are
+// copied into shared memory in one round trip before use. A key block that every row of the group sees whole, at the keys'
+// own slots (all but the last blocks of a pass), runs loops without per-row slot and count checks.
+//
 // Token trees: the key j positions before a query row (j < window; j = 0 is the row itself) is read from slot
 // recent_slots[row · window + j] — the row's path through the tree — so a tree node sees exactly the keys of its own
 // path, in the same order and blocking as a plain decode of that path. Keys further back, and every key when window = 0,
@@ -14,7 +19,8 @@
 
 // The launcher (AttentionLauncher, src/Kangaroo.Backends.Cuda/Launchers) owns these and passes them as -D defines: its
 // grids, its scratch sizes and its argument checks depend on them. Threads per block; keys per key block; the widest head;
-// query rows per block of the batch kernels ("_r1", "_r2", "_r4" take up to 1, 2, 4); key blocks attention_combine merges.
+// query rows per block of the batch kernels ("_r1", "_r2", "_r4" take up to 1, 2, 4); key blocks attention_combine merges;
+// the fewest rows per block whose kernel stages its keys and values in shared memory, and the most bytes it stages.
 #ifndef ATTENTION_THREADS
 #error "ATTENTION_THREADS must be defined by the launcher"
 #endif
@@ -29,6 +35,12 @@
 #endif
 #ifndef ATTENTION_MAX_BLOCKS_COMBINED
 #error "ATTENTION_MAX_BLOCKS_COMBINED must be defined by the launcher"
+#endif
+#ifndef ATTENTION_STAGE_MIN_ROWS
+#error "ATTENTION_STAGE_MIN_ROWS must be defined by the launcher"
+#endif
+#ifndef ATTENTION_STAGE_MAX_BYTES
+#error "ATTENTION_STAGE_MAX_BYTES must be defined by the launcher"
 #endif
 #if ATTENTION_MAX_HEAD_DIM > 2 * 4 * WARP_SIZE
 #error "the _wide kernels hold heads of up to 2 * 4 * WARP_SIZE = 256 elements (DIM_STEPS = 2)"
@@ -128,7 +140,25 @@ __device__ __forceinline__ void load_head_slice(const KV* cache, long long offse
     }
 }
 
-// grid: x = row groups · heads, y = key blocks; partials: [rows·heads][max_blocks][head_dim + 2].
+// Rows of several sequences (batched verification) are grouped by sequence, so a block's rows share its keys: group g is
+// the g-th run of consecutive rows of one sequence, runs cut every max_rows rows. Returns the group's first row and sets
+// its row count, 0 where there are fewer groups (the launch covers one group per row, however the rows fall).
+__device__ __forceinline__ int sequence_row_group(const int* sequences, int rows, int group, int max_rows, int& count)
+{
+    int index = -1, start = 0;
+    for (int r = 0; r < rows; r++)
+    {
+        if (r > 0 && sequences[r] == sequences[r - 1] && r - start < max_rows) continue;
+        if (index == group) { count = r - start; return start; }
+        index++;
+        start = r;
+    }
+    count = index == group ? rows - start : 0;
+    return start;
+}
+
+// grid: x = row groups · heads (one per row for batches of several sequences), y = key blocks;
+// partials: [rows·heads][max_blocks][head_dim + 2].
 // A block serves up to ATTENTION_ROWS query rows of one head (verification batches): each key and value is loaded once and
 // used for every row that sees it. Per row, the operations are those of that row alone, in an order fixed by key positions:
 // scores — each warp takes ATTENTION_KEYS_PER_WARP consecutive keys, a lane its head elements in order, a butterfly sums;
@@ -140,12 +170,22 @@ __device__ __forceinline__ void attention_partial_impl(
     const int* recent_slots, int window, const int* sequences, int capacity, float* partials,
     int rows, int heads, int kv_heads, int head_dim, int kv_width, long long layer_offset, float scale, int max_blocks)
 {
+    constexpr int HEAD_STRIDE = DIM_STEPS * WARP_SIZE * 4;   // elements per staged key or value, and per warp-value row
+    constexpr int STAGE_BYTES = 2 * ATTENTION_BLOCK_KEYS * HEAD_STRIDE * (int)sizeof(KV);
+    constexpr bool CAN_STAGE = ROWS >= ATTENTION_STAGE_MIN_ROWS && STAGE_BYTES <= ATTENTION_STAGE_MAX_BYTES;
+    constexpr int WARP_VALUE_BYTES = ATTENTION_WARPS * ROWS * HEAD_STRIDE * (int)sizeof(float);
     __shared__ float scores[ROWS][ATTENTION_BLOCK_KEYS];
-    __shared__ float warp_values[ATTENTION_WARPS][ROWS][DIM_STEPS * WARP_SIZE * 4];
+    // The staged keys and values, then (once every warp is done with them) the warps' value sums: one region for both.
+    __shared__ __attribute__((aligned(16))) unsigned char shared_region[CAN_STAGE && STAGE_BYTES > WARP_VALUE_BYTES ? STAGE_BYTES : WARP_VALUE_BYTES];
+    float (*warp_values)[ROWS][HEAD_STRIDE] = reinterpret_cast<float (*)[ROWS][HEAD_STRIDE]>(shared_region);
+    const KV* staged_keys = reinterpret_cast<const KV*>(shared_region);
+    const KV* staged_values = staged_keys + ATTENTION_BLOCK_KEYS * HEAD_STRIDE;
 
     int group = blockIdx.x / heads, head = blockIdx.x % heads, block = blockIdx.y;
     int kv_head = head / (heads / kv_heads);
-    int row0 = group * ROWS, group_rows = min(ROWS, rows - row0);
+    int row0, group_rows;
+    if (ROWS > 1 && sequences != nullptr) row0 = sequence_row_group(sequences, rows, group, ROWS, group_rows);
+    else { row0 = group * ROWS; group_rows = min(ROWS, rows - row0); }
     int first = block * ATTENTION_BLOCK_KEYS;
     int counts[ROWS];        // keys of this block each row sees (causal), 0 for absent rows
     int first_slots[ROWS];   // slot of each row's position 0: its sequence's first
@@ -160,6 +200,13 @@ __device__ __forceinline__ void attention_partial_impl(
         max_count = max(max_count, counts[r]);
     }
     if (max_count == 0) return;   // whole block leaves: no row reaches these keys
+    // A block every row sees whole, at the keys' own slots (older than every row's window of recent slots, one sequence):
+    // all but the last blocks of a pass. Its loops skip the per-row, per-key slot and count checks; each row's operations
+    // and their order are those of the general loops, so the bits are the same.
+    bool uniform = true;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++)
+        if (r < group_rows && (first + ATTENTION_BLOCK_KEYS - 1 > row_positions[r] - window || first_slots[r] != first_slots[0])) uniform = false;
     int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
 
     float q[ROWS][DIM_STEPS][4];
@@ -177,47 +224,106 @@ __device__ __forceinline__ void attention_partial_impl(
     long long head_offset = layer_offset + (long long)kv_head * head_dim;
     int warp_first = warp * ATTENTION_KEYS_PER_WARP;
     bool vectorized = head_dim % 4 == 0;   // then every lane's 4 elements are one aligned 8- or 16-byte load
+
+    // Staging: the block's keys and values at their own positions in the first row's sequence, copied into shared memory
+    // in one round trip (cp.async, no registers held) before any is used, instead of a trip per key pair and another for
+    // the values. A row reads a key from the stage only where its slot is the staged one (token-tree rows may map recent
+    // positions elsewhere, other sequences start elsewhere); the values are the same either way, so are the bits.
+    constexpr int VECTOR_ELEMENTS = 16 / (int)sizeof(KV);
+    bool staged = CAN_STAGE && head_dim % VECTOR_ELEMENTS == 0;
+    int staged_first_slot = first_slots[0] + first;
+    if (staged)
+    {
+        int vectors_per_key = head_dim / VECTOR_ELEMENTS;
+        for (int c = threadIdx.x; c < 2 * max_count * vectors_per_key; c += blockDim.x)
+        {
+            int which = c / (max_count * vectors_per_key), rest = c % (max_count * vectors_per_key);
+            int j = rest / vectors_per_key, part = rest % vectors_per_key;
+            const KV* src = (which == 0 ? key_cache : value_cache) + head_offset + (long long)(staged_first_slot + j) * kv_width
+                            + part * VECTOR_ELEMENTS;
+            copy_async16((u32x4*)(shared_region + ((which * ATTENTION_BLOCK_KEYS + j) * HEAD_STRIDE + part * VECTOR_ELEMENTS) * sizeof(KV)), src);
+        }
+        copy_async_commit();
+        copy_async_wait<0>();
+        __syncthreads();
+    }
     // One row: the whole key loop unrolled, so all of the warp's key loads are in flight at once. Row groups: 2 keys at a
     // time (registers). Either way each row's operations and their order are the same.
-    const int KEY_UNROLL = ROWS == 1 ? ATTENTION_KEYS_PER_WARP : 2;
-    for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
+    constexpr int KEY_UNROLL = ROWS == 1 ? ATTENTION_KEYS_PER_WARP : 2;
+    const KV* uniform_keys = key_cache + head_offset + (long long)(first_slots[0] + first) * kv_width;
+    const KV* uniform_values = value_cache + head_offset + (long long)(first_slots[0] + first) * kv_width;
+    if (uniform)
     {
-        if (warp_first + i0 >= max_count) break;   // uniform across the warp
-#pragma unroll
-        for (int u = 0; u < KEY_UNROLL; u++)
+        // Rows absent from the group (r ≥ group_rows) compute with zero queries into score and value slots nobody reads.
+#pragma unroll KEY_UNROLL
+        for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
         {
-            int j = warp_first + i0 + u;
-            if (j >= max_count) continue;
-            // Rows share a key unless token-tree rows map this position to different slots: reload only when the slot changes.
-            // Each row's lane-partial dot first, then all rows' warp sums at once (warp_sums_scattered: warp_sum's bits).
+            int j = warp_first + i;
             float k[DIM_STEPS][4];
+            if (staged) load_head_slice<KV, DIM_STEPS>(staged_keys, (long long)j * HEAD_STRIDE, head_dim, lane, vectorized, k);
+            else load_head_slice<KV, DIM_STEPS>(uniform_keys, (long long)j * kv_width, head_dim, lane, vectorized, k);
             float dots[ROWS];
-            int loaded = -1;
 #pragma unroll
             for (int r = 0; r < ROWS; r++)
             {
                 dots[r] = 0.0f;
-                if (j < counts[r])
-                {
-                    int slot = key_slot(first + j, row_positions[r], recent_slots, row0 + r, window, first_slots[r]);
-                    if (slot != loaded)
+#pragma unroll
+                for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
                     {
-                        load_head_slice<KV, DIM_STEPS>(key_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, k);
-                        loaded = slot;
+                        int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                        if (d < head_dim) dots[r] = fmaf(q[r][t][e], k[t][e], dots[r]);
                     }
-#pragma unroll
-                    for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                        {
-                            int d = lane * 4 + t * WARP_SIZE * 4 + e;
-                            if (d < head_dim) dots[r] = fmaf(q[r][t][e], k[t][e], dots[r]);
-                        }
-                }
             }
             float dot = warp_sums_scattered<ROWS>(dots, lane);
-            int row = lane / (WARP_SIZE / ROWS);
-            if (lane % (WARP_SIZE / ROWS) == 0 && j < counts_of(counts, row)) scores[row][j] = dot * scale;
+            if (lane % (WARP_SIZE / ROWS) == 0) scores[lane / (WARP_SIZE / ROWS)][j] = dot * scale;
+        }
+    }
+    else
+    {
+        for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
+        {
+            if (warp_first + i0 >= max_count) break;   // uniform across the warp
+#pragma unroll
+            for (int u = 0; u < KEY_UNROLL; u++)
+            {
+                int j = warp_first + i0 + u;
+                if (j >= max_count) continue;
+                // Rows share a key unless token-tree rows map this position to different slots: reload only when the slot changes.
+                // Each row's lane-partial dot first, then all rows' warp sums at once (warp_sums_scattered: warp_sum's bits).
+                float k[DIM_STEPS][4];
+                float dots[ROWS];
+                int loaded = -1;
+#pragma unroll
+                for (int r = 0; r < ROWS; r++)
+                {
+                    dots[r] = 0.0f;
+                    if (j < counts[r])
+                    {
+                        int slot = key_slot(first + j, row_positions[r], recent_slots, row0 + r, window, first_slots[r]);
+                        if (slot != loaded)
+                        {
+                            if (staged && slot == staged_first_slot + j)
+                                load_head_slice<KV, DIM_STEPS>(staged_keys, (long long)j * HEAD_STRIDE, head_dim, lane, vectorized, k);
+                            else
+                                load_head_slice<KV, DIM_STEPS>(key_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, k);
+                            loaded = slot;
+                        }
+#pragma unroll
+                        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++)
+                            {
+                                int d = lane * 4 + t * WARP_SIZE * 4 + e;
+                                if (d < head_dim) dots[r] = fmaf(q[r][t][e], k[t][e], dots[r]);
+                            }
+                    }
+                }
+                float dot = warp_sums_scattered<ROWS>(dots, lane);
+                int row = lane / (WARP_SIZE / ROWS);
+                if (lane % (WARP_SIZE / ROWS) == 0 && j < counts_of(counts, row)) scores[row][j] = dot * scale;
+            }
         }
     }
     __syncthreads();
@@ -250,36 +356,63 @@ __device__ __forceinline__ void attention_partial_impl(
         for (int t = 0; t < DIM_STEPS; t++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[r][t][e] = 0.0f;
-    for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
+    if (uniform)
     {
-        if (warp_first + i0 >= max_count) break;
-#pragma unroll
-        for (int u = 0; u < KEY_UNROLL; u++)
+#pragma unroll KEY_UNROLL
+        for (int i = 0; i < ATTENTION_KEYS_PER_WARP; i++)
         {
-            int j = warp_first + i0 + u;
-            if (j >= max_count) continue;
+            int j = warp_first + i;
             float v[DIM_STEPS][4];
-            int loaded = -1;
+            if (staged) load_head_slice<KV, DIM_STEPS>(staged_values, (long long)j * HEAD_STRIDE, head_dim, lane, vectorized, v);
+            else load_head_slice<KV, DIM_STEPS>(uniform_values, (long long)j * kv_width, head_dim, lane, vectorized, v);
 #pragma unroll
             for (int r = 0; r < ROWS; r++)
             {
-                if (j < counts[r])
+                float weight = scores[r][j];
+#pragma unroll
+                for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) acc[r][t][e] = fmaf(weight, v[t][e], acc[r][t][e]);
+            }
+        }
+    }
+    else
+    {
+        for (int i0 = 0; i0 < ATTENTION_KEYS_PER_WARP; i0 += KEY_UNROLL)
+        {
+            if (warp_first + i0 >= max_count) break;
+#pragma unroll
+            for (int u = 0; u < KEY_UNROLL; u++)
+            {
+                int j = warp_first + i0 + u;
+                if (j >= max_count) continue;
+                float v[DIM_STEPS][4];
+                int loaded = -1;
+#pragma unroll
+                for (int r = 0; r < ROWS; r++)
                 {
-                    int slot = key_slot(first + j, row_positions[r], recent_slots, row0 + r, window, first_slots[r]);
-                    if (slot != loaded)
+                    if (j < counts[r])
                     {
-                        load_head_slice<KV, DIM_STEPS>(value_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, v);
-                        loaded = slot;
+                        int slot = key_slot(first + j, row_positions[r], recent_slots, row0 + r, window, first_slots[r]);
+                        if (slot != loaded)
+                        {
+                            if (staged && slot == staged_first_slot + j)
+                                load_head_slice<KV, DIM_STEPS>(staged_values, (long long)j * HEAD_STRIDE, head_dim, lane, vectorized, v);
+                            else
+                                load_head_slice<KV, DIM_STEPS>(value_cache, head_offset + (long long)slot * kv_width, head_dim, lane, vectorized, v);
+                            loaded = slot;
+                        }
+                        float weight = scores[r][j];
+#pragma unroll
+                        for (int t = 0; t < DIM_STEPS; t++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) acc[r][t][e] = fmaf(weight, v[t][e], acc[r][t][e]);
                     }
-                    float weight = scores[r][j];
-#pragma unroll
-                    for (int t = 0; t < DIM_STEPS; t++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) acc[r][t][e] = fmaf(weight, v[t][e], acc[r][t][e]);
                 }
             }
         }
     }
+    if (CAN_STAGE) __syncthreads();   // the warp sums overwrite the staged values
 #pragma unroll
     for (int r = 0; r < ROWS; r++)
 #pragma unroll

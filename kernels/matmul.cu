@@ -525,30 +525,6 @@ struct MmaStages
     u32x2 x[ONE_ROW ? PIPE : 1][MMA_WARPS][WARP_SIZE];
 };
 
-__device__ __forceinline__ unsigned shared_address(const void* p)
-{
-    unsigned long long a;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
-    return (unsigned)a;
-}
-
-// 16 bytes global → shared, bypassing L1 (weights are read once).
-__device__ __forceinline__ void copy_async16(u32x4* slot, const void* src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(shared_address(slot)), "l"(src) : "memory");
-}
-
-// 8 bytes global → shared, or 8 zero bytes when `present` is false (src-size 0 reads nothing; src is any mapped address).
-__device__ __forceinline__ void copy_async8(u32x2* slot, const void* src, bool present)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" :: "r"(shared_address(slot)), "l"(src), "r"(present ? 8 : 0) : "memory");
-}
-
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-
-template <int PENDING>
-__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
-
 // Starts one chunk's weight copies into stage s (one cp.async group per chunk, empty where the chunk is absent); ONE_ROW
 // also copies the lane's activation pair. An m-tile past the matrix's end copies nothing: its slots keep stale values,
 // which reach only its own accumulators (an mma's output row depends on its own A row alone), never stored.

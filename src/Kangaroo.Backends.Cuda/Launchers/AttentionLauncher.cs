@@ -28,7 +28,16 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
     /// <summary>Key blocks attention_combine merges at most (its shared weights array): with the block keys, the longest context.</summary>
     public static readonly KernelDefine MaxCombinedBlocks = new("ATTENTION_MAX_BLOCKS_COMBINED", 1024);
 
-    public static IReadOnlyList<KernelDefine> Defines => [Threads, BlockKeys, MaxHeadDim, RowsPerBlock, MaxCombinedBlocks];
+    /// <summary>
+    /// The kernels for this many rows per block and more copy a key block's keys and values into shared memory at once
+    /// (cp.async) before using them: one trip to memory per block rather than one per key pair. Bits are unchanged, so the
+    /// choice is free to follow measurement (bench/RESULTS.md).
+    /// </summary>
+    public static readonly KernelDefine StageMinRows = new("ATTENTION_STAGE_MIN_ROWS", 2);
+    /// <summary>The most shared memory a block stages its keys and values in: wider heads and caches load as before.</summary>
+    public static readonly KernelDefine StageMaxBytes = new("ATTENTION_STAGE_MAX_BYTES", 32768);
+
+    public static IReadOnlyList<KernelDefine> Defines => [Threads, BlockKeys, MaxHeadDim, RowsPerBlock, MaxCombinedBlocks, StageMinRows, StageMaxBytes];
 
     // queries, keys, values, positions, recent slots, window, sequences, capacity, partials, rows, heads, KV heads,
     // head dimension, KV width, layer offset, scale, key blocks.
@@ -47,6 +56,14 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
 
     /// <summary>The longest context the kernels handle.</summary>
     public int MaxContext { get; } = defines[MaxCombinedBlocks] * defines[BlockKeys];
+
+    private static int DistinctSequences(ReadOnlySpan<int> sequences)
+    {
+        int distinct = 0;
+        for (int r = 0; r < sequences.Length; r++)
+            if (sequences[..r].IndexOf(sequences[r]) < 0) distinct++;
+        return distinct;
+    }
 
     // The kernels always take a window of recent slots and the rows' sequences; a plain attention passes neither.
     public void AttentionOverSlots(CudaActivations q, CudaKvCache kv, int layer, CudaIndices p, CudaIndices? recent,
@@ -86,15 +103,17 @@ internal sealed class AttentionLauncher(KernelQueue queue, KernelDefines defines
         partialArgs.Pointer(kv.Partials!); partialArgs.Int(rows); partialArgs.Int(heads); partialArgs.Int(kvHeads); partialArgs.Int(headDim);
         partialArgs.Int(kv.KvWidth); partialArgs.Long(kv.LayerOffset(layer)); partialArgs.Float(scale); partialArgs.Int(maxBlocks);
         // A decode step takes the kernel for one row, short verifications those for 2 or 4: the same operations per row,
-        // fewer registers and shorter loops than the 8-row kernel.
-        int rowsPerBlock = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : _rowsPerBlock;
-        // Rows of different sequences share no keys: grouping them only serializes their loads in one block. A batch of
-        // several sequences takes the one-row kernel (same bits, more blocks), the faster choice for batched decoding
-        // (bench/RESULTS.md has the measurement).
-        if (rowSequences is not null) rowsPerBlock = 1;
+        // fewer registers and shorter loops than the 8-row kernel. Rows of different sequences share no keys, so a batch
+        // of several sequences is sized by its rows per sequence (batched decoding: one, the one-row kernel) and the
+        // kernel groups each sequence's rows itself. Its grid then has a group per row, since a recording is replayed with
+        // whatever split of rows the later rounds bring; the groups it does not have exit at once.
+        int sequences = rowSequences is null ? 1 : DistinctSequences(rowSequences.Host.AsSpan(0, rows));
+        int rowsPerGroup = (rows + sequences - 1) / sequences;
+        int rowsPerBlock = rowsPerGroup <= 1 ? 1 : rowsPerGroup <= 2 ? 2 : rowsPerGroup <= 4 ? 4 : _rowsPerBlock;
+        int groups = rowSequences is not null && rowsPerBlock > 1 ? rows : (rows + rowsPerBlock - 1) / rowsPerBlock;
         string variant = rowsPerBlock == _rowsPerBlock ? "" : "_r" + rowsPerBlock.ToString(CultureInfo.InvariantCulture);
         queue.Launch(queue.Kernels.ForType("attention_partial", kv.DType, (headDim > 128 ? "_wide" : "") + variant),
-            new Dim3((uint)((rows + rowsPerBlock - 1) / rowsPerBlock * heads), (uint)maxBlocks), _threads, partialArgs);
+            new Dim3((uint)(groups * heads), (uint)maxBlocks), _threads, partialArgs);
 
         var combineArgs = new LaunchArguments(CombineKernel);
         combineArgs.Pointer(kv.Partials!); combineArgs.Pointer(p.Memory); combineArgs.Pointer(o.Memory); combineArgs.Int(heads); combineArgs.Int(headDim); combineArgs.Int(maxBlocks);

@@ -478,17 +478,25 @@ public abstract class BackendConformanceTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    [InlineData(4)]
-    [InlineData(5)]
-    [InlineData(8)]
-    [InlineData(12)]
-    public void Attention_IsRowInvariant(int rows)
+    [InlineData(1, 64)]
+    [InlineData(2, 64)]
+    [InlineData(3, 64)]
+    [InlineData(4, 64)]
+    [InlineData(5, 64)]
+    [InlineData(8, 64)]
+    [InlineData(12, 64)]
+    [InlineData(16, 64)]
+    [InlineData(64, 64)]
+    [InlineData(8, 128)]
+    [InlineData(33, 128)]
+    [InlineData(8, 256)]
+    [InlineData(3, 40)]
+    public void Attention_IsRowInvariant(int rows, int headDim)
     {
-        // Positions 58 … 69 straddle position 64, a key-block boundary of the CUDA kernels (blocks of 32 or 64 keys); 12 rows make two row groups on backends that group rows.
-        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 58, capacity = 80;
+        // Positions from 58 straddle position 64, a key-block boundary of the CUDA kernels (blocks of 32 or 64 keys); 12 rows
+        // and more make several row groups on backends that group rows. Head widths: Llama's, a wide one, and one whose
+        // rows are not whole 16-byte vectors of an F16 cache (the CUDA kernels stage keys in shared memory only when they are).
+        const int heads = 8, kvHeads = 2, prefix = 58, capacity = 128;
         int kvWidth = kvHeads * headDim, width = heads * headDim;
         float[] prefixKeys = RandomValues(prefix * kvWidth), prefixValues = RandomValues(prefix * kvWidth);
         float[] newKeys = RandomValues(rows * kvWidth), newValues = RandomValues(rows * kvWidth);
@@ -522,13 +530,16 @@ public abstract class BackendConformanceTests : IDisposable
     /// output equals (bit for bit) a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> after storing its path at consecutive
     /// positions — whatever the row grouping (11 nodes: the CUDA kernels' 8-row groups split the tree).
     /// </summary>
-    [Fact]
-    public void TreeAttention_EachNodeSeesItsPathAsAPlainDecodeDoes()
+    [Theory]
+    [InlineData(11)]
+    [InlineData(64)]
+    public void TreeAttention_EachNodeSeesItsPathAsAPlainDecodeDoes(int nodes)
     {
-        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 61, capacity = 96;
-        // Breadth-first: node 0 and 1 on the first level, then their children; the tree crosses position 64.
-        int[] parents = [-1, -1, 0, 0, 1, 2, 2, 3, 5, 5, 8];
-        int nodes = parents.Length, kvWidth = kvHeads * headDim, width = heads * headDim;
+        const int heads = 8, kvHeads = 2, headDim = 64, prefix = 61, capacity = 160;
+        // Breadth-first: node 0 and 1 on the first level, then their children; the tree crosses position 64. The larger
+        // tree is random, each node's parent an earlier node (or none), so its levels are uneven and deep.
+        int[] parents = nodes == 11 ? [-1, -1, 0, 0, 1, 2, 2, 3, 5, 5, 8] : RandomTree(nodes, new Random(nodes));
+        int kvWidth = kvHeads * headDim, width = heads * headDim;
         int[] depth = new int[nodes];
         for (int n = 0; n < nodes; n++) depth[n] = parents[n] < 0 ? 0 : depth[parents[n]] + 1;
         int window = depth.Max() + 1;
@@ -585,19 +596,30 @@ public abstract class BackendConformanceTests : IDisposable
             window + 1, Allocate(nodes * width), nodes, heads, kvHeads, headDim));
     }
 
-    /// <summary>
-    /// Several sequences in one cache and one call (batched decoding): each row, whatever its neighbours' sequences and
-    /// lengths, gets the bits of a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> over a cache holding its sequence alone —
-    /// 11 rows of 3 sequences at different lengths (the CUDA kernels' 8-row groups mix sequences), and a sequence id outside
-    /// the cache is refused.
-    /// </summary>
-    [Fact]
-    public void TreeAttention_RowsOfSeveralSequencesEachSeeTheirOwn()
+    // Parents of a random tree in breadth-first-compatible order: each node's parent is an earlier node or none (a root).
+    private static int[] RandomTree(int nodes, Random random)
     {
-        const int heads = 8, kvHeads = 2, headDim = 64, capacity = 80, sequences = 3;
+        var parents = new int[nodes];
+        for (int n = 0; n < nodes; n++) parents[n] = n == 0 ? -1 : random.Next(-1, n);
+        return parents;
+    }
+
+    /// <summary>
+    /// Several sequences in one cache and one call (batched decoding and verification): each row, whatever its neighbours'
+    /// sequences and lengths, gets the bits of a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> over a
+    /// cache holding its sequence alone, and a sequence id outside the cache is refused. Rows of 3 sequences at different
+    /// lengths, interleaved (the CUDA kernels' row groups cut at every change of sequence), and in runs of one sequence
+    /// longer than a row group (cut by the group's size, 20 rows of one sequence: three groups of 8, 8 and 4).
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { 0, 1, 1, 2, 0, 2, 2, 1, 0, 0, 2 })]
+    [InlineData(new[] { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1 })]
+    [InlineData(new[] { 1, 1, 1, 0, 0, 0, 2, 2, 2 })]
+    public void TreeAttention_RowsOfSeveralSequencesEachSeeTheirOwn(int[] rowSequence)
+    {
+        const int heads = 8, kvHeads = 2, headDim = 64, capacity = 96, sequences = 3;
         int kvWidth = kvHeads * headDim, width = heads * headDim;
         int[] lengths = [70, 5, 33];                       // positions already in each sequence before this pass
-        int[] rowSequence = [0, 1, 1, 2, 0, 2, 2, 1, 0, 0, 2];
         int rows = rowSequence.Length;
         var next = (int[])lengths.Clone();
         int[] positions = rowSequence.Select(s => next[s]++).ToArray();
