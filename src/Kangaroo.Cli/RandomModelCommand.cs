@@ -16,8 +16,13 @@ internal static class RandomModelCommand
 
         Shape (required unless --preset gives them; explicit options override the preset):
           --preset NAME        llama2-7b (hidden 4096, 32 layers, 32 heads, ffn 11008, vocab 32000, F16, 13.5 GB)
+                               llama3-8b (hidden 4096, 32 layers, 32 heads, 8 kv, ffn 14336, vocab 128256,
+                                          rope llama3, BF16, 16.1 GB)
+                               qwen3-8b  (qwen3: hidden 4096, 36 layers, 32 heads, 8 kv, head dim 128, ffn 12288,
+                                          vocab 151936, q/k norms, BF16, 16.4 GB)
                                tiny-10m  (~10M parameters: hidden 256, 12 layers, 8 heads, ffn 688,
                                           vocab from --tokenizer-from, else 1500, F16)
+          --architecture A     llama (default), mistral (no sliding window) or qwen3 (q/k head norms)
           --hidden H           Hidden size
           --layers L           Decoder layers
           --heads N            Attention heads
@@ -40,19 +45,38 @@ internal static class RandomModelCommand
         """;
 
     private static readonly string[] ValueOptions =
-        ["preset", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
+        ["preset", "architecture", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
          "shard-size", "tokenizer-from", "adapter-exit-layer"];
     private static readonly string[] FlagOptions = ["help", "verbose", "tie-embeddings", "force"];
     private const string KangarooAdapterFolder = Speculative.KangarooAdapter.DefaultSubdirectory;
 
     /// <summary>A preset's shape; a null vocabulary means "the tokenizer's, else the fallback".</summary>
-    private sealed record Preset(int Hidden, int Layers, int Heads, int Ffn, int? Vocab, int FallbackVocab, int MaxPositions, DType DType);
+    private sealed record Preset(int Hidden, int Layers, int Heads, int Ffn, int? Vocab, int FallbackVocab, int MaxPositions, DType DType)
+    {
+        public string Architecture { get; init; } = "llama";
+        public int? KvHeads { get; init; }
+        public int? HeadDim { get; init; }
+        public double RopeTheta { get; init; } = 10000.0;
+        public RopeScaling? RopeScaling { get; init; }
+        public double RmsNormEps { get; init; } = 1e-5;
+    }
 
+    // The published configs' shapes (Llama-3.1-8B, Qwen3-8B), for timings at real sizes.
     private static readonly Dictionary<string, Preset> Presets = new(StringComparer.Ordinal)
     {
         ["llama2-7b"] = new(Hidden: 4096, Layers: 32, Heads: 32, Ffn: 11008, Vocab: 32000, FallbackVocab: 32000, MaxPositions: 4096, DType.F16),
+        ["llama3-8b"] = new(Hidden: 4096, Layers: 32, Heads: 32, Ffn: 14336, Vocab: 128256, FallbackVocab: 128256, MaxPositions: 131072, DType.BF16)
+        {
+            KvHeads = 8, RopeTheta = 500000.0, RopeScaling = new RopeScaling("llama3", 8.0, 1.0, 4.0, 8192),
+        },
+        ["qwen3-8b"] = new(Hidden: 4096, Layers: 36, Heads: 32, Ffn: 12288, Vocab: 151936, FallbackVocab: 151936, MaxPositions: 40960, DType.BF16)
+        {
+            Architecture = "qwen3", KvHeads = 8, HeadDim = 128, RopeTheta = 1000000.0, RmsNormEps = 1e-6,
+        },
         ["tiny-10m"] = new(Hidden: 256, Layers: 12, Heads: 8, Ffn: 688, Vocab: null, FallbackVocab: 1500, MaxPositions: 2048, DType.F16),
     };
+
+    private static readonly string[] Architectures = ["llama", "mistral", "qwen3"];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -75,13 +99,18 @@ internal static class RandomModelCommand
         // Loaded up front: it decides the default vocabulary and the BOS/EOS ids, and a bad one should fail before any writing.
         TextTokenizer? tokenizer = tokenizerDirectory is null ? null : TextTokenizer.Load(tokenizerDirectory);
 
+        string architecture = a.String("architecture") ?? preset?.Architecture ?? "llama";
+        if (architecture == "qwen2")
+            throw new UsageException("--architecture qwen2 is not implemented yet (its q/k/v projection biases); architectures: " + string.Join(", ", Architectures));
+        if (!Architectures.Contains(architecture))
+            throw new UsageException($"unknown --architecture '{architecture}' (architectures: {string.Join(", ", Architectures)})");
         int hidden = Positive(a, "hidden") ?? preset?.Hidden ?? throw Missing("hidden");
         int layers = Positive(a, "layers") ?? preset?.Layers ?? throw Missing("layers");
         if (adapterExitLayer is int exit && (exit < 1 || exit >= layers))
             throw new UsageException($"--adapter-exit-layer must be in [1, {layers - 1}], got {exit}");
         int heads = Positive(a, "heads") ?? preset?.Heads ?? throw Missing("heads");
-        int kvHeads = Positive(a, "kv-heads") ?? heads;
-        int? explicitHeadDim = Positive(a, "head-dim");
+        int kvHeads = Positive(a, "kv-heads") ?? preset?.KvHeads ?? heads;
+        int? explicitHeadDim = Positive(a, "head-dim") ?? preset?.HeadDim;
         if (explicitHeadDim is null && hidden % heads != 0)
             throw new UsageException($"--heads {heads} does not divide --hidden {hidden}: give --head-dim");
         int headDim = explicitHeadDim ?? hidden / heads;
@@ -104,9 +133,12 @@ internal static class RandomModelCommand
             NumKvHeads = kvHeads,
             HeadDim = headDim,
             VocabSize = vocab,
-            RmsNormEps = 1e-5,
-            RopeTheta = 10000.0,
+            RmsNormEps = preset?.RmsNormEps ?? 1e-5,
+            RopeTheta = preset?.RopeTheta ?? 10000.0,
+            RopeScaling = preset?.RopeScaling,
             MaxPositionEmbeddings = maxPositions,
+            ModelType = architecture,
+            QueryKeyNorm = architecture == "qwen3",
             TieWordEmbeddings = a.Flag("tie-embeddings"),
             // Llama's SentencePiece convention (<s> = 1, </s> = 2) unless the tokenizer says otherwise.
             BosTokenId = tokenizer is not null ? tokenizer.BosTokenId : vocab > 2 ? 1 : null,
@@ -149,7 +181,7 @@ internal static class RandomModelCommand
         var inv = CultureInfo.InvariantCulture;
         double seconds = summary.Elapsed.TotalSeconds;
         stdout.WriteLine($"model:       {Path.GetFullPath(directory)}");
-        stdout.WriteLine($"shape:       {layers} layers, hidden {hidden}, {heads} heads ({kvHeads} kv, head dim {headDim}), ffn {ffn}, vocab {vocab}{(config.TieWordEmbeddings ? ", tied embeddings" : "")}");
+        stdout.WriteLine($"shape:       {architecture}, {layers} layers, hidden {hidden}, {heads} heads ({kvHeads} kv, head dim {headDim}), ffn {ffn}, vocab {vocab}{(config.TieWordEmbeddings ? ", tied embeddings" : "")}");
         stdout.WriteLine(string.Create(inv, $"parameters:  {summary.Parameters:N0} ({summary.Parameters / 1e6:F2} M)"));
         stdout.WriteLine(string.Create(inv, $"weights:     {InspectCommand.FormatBytes(summary.TensorBytes)} {dtype} in {summary.WeightFiles.Count} file{(summary.WeightFiles.Count == 1 ? "" : "s")}{(tokenizer is not null ? ", tokenizer copied" : "")}"));
         if (adapterExitLayer is int l) stdout.WriteLine($"adapter:     random, exit layer {l}, in {KangarooAdapterFolder}/");

@@ -119,7 +119,7 @@ public static class RandomModelWriter
         {
             json.WriteStartObject();
             json.WriteStartArray("architectures");
-            json.WriteStringValue(config.ModelType == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM");
+            json.WriteStringValue(config.ModelType switch { "mistral" => "MistralForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" });
             json.WriteEndArray();
             json.WriteBoolean("attention_bias", false);
             json.WriteNumber("attention_dropout", 0.0);
@@ -134,8 +134,8 @@ public static class RandomModelWriter
                 foreach (int eos in config.EosTokenIds) json.WriteNumberValue(eos);
                 json.WriteEndArray();
             }
-            // Only when it differs, as transformers does: readers then derive hidden / heads themselves.
-            if (config.HeadDim * config.NumHeads != config.HiddenSize)
+            // Only when it differs, as transformers does for Llama (readers then derive hidden / heads); Qwen3 always writes it.
+            if (config.HeadDim * config.NumHeads != config.HiddenSize || config.QueryKeyNorm)
                 json.WriteNumber("head_dim", config.HeadDim);
             json.WriteString("hidden_act", "silu");
             json.WriteNumber("hidden_size", config.HiddenSize);
@@ -164,6 +164,11 @@ public static class RandomModelWriter
                 json.WriteNull("rope_scaling");
             }
             json.WriteNumber("rope_theta", config.RopeTheta);
+            if (config.ModelType == "qwen3")
+            {
+                json.WriteNull("sliding_window");
+                json.WriteBoolean("use_sliding_window", false);
+            }
             json.WriteBoolean("tie_word_embeddings", config.TieWordEmbeddings);
             json.WriteString("torch_dtype", TorchDTypeName(dtype));
             json.WriteBoolean("use_cache", true);
@@ -232,6 +237,11 @@ public static class RandomModelWriter
             ("layers.0.self_attn.v_proj.weight", [kv, h], Linear(1.0, h)),
             ("layers.0.self_attn.o_proj.weight", [h, q], Linear(0.5, q)),
             ("norm.weight", [h], new Distribution(1f, 0.2f)),
+            .. (baseConfig.QueryKeyNorm
+                ? ((string, int[], Distribution)[])[
+                    ("layers.0.self_attn.q_norm.weight", [baseConfig.HeadDim], new Distribution(1f, 0.2f)),
+                    ("layers.0.self_attn.k_norm.weight", [baseConfig.HeadDim], new Distribution(1f, 0.2f))]
+                : []),
         ];
         var writer = new SafeTensorsWriter();
         for (int i = 0; i < tensors.Length; i++)

@@ -4,7 +4,8 @@ The computation is the C# engine's (src/Kangaroo.Core/Speculative/KangarooAdapte
     x          hidden states leaving base layer l (the output of decoder layers [0, l), no final norm)
     a          = RMSNorm(x; input_layernorm)                         (float32)
     q, k, v    = a @ Wq^T, a @ Wk^T, a @ Wv^T                        (no bias)
-    q, k       rotated by RoPE at positions 0..T-1, Hugging Face's rotate_half convention:
+    q, k       each head RMS-normalized (q_norm, k_norm) where the base model is Qwen3 (head_norms), then
+               rotated by RoPE at positions 0..T-1, Hugging Face's rotate_half convention:
                inv_freq[i] = 1 / theta^(2i / head_dim), angle = position * inv_freq[i] (float32),
                first half' = first * cos - second * sin, second half' = second * cos + first * sin
     attention  causal, softmax(q k^T / sqrt(head_dim)) in float32; query head h reads kv head h // (heads / kv_heads)
@@ -29,6 +30,11 @@ EXPORT_NAMES = {
     "layers.0.self_attn.v_proj.weight": "v_proj.weight",
     "layers.0.self_attn.o_proj.weight": "o_proj.weight",
     "norm.weight": "norm.weight",
+}
+# An adapter of a base model with query and key head norms (Qwen3) carries them too, as the engine reads them.
+HEAD_NORM_NAMES = {
+    "layers.0.self_attn.q_norm.weight": "q_norm.weight",
+    "layers.0.self_attn.k_norm.weight": "k_norm.weight",
 }
 
 
@@ -56,7 +62,8 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 class KangarooAdapter(nn.Module):
-    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, eps: float, rope_theta: float):
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, eps: float, rope_theta: float,
+                 head_norms: bool = False):
         super().__init__()
         if heads % kv_heads != 0:
             raise ValueError(f"kv_heads {kv_heads} does not divide heads {heads}")
@@ -69,6 +76,10 @@ class KangarooAdapter(nn.Module):
         self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
         self.norm = RMSNorm(hidden, eps)
+        self.head_norms = head_norms
+        if head_norms:
+            self.q_norm = RMSNorm(head_dim, eps)
+            self.k_norm = RMSNorm(head_dim, eps)
         # Not a buffer: .half() or .to(dtype) would round a buffer, and the engine computes these in float32.
         self.rope_theta = rope_theta
 
@@ -78,7 +89,7 @@ class KangarooAdapter(nn.Module):
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
         return cls(config["hidden_size"], heads, config.get("num_key_value_heads") or heads, head_dim,
-                   config["rms_norm_eps"], rope_theta(config))
+                   config["rms_norm_eps"], rope_theta(config), head_norms=config.get("model_type") == "qwen3")
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """h = x + o_proj(attention(input_layernorm(x))) for x [B, T, hidden] at positions 0..T-1 (float32).
@@ -88,6 +99,8 @@ class KangarooAdapter(nn.Module):
         q = self.q_proj(a).view(b, t, self.heads, self.head_dim).transpose(1, 2).float()
         k = self.k_proj(a).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2).float()
         v = self.v_proj(a).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2).float()
+        if self.head_norms:
+            q, k = self.q_norm(q), self.k_norm(k)
 
         positions = torch.arange(t, device=x.device, dtype=torch.float32)
         freqs = positions[:, None] * inverse_frequencies(self.head_dim, self.rope_theta).to(x.device)[None, :]
@@ -111,18 +124,22 @@ class KangarooAdapter(nn.Module):
         """norm(h): what the shared LM head reads (float32)."""
         return self.norm(self.residual(x))
 
+    def export_names(self) -> dict[str, str]:
+        return {**EXPORT_NAMES, **HEAD_NORM_NAMES} if self.head_norms else dict(EXPORT_NAMES)
+
     def export_state(self) -> dict[str, torch.Tensor]:
         """The checkpoint tensors under their release names, float16, contiguous, on the CPU."""
         params = dict(self.named_parameters())
-        return {name: params[attr].detach().to("cpu", torch.float16).contiguous() for name, attr in EXPORT_NAMES.items()}
+        return {name: params[attr].detach().to("cpu", torch.float16).contiguous() for name, attr in self.export_names().items()}
 
     def load_exported(self, tensors: dict[str, torch.Tensor]) -> None:
         params = dict(self.named_parameters())
-        missing = [n for n in EXPORT_NAMES if n not in tensors]
+        names = self.export_names()
+        missing = [n for n in names if n not in tensors]
         if missing:
             raise ValueError(f"adapter checkpoint lacks {missing}")
         with torch.no_grad():
-            for name, attr in EXPORT_NAMES.items():
+            for name, attr in names.items():
                 if tuple(tensors[name].shape) != tuple(params[attr].shape):
                     raise ValueError(f"{name}: shape {tuple(tensors[name].shape)}, expected {tuple(params[attr].shape)}")
                 params[attr].copy_(tensors[name].to(params[attr].dtype))

@@ -51,14 +51,19 @@ def reference_adapter(adapter: KangarooAdapter, x: np.ndarray, theta: float) -> 
                 out[h * d + d // 2 + i] = b * c + a * s
         return out
 
+    def head_norm(vec, n, g):
+        if not adapter.head_norms:
+            return vec
+        return np.concatenate([rms(vec[h * d:(h + 1) * d], g) for h in range(n)]).astype(f32)
+
     batch, t_len, _ = x.shape
     result = np.zeros_like(x, dtype=f32)
     for b in range(batch):
         keys, values = [], []
         for t in range(t_len):
             a = rms(x[b, t], w["input_layernorm.weight"])
-            q = rope(w["q_proj.weight"] @ a, t, heads)
-            keys.append(rope(w["k_proj.weight"] @ a, t, kv_heads))
+            q = rope(head_norm(w["q_proj.weight"] @ a, heads, w.get("q_norm.weight")), t, heads)
+            keys.append(rope(head_norm(w["k_proj.weight"] @ a, kv_heads, w.get("k_norm.weight")), t, kv_heads))
             values.append(w["v_proj.weight"] @ a)
             attended = np.zeros(heads * d, dtype=f32)
             for h in range(heads):
@@ -74,9 +79,9 @@ def reference_adapter(adapter: KangarooAdapter, x: np.ndarray, theta: float) -> 
 
 
 def random_adapter(seed: int = 0, hidden: int = 20, heads: int = 4, kv_heads: int = 2, head_dim: int = 6,
-                   theta: float = 10000.0) -> KangarooAdapter:
+                   theta: float = 10000.0, head_norms: bool = False) -> KangarooAdapter:
     torch.manual_seed(seed)
-    adapter = KangarooAdapter(hidden, heads, kv_heads, head_dim, 1e-5, theta)
+    adapter = KangarooAdapter(hidden, heads, kv_heads, head_dim, 1e-5, theta, head_norms=head_norms)
     with torch.no_grad():
         for p in adapter.parameters():
             p.copy_(torch.randn_like(p) * (0.3 if p.dim() == 2 else 1.0) + (1.0 if p.dim() == 1 else 0.0))
@@ -86,13 +91,34 @@ def random_adapter(seed: int = 0, hidden: int = 20, heads: int = 4, kv_heads: in
 @check
 def adapter_matches_engine_reference():
     # hidden (20) differs from heads * head_dim (24) and kv heads are shared (GQA 2:1) to catch reshape mistakes.
-    for theta in (10000.0, 500000.0):
-        adapter = random_adapter(theta=theta)
+    # Qwen3 bases: each query and key head RMS-normalized before RoPE (q_norm, k_norm).
+    for theta, head_norms in ((10000.0, False), (500000.0, False), (1000000.0, True)):
+        adapter = random_adapter(theta=theta, head_norms=head_norms)
         x = torch.randn(2, 9, 20) * 2
         got = adapter(x).detach().numpy()
         want = reference_adapter(adapter, x.numpy(), theta)
         err = np.abs(got - want).max() / np.abs(want).max()
-        assert err < 2e-5, f"adapter differs from the engine reference by {err:.2e} (theta {theta})"
+        assert err < 2e-5, f"adapter differs from the engine reference by {err:.2e} (theta {theta}, head norms {head_norms})"
+
+
+@check
+def head_norm_adapters_export_and_load_their_norms():
+    config = {"model_type": "qwen3", "hidden_size": 20, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "head_dim": 6, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0}
+    adapter = KangarooAdapter.from_config(config)
+    assert adapter.head_norms and not KangarooAdapter.from_config({**config, "model_type": "llama"}).head_norms
+    state = adapter.export_state()
+    assert set(state) == set(EXPORT_NAMES) | {"layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight"}
+    assert tuple(state["layers.0.self_attn.q_norm.weight"].shape) == (6,)
+    other = KangarooAdapter.from_config(config)
+    other.load_exported(state)
+    missing = {n: t for n, t in state.items() if n != "layers.0.self_attn.k_norm.weight"}
+    try:
+        KangarooAdapter.from_config(config).load_exported(missing)
+    except ValueError as e:
+        assert "k_norm" in str(e)
+    else:
+        raise AssertionError("an adapter checkpoint without k_norm loaded")
 
 
 @check

@@ -66,7 +66,7 @@ public interface IComputeBackend : IDisposable
     /// <summary>output[r, :] = table[tokens[r], :] converted to F32.</summary>
     void Embed(WeightTensor table, IndexBuffer tokens, ComputeBuffer output, int rows);
 
-    /// <summary>output[r, :] = input[r, :] / sqrt(mean(input[r, :]²) + eps) * weight.</summary>
+    /// <summary>output[r, :] = input[r, :] / sqrt(mean(input[r, :]²) + eps) * weight; output may be input (in place).</summary>
     void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width);
 
     /// <summary>Fused residual step: residual += delta; normed = RmsNorm(residual) (same bits as the unfused pair).</summary>

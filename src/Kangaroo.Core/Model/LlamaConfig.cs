@@ -33,6 +33,11 @@ public sealed record LlamaConfig
     /// <summary>torch_dtype / dtype as written (informational: tensors carry their own dtypes).</summary>
     public string? TorchDType { get; init; }
     public string ModelType { get; init; } = "llama";
+    /// <summary>
+    /// Qwen3's RMSNorm of every query and key head (q_norm, k_norm: one weight of head_dim per layer each) between the
+    /// projections and the rotary embedding.
+    /// </summary>
+    public bool QueryKeyNorm { get; init; }
     /// <summary>Mistral's sliding attention window, when set; contexts longer than it are refused (<see cref="CheckContext"/>).</summary>
     public int? SlidingWindow { get; init; }
     /// <summary>The config.json this came from, for error messages that name it (null when built in code).</summary>
@@ -69,8 +74,13 @@ public sealed record LlamaConfig
         var reader = new FieldReader(root, sourcePath);
 
         string modelType = reader.OptionalString("model_type") ?? "llama";
-        if (modelType is not ("llama" or "mistral"))
-            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\" or \"mistral\")");
+        if (modelType is "qwen2" or "qwen2_moe" or "qwen3_moe")
+            throw new ModelFormatException(sourcePath, modelType == "qwen2"
+                ? "model_type \"qwen2\" is not supported yet: its q/k/v projection biases are not implemented (llama, mistral and qwen3 are)"
+                : $"model_type \"{modelType}\" is not supported: mixture-of-experts layers are not implemented (llama, mistral and qwen3 are)");
+        if (modelType is not ("llama" or "mistral" or "qwen3"))
+            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\", \"mistral\" or \"qwen3\")");
+        bool qwen = modelType == "qwen3";
 
         int hidden = reader.RequiredPositiveInt("hidden_size");
         int intermediate = reader.RequiredPositiveInt("intermediate_size");
@@ -95,11 +105,28 @@ public sealed record LlamaConfig
         foreach (string bias in (string[])["attention_bias", "mlp_bias"])
         {
             if (reader.OptionalBool(bias) == true)
-                throw new ModelFormatException(sourcePath, $"{bias} is true: projection biases are not supported (Llama and Mistral have none)");
+                throw new ModelFormatException(sourcePath, $"{bias} is true: projection biases are not supported yet (Llama, Mistral and Qwen3 checkpoints have none)");
         }
         if (root.TryGetProperty("quantization_config", out var quantization) && quantization.ValueKind != JsonValueKind.Null)
             throw new ModelFormatException(sourcePath, "quantization_config is set: quantized checkpoints are not supported (use F16, BF16 or F32 weights)");
-        int? slidingWindow = reader.OptionalPositiveInt("sliding_window");
+        // Qwen configs write a sliding_window that applies only with use_sliding_window (and then only to the layers
+        // from max_window_layers on, or as layer_types says); Mistral's applies whenever it is set.
+        int? slidingWindow = null;
+        if (qwen)
+        {
+            if (reader.OptionalBool("use_sliding_window") == true)
+                throw new ModelFormatException(sourcePath, "use_sliding_window is true: Qwen's sliding-window layers are not implemented (full attention only)");
+            if (root.TryGetProperty("layer_types", out var layerTypes) && layerTypes.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var type in layerTypes.EnumerateArray())
+                    if (type.ValueKind != JsonValueKind.String || type.GetString() != "full_attention")
+                        throw new ModelFormatException(sourcePath, $"layer_types holds {type.GetRawText()}: only \"full_attention\" layers are implemented");
+            }
+        }
+        else
+        {
+            slidingWindow = reader.OptionalPositiveInt("sliding_window");
+        }
 
         double eps = reader.OptionalDouble("rms_norm_eps") ?? 1e-6;
         if (!(eps > 0) || !(eps < 1) || (float)eps == 0)
@@ -142,6 +169,7 @@ public sealed record LlamaConfig
             RopeScaling = ropeScaling,
             MaxPositionEmbeddings = maxPos,
             SlidingWindow = slidingWindow,
+            QueryKeyNorm = qwen,
             TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
             BosTokenId = reader.OptionalTokenId("bos_token_id", vocab),
             EosTokenIds = reader.TokenIdList("eos_token_id", vocab),

@@ -20,7 +20,14 @@ public sealed class LlamaModel : IDisposable
     internal sealed record LayerWeights(
         WeightTensor InputNorm, WeightTensor QueryProjection, WeightTensor KeyProjection, WeightTensor ValueProjection,
         WeightTensor OutputProjection, WeightTensor PostAttentionNorm, WeightTensor GateProjection,
-        WeightTensor UpProjection, WeightTensor DownProjection);
+        WeightTensor UpProjection, WeightTensor DownProjection)
+    {
+        /// <summary>Qwen3's per-head RMSNorm weights (<see cref="LlamaConfig.QueryKeyNorm"/>); null where the architecture has none.</summary>
+        public HeadNorms? Norms { get; init; }
+    }
+
+    /// <summary>The RMSNorm weights applied to every query and key head before the rotary embedding.</summary>
+    internal sealed record HeadNorms(WeightTensor Query, WeightTensor Key);
 
     private LlamaModel(LlamaConfig config, IComputeBackend backend, WeightStore? ownedWeights)
     {
@@ -92,6 +99,11 @@ public sealed class LlamaModel : IDisposable
             list.Add((p + "self_attn.k_proj.weight", [c.KvWidth, c.HiddenSize]));
             list.Add((p + "self_attn.v_proj.weight", [c.KvWidth, c.HiddenSize]));
             list.Add((p + "self_attn.o_proj.weight", [c.HiddenSize, c.QueryWidth]));
+            if (c.QueryKeyNorm)
+            {
+                list.Add((p + "self_attn.q_norm.weight", [c.HeadDim]));
+                list.Add((p + "self_attn.k_norm.weight", [c.HeadDim]));
+            }
             list.Add((p + "post_attention_layernorm.weight", [c.HiddenSize]));
             list.Add((p + "mlp.gate_proj.weight", [c.IntermediateSize, c.HiddenSize]));
             list.Add((p + "mlp.up_proj.weight", [c.IntermediateSize, c.HiddenSize]));
@@ -141,7 +153,11 @@ public sealed class LlamaModel : IDisposable
         Embedding = Take();
         Layers = new LayerWeights[Config.NumLayers];
         for (int i = 0; i < Config.NumLayers; i++)
-            Layers[i] = new LayerWeights(Take(), Take(), Take(), Take(), Take(), Take(), Take(), Take(), Take());
+        {
+            WeightTensor input = Take(), query = Take(), key = Take(), value = Take(), output = Take();
+            HeadNorms? norms = Config.QueryKeyNorm ? new HeadNorms(Take(), Take()) : null;
+            Layers[i] = new LayerWeights(input, query, key, value, output, Take(), Take(), Take(), Take()) { Norms = norms };
+        }
         FinalNorm = Take();
         LmHead = Config.TieWordEmbeddings ? Embedding : Take();
         WeightBytes = total;
@@ -287,7 +303,7 @@ public sealed class LlamaModel : IDisposable
         {
             var layer = Layers[i];
             b.MatMulShared(ws.Normed, rows, layer.QueryProjection, ws.Queries, layer.KeyProjection, ws.Keys, layer.ValueProjection, ws.Values);
-            StoreAndAttend(ws, cache.Storage, i, rows, c, InverseFrequencies);
+            StoreAndAttend(ws, cache.Storage, i, rows, c, InverseFrequencies, layer.Norms);
             b.MatMul(ws.AttentionOutput, layer.OutputProjection, ws.Delta, rows);
             b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, eps, ws.Normed, rows, c.HiddenSize);
 
@@ -300,13 +316,22 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// RoPE, KV store and attention of one layer for the staged rows: keys and values into their slots, attention through
-    /// their windows (none: plain causal) over their own sequences. Shared with the Kangaroo adapter.
+    /// Query and key head norms (Qwen3), RoPE, KV store and attention of one layer for the staged rows: keys and values
+    /// into their slots, attention through their windows (none: plain causal) over their own sequences. Shared with the
+    /// Kangaroo adapter.
     /// </summary>
-    internal void StoreAndAttend(ForwardWorkspace ws, KvCacheStorage cache, int layer, int rows, LlamaConfig c, WeightTensor inverseFrequencies)
+    internal void StoreAndAttend(ForwardWorkspace ws, KvCacheStorage cache, int layer, int rows, LlamaConfig c, WeightTensor inverseFrequencies,
+        HeadNorms? norms)
     {
         var b = Backend;
         var shape = ws.Staged;
+        if (norms is not null)
+        {
+            // Each head of each row is one RMSNorm row of head_dim elements, normalized in place.
+            float eps = (float)c.RmsNormEps;
+            b.RmsNorm(ws.Queries, norms.Query, eps, ws.Queries, rows * c.NumHeads, c.HeadDim);
+            b.RmsNorm(ws.Keys, norms.Key, eps, ws.Keys, rows * c.NumKvHeads, c.HeadDim);
+        }
         var slots = ws.SlotsArePositions ? ws.Positions : ws.Slots;
         b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
         b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots, shape.Window, ws.AttentionOutput, rows,

@@ -24,6 +24,7 @@ public sealed class KangarooAdapter : IDisposable
     private readonly IDisposable _weightsOwner;
     private readonly WeightTensor[] _tensors;
     private readonly WeightTensor _inputNorm, _query, _key, _value, _output, _finalNorm, _inverseFrequencies;
+    private readonly LlamaModel.HeadNorms? _headNorms;
 
     private KangarooAdapter(LlamaModel baseModel, LlamaConfig config, int? exitLayer, IDisposable weightsOwner, WeightTensor[] tensors,
         WeightTensor inverseFrequencies, string directory)
@@ -34,6 +35,7 @@ public sealed class KangarooAdapter : IDisposable
         _weightsOwner = weightsOwner;
         _tensors = tensors;
         (_inputNorm, _query, _key, _value, _output, _finalNorm) = (tensors[0], tensors[1], tensors[2], tensors[3], tensors[4], tensors[5]);
+        if (config.QueryKeyNorm) _headNorms = new LlamaModel.HeadNorms(tensors[6], tensors[7]);
         _inverseFrequencies = inverseFrequencies;
         Directory = directory;
     }
@@ -79,6 +81,9 @@ public sealed class KangarooAdapter : IDisposable
             throw new ModelFormatException(configPath, $"adapter hidden_size {config.HiddenSize} does not match the base model's {b.HiddenSize}");
         if (config.VocabSize != b.VocabSize)
             throw new ModelFormatException(configPath, $"adapter vocab_size {config.VocabSize} does not match the base model's {b.VocabSize}");
+        if (config.QueryKeyNorm != b.QueryKeyNorm)
+            throw new ModelFormatException(configPath, $"adapter model_type \"{config.ModelType}\" {(config.QueryKeyNorm ? "normalizes" : "does not normalize")} " +
+                $"query and key heads, but the base model (\"{b.ModelType}\") {(b.QueryKeyNorm ? "does" : "does not")}: an adapter follows its base model's architecture");
         if (exitLayer is int l && (l < 1 || l >= b.NumLayers))
             throw new ModelFormatException(configPath, $"exit_layer {l} is outside [1, {b.NumLayers - 1}] for a base model of {b.NumLayers} layers");
 
@@ -86,7 +91,7 @@ public sealed class KangarooAdapter : IDisposable
         var tensors = new List<WeightTensor>();
         try
         {
-            CheckpointCheck.RefuseUnused(names, TensorNames, fileOf, configPath);
+            CheckpointCheck.RefuseUnused(names, config.QueryKeyNorm ? HeadNormTensorNames : TensorNames, fileOf, configPath);
             var views = new List<TensorView>();
             WeightTensor Take(string name, params int[] shape)
             {
@@ -102,10 +107,15 @@ public sealed class KangarooAdapter : IDisposable
             Take("layers.0.self_attn.v_proj.weight", config.KvWidth, config.HiddenSize);
             Take("layers.0.self_attn.o_proj.weight", config.HiddenSize, config.QueryWidth);
             Take("norm.weight", config.HiddenSize);
+            if (config.QueryKeyNorm)
+            {
+                Take("layers.0.self_attn.q_norm.weight", config.HeadDim);
+                Take("layers.0.self_attn.k_norm.weight", config.HeadDim);
+            }
             float[] frequencies = RotaryEmbedding.InverseFrequencies(config);
             var inverseFrequencies = baseModel.Backend.LoadWeight("adapter.rope.inv_freq", frequencies, 1, frequencies.Length);
             tensors.Add(inverseFrequencies);
-            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(6).ToArray(), inverseFrequencies, directory)
+            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(config.QueryKeyNorm ? 8 : 6).ToArray(), inverseFrequencies, directory)
             {
                 _sourceViews = [.. views],
             };
@@ -123,6 +133,12 @@ public sealed class KangarooAdapter : IDisposable
     {
         "layers.0.input_layernorm.weight", "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.k_proj.weight",
         "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.o_proj.weight", "norm.weight",
+    };
+
+    /// <summary>An adapter of a base with query and key head norms (Qwen3) holds them too.</summary>
+    private static readonly IReadOnlySet<string> HeadNormTensorNames = new HashSet<string>(TensorNames, StringComparer.Ordinal)
+    {
+        "layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight",
     };
 
     /// <summary>model.safetensors (or a sharded index) if present, else pytorch_model.bin.</summary>
@@ -187,7 +203,7 @@ public sealed class KangarooAdapter : IDisposable
         float eps = (float)c.RmsNormEps;
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
         b.MatMulShared(ws.Normed, rows, _query, ws.Queries, _key, ws.Keys, _value, ws.Values);
-        _base.StoreAndAttend(ws, cache.Storage, 0, rows, c, _inverseFrequencies);
+        _base.StoreAndAttend(ws, cache.Storage, 0, rows, c, _inverseFrequencies, _headNorms);
         if (logitsFrom == ForwardPass.NoLogits) return;
 
         b.MatMul(ws.AttentionOutput, _output, ws.Delta, rows);

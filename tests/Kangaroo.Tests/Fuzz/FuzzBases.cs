@@ -115,12 +115,7 @@ internal sealed class FuzzBases : IDisposable
         return Describe(name, dir);
     }
 
-    public static List<(string Name, int[] Shape)> AdapterShapes(TinyModelSpec spec)
-    {
-        int h = spec.Hidden, q = spec.Heads * spec.EffectiveHeadDim, kv = spec.KvHeads * spec.EffectiveHeadDim;
-        int[][] shapes = [[h], [q, h], [kv, h], [kv, h], [h, q], [h]];
-        return TinyAdapterFactory.TensorNames.Select((n, i) => (n, shapes[i])).ToList();
-    }
+    public static List<(string Name, int[] Shape)> AdapterShapes(TinyModelSpec spec) => TinyAdapterFactory.Shapes(spec);
 
     private static FuzzBase Describe(string name, string dir)
     {

@@ -53,6 +53,45 @@ public class LlamaConfigTests
         Assert.Equal("mistral", c.ModelType);
     }
 
+    /// <summary>Qwen3-8B's config.json as published (sizes shrunk): q/k head norms, an explicit head_dim, a sliding_window that is off.</summary>
+    private const string Qwen3 = """
+        {"architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 1,
+         "eos_token_id": 2, "head_dim": 32, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+         "intermediate_size": 96, "max_position_embeddings": 40960, "max_window_layers": 2, "model_type": "qwen3",
+         "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+         "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": false,
+         "torch_dtype": "bfloat16", "use_cache": true, "use_sliding_window": false, "vocab_size": 100,
+         "layer_types": ["full_attention", "full_attention"]}
+        """;
+
+    [Fact]
+    public void Qwen3IsReadWithHeadNormsAndItsWindowOff()
+    {
+        var c = LlamaConfig.Parse(Qwen3, "config.json");
+        Assert.Equal("qwen3", c.ModelType);
+        Assert.True(c.QueryKeyNorm);
+        Assert.Equal(32, c.HeadDim);
+        Assert.Equal(128, c.QueryWidth);
+        Assert.Null(c.SlidingWindow);
+        Assert.Equal(1e6, c.RopeTheta);
+        // Qwen2.5 configs carry a sliding_window value with use_sliding_window false: still full attention.
+        Assert.Null(LlamaConfig.Parse(Qwen3.Replace("\"sliding_window\": null", "\"sliding_window\": 4096"), "config.json").SlidingWindow);
+        Assert.False(LlamaConfig.Parse(Minimal, "config.json").QueryKeyNorm);
+    }
+
+    [Theory]
+    [InlineData("\"use_sliding_window\": false", "\"use_sliding_window\": true", "use_sliding_window is true")]
+    [InlineData("[\"full_attention\", \"full_attention\"]", "[\"full_attention\", \"sliding_attention\"]", "layer_types holds \"sliding_attention\"")]
+    [InlineData("\"attention_bias\": false", "\"attention_bias\": true", "attention_bias is true")]
+    [InlineData("\"qwen3\"", "\"qwen2\"", "model_type \"qwen2\" is not supported yet: its q/k/v projection biases")]
+    [InlineData("\"qwen3\"", "\"qwen3_moe\"", "mixture-of-experts layers are not implemented")]
+    public void Qwen3LayoutsNotImplementedAreRefusedByField(string find, string replace, string expected)
+    {
+        var e = Assert.Throws<ModelFormatException>(() => LlamaConfig.Parse(Qwen3.Replace(find, replace), "/m/config.json"));
+        Assert.Contains(expected, e.Message);
+        Assert.StartsWith("/m/config.json: ", e.Message);
+    }
+
     [Theory]
     [InlineData("\"hidden_size\": 64,", "", "\"hidden_size\" is missing")]
     [InlineData("\"num_attention_heads\": 4", "\"num_attention_heads\": 5", "num_attention_heads (5) does not divide hidden_size (64)")]

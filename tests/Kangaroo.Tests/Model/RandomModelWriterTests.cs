@@ -304,6 +304,40 @@ public class RandomModelWriterTests
     }
 
     [Fact]
+    public void CliWritesQwen3AndLlama3ShapedModelsThatLoadAndDraft()
+    {
+        // The 8B presets with their layer count and widths cut down: everything else (architecture, GQA, head_dim,
+        // rope, eps, dtype) is the preset's.
+        using var qwen = new TestDirectory("random");
+        var (code, stdout, stderr) = RunCli("random-model", qwen.Path, "--preset", "qwen3-8b", "--layers", "2", "--hidden", "64",
+            "--ffn", "96", "--vocab", "300", "--head-dim", "16", "--adapter-exit-layer", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("shape:       qwen3, 2 layers", stdout);
+        var config = LlamaConfig.LoadFromDirectory(qwen.Path);
+        Assert.Equal(("qwen3", true, 32, 8, 16, 1e6, 1e-6, "bfloat16"),
+            (config.ModelType, config.QueryKeyNorm, config.NumHeads, config.NumKvHeads, config.HeadDim, config.RopeTheta, config.RmsNormEps, config.TorchDType));
+        // Two head norms of head_dim per layer on top of the Llama layout's tensors.
+        Assert.Equal(ParameterCount(config with { QueryKeyNorm = false }) + 2 * 2 * 16, ParameterCount(config));
+        Assert.Contains(ParameterCount(config).ToString("N0", CultureInfo.InvariantCulture), stdout);
+        var (inspectCode, inspectOut, inspectErr) = RunCli("inspect", "--model", qwen.Path);
+        Assert.True(inspectCode == 0, inspectErr);
+        Assert.Contains("head dim 16, q/k head norms", inspectOut);
+        var (benchCode, benchOut, benchErr) = RunCli("bench", "--model", qwen.Path, "--backend", "cpu", "--context", "32", "--repetitions", "1",
+            "--verify-rows", "1,4");
+        Assert.True(benchCode == 0, benchErr);
+        Assert.Contains("draft step:", benchOut);
+
+        using var llama3 = new TestDirectory("random");
+        (code, _, stderr) = RunCli("random-model", llama3.Path, "--preset", "llama3-8b", "--layers", "1", "--hidden", "64", "--ffn", "96", "--vocab", "300");
+        Assert.True(code == 0, stderr);
+        config = LlamaConfig.LoadFromDirectory(llama3.Path);
+        Assert.Equal(("llama", 8, 500000.0, new RopeScaling("llama3", 8, 1, 4, 8192)), (config.ModelType, config.NumKvHeads, config.RopeTheta, config.RopeScaling));
+
+        Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "qwen2", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
+        Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "gpt2", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
+    }
+
+    [Fact]
     public void CliTinyPresetTakesTheTokenizersVocabulary()
     {
         using var dir = new TestDirectory("random");

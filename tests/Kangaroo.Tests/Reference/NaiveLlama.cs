@@ -95,6 +95,11 @@ internal sealed class NaiveLlama
         float[] wGate = W(p + "mlp.gate_proj.weight", (long)c.IntermediateSize * hidden);
         float[] wUp = W(p + "mlp.up_proj.weight", (long)c.IntermediateSize * hidden);
         float[] wDown = W(p + "mlp.down_proj.weight", (long)hidden * c.IntermediateSize);
+        // Qwen3Attention: q_norm / k_norm over each head's head_dim elements, after the projection, before RoPE.
+        float[]? qNorm = c.QueryKeyNorm ? W(p + "self_attn.q_norm.weight", d) : null;
+        float[]? kNorm = c.QueryKeyNorm ? W(p + "self_attn.k_norm.weight", d) : null;
+        double[] HeadNormed(double[] projected, int head, float[]? norm) =>
+            norm is null ? projected.AsSpan(head * d, d).ToArray() : RmsNorm(projected.AsSpan(head * d, d).ToArray(), norm, c.RmsNormEps);
 
         // Projections of the normalized input, split into heads, RoPE applied to q and k.
         var q = new double[c.NumHeads][][];
@@ -108,10 +113,10 @@ internal sealed class NaiveLlama
             double[] qt = Linear(wq, c.NumHeads * d, hidden, normed);
             double[] kt = Linear(wk, c.NumKvHeads * d, hidden, normed);
             double[] vt = Linear(wv, c.NumKvHeads * d, hidden, normed);
-            for (int h = 0; h < c.NumHeads; h++) q[h][t] = Rope(qt.AsSpan(h * d, d), t, _invFreq);
+            for (int h = 0; h < c.NumHeads; h++) q[h][t] = Rope(HeadNormed(qt, h, qNorm), t, _invFreq);
             for (int h = 0; h < c.NumKvHeads; h++)
             {
-                k[h][t] = Rope(kt.AsSpan(h * d, d), t, _invFreq);
+                k[h][t] = Rope(HeadNormed(kt, h, kNorm), t, _invFreq);
                 v[h][t] = vt.AsSpan(h * d, d).ToArray();
             }
         }

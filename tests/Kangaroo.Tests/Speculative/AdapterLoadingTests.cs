@@ -43,6 +43,35 @@ public class AdapterLoadingTests
     }
 
     [Fact]
+    public void AdapterFollowsItsBaseModelsHeadNorms()
+    {
+        var qwen3 = TinyModelSpec.Qwen3;
+        var (dir, backend, model) = LoadModel(qwen3);
+        using (dir) using (backend) using (model)
+        {
+            // A Qwen3 adapter (with q_norm / k_norm) loads and drafts over the Qwen3 base.
+            TinyAdapterFactory.Write(qwen3, dir.Combine("qwen3"), TinyAdapterFactory.RandomWeights(qwen3, 1));
+            using (var adapter = KangarooAdapter.Load(dir.Combine("qwen3"), model))
+                Assert.True(adapter.Config.QueryKeyNorm);
+
+            // A Llama-layout adapter of the same shape is refused by name, and so is a Qwen3 one missing a head norm.
+            var llama = qwen3 with { QueryKeyNorm = false };
+            TinyAdapterFactory.Write(llama, dir.Combine("llama"), TinyAdapterFactory.RandomWeights(llama, 1));
+            var e = Assert.Throws<ModelFormatException>(() => KangarooAdapter.Load(dir.Combine("llama"), model));
+            Assert.Contains("adapter model_type \"llama\" does not normalize query and key heads, but the base model (\"qwen3\") does", e.Message);
+
+            var weights = TinyAdapterFactory.RandomWeights(qwen3, 1);
+            TinyAdapterFactory.Write(qwen3, dir.Combine("partial"), weights);
+            var partial = new Kangaroo.Weights.SafeTensorsWriter();
+            foreach (var (name, shape) in TinyAdapterFactory.Shapes(qwen3).Where(t => t.Name != "layers.0.self_attn.k_norm.weight"))
+                partial.Add(name, Kangaroo.Weights.DType.F32, shape, weights[name]);
+            partial.WriteTo(dir.Combine("partial", "model.safetensors"));
+            e = Assert.Throws<ModelFormatException>(() => KangarooAdapter.Load(dir.Combine("partial"), model));
+            Assert.Contains("layers.0.self_attn.k_norm.weight", e.Message);
+        }
+    }
+
+    [Fact]
     public void AdapterWithOtherHeadsHasMisshapenTensorsNamed()
     {
         var (dir, backend, model) = LoadModel(TinyModelSpec.Gqa);

@@ -42,14 +42,19 @@ public abstract class KangarooGreedyConformance
         return Harness(spec, modelWeights, adapterWeights);
     }
 
-    /// <summary>A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order).</summary>
+    /// <summary>
+    /// A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order); every
+    /// third seed a Qwen3 layout (q/k head norms, head_dim 12 where hidden / heads is 8), without a draw of its own.
+    /// </summary>
     private static TinyModelSpec RandomSpec(Random rng, string name, int seed)
     {
         int layers = rng.Next(2, 6);
+        bool qwen3 = seed % 3 == 2;
         return new TinyModelSpec
         {
-            Name = name, Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
+            Name = qwen3 ? name + "-qwen3" : name, Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
             Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = seed,
+            QueryKeyNorm = qwen3, HeadDim = qwen3 ? 12 : null,
         };
     }
 
@@ -73,7 +78,7 @@ public abstract class KangarooGreedyConformance
             int[] vanilla = h.Vanilla(prompt, 30);
             var (kangaroo, stats) = h.Kangaroo(prompt, 30, options);
             Assert.True(vanilla.SequenceEqual(kangaroo),
-                $"trial {trial} ({layers} layers, kv {kvHeads}, {spec.DType}, ℓ={exitLayer}, γ={options.MaxDraftSteps}, η={options.Threshold}): " +
+                $"trial {trial} ({spec.Name}: {layers} layers, kv {kvHeads}, {spec.DType}, ℓ={exitLayer}, γ={options.MaxDraftSteps}, η={options.Threshold}): " +
                 $"vanilla [{string.Join(' ', vanilla)}] kangaroo [{string.Join(' ', kangaroo)}]");
             Assert.True(stats.Rounds > 0);
         }

@@ -16,6 +16,19 @@ public static class TinyAdapterFactory
         "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.o_proj.weight", "norm.weight",
     ];
 
+    /// <summary>Qwen3-style adapters (the base normalizes query and key heads) hold the two head norms too.</summary>
+    public static readonly string[] HeadNormTensorNames = ["layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight"];
+
+    /// <summary>The adapter tensors of <paramref name="spec"/>'s model, in the order they are written.</summary>
+    public static List<(string Name, int[] Shape)> Shapes(TinyModelSpec spec)
+    {
+        int h = spec.Hidden, d = spec.EffectiveHeadDim, q = spec.Heads * d, kv = spec.KvHeads * d;
+        int[][] shapes = [[h], [q, h], [kv, h], [kv, h], [h, q], [h]];
+        var list = TensorNames.Select((n, i) => (n, shapes[i])).ToList();
+        if (spec.QueryKeyNorm) list.AddRange(HeadNormTensorNames.Select(n => (n, new[] { d })));
+        return list;
+    }
+
     /// <summary>Random adapter weights for <paramref name="spec"/>'s model (own heads = the model's).</summary>
     public static Dictionary<string, float[]> RandomWeights(TinyModelSpec spec, int seed, double outputGain = 0.7)
     {
@@ -28,16 +41,19 @@ public static class TinyAdapterFactory
             for (int i = 0; i < v.Length; i++) v[i] = (float)((2 * rng.NextDouble() - 1) * scale);
             return v;
         }
-        float[] Norm() => Enumerable.Range(0, h).Select(_ => (float)(0.8 + 0.4 * rng.NextDouble())).ToArray();
-        return new Dictionary<string, float[]>
+        float[] Norm(int width) => Enumerable.Range(0, width).Select(_ => (float)(0.8 + 0.4 * rng.NextDouble())).ToArray();
+        var weights = new Dictionary<string, float[]>
         {
-            [TensorNames[0]] = Norm(),
+            [TensorNames[0]] = Norm(h),
             [TensorNames[1]] = Uniform(q, h, 1.6),
             [TensorNames[2]] = Uniform(kv, h, 1.6),
             [TensorNames[3]] = Uniform(kv, h, 0.7),
             [TensorNames[4]] = Uniform(h, q, outputGain),
-            [TensorNames[5]] = Norm(),
+            [TensorNames[5]] = Norm(h),
         };
+        if (spec.QueryKeyNorm)
+            foreach (string name in HeadNormTensorNames) weights[name] = Norm(spec.EffectiveHeadDim);
+        return weights;
     }
 
     /// <summary>Writes config.json (a one-layer LlamaConfig, plus exit_layer when given) and model.safetensors.</summary>
@@ -49,10 +65,8 @@ public static class TinyAdapterFactory
         if (exitLayer is int l)
             config = config.TrimEnd().TrimEnd('}') + string.Create(CultureInfo.InvariantCulture, $",\n  \"exit_layer\": {l}\n}}\n");
         File.WriteAllText(Path.Combine(directory, "config.json"), config);
-        int h = spec.Hidden, q = spec.Heads * spec.EffectiveHeadDim, kv = spec.KvHeads * spec.EffectiveHeadDim;
-        int[][] shapes = [[h], [q, h], [kv, h], [kv, h], [h, q], [h]];
         var writer = new SafeTensorsWriter();
-        for (int i = 0; i < TensorNames.Length; i++) writer.Add(TensorNames[i], dtype, shapes[i], weights[TensorNames[i]]);
+        foreach (var (name, shape) in Shapes(spec)) writer.Add(name, dtype, shape, weights[name]);
         writer.WriteTo(Path.Combine(directory, "model.safetensors"));
         return directory;
     }

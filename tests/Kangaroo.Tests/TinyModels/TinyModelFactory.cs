@@ -30,6 +30,8 @@ public sealed record TinyModelSpec
     public int Seed { get; init; } = 1234;
     public int BosTokenId { get; init; } = 1;
     public int EosTokenId { get; init; } = 2;
+    /// <summary>Qwen3: model_type qwen3, q_norm/k_norm per layer (RMSNorm of every query and key head before RoPE).</summary>
+    public bool QueryKeyNorm { get; init; }
 
     public bool Sharded => Shards > 1;
     public int EffectiveHeadDim => HeadDim ?? Hidden / Heads;
@@ -59,9 +61,15 @@ public sealed record TinyModelSpec
     /// <summary>Three shards; shard boundaries fall inside layers.</summary>
     public static TinyModelSpec ShardedGqa => new() { Name = nameof(ShardedGqa), Heads = 4, KvHeads = 2, Shards = 3, Seed = 20 };
     public static TinyModelSpec Deep => new() { Name = nameof(Deep), Hidden = 64, Intermediate = 128, Layers = 4, Heads = 8, KvHeads = 2, Vocab = 300, Seed = 21 };
+    /// <summary>Qwen3's layout: q/k head norms, an explicit head_dim wider than hidden / heads, GQA, tied embeddings, theta 10⁶.</summary>
+    public static TinyModelSpec Qwen3 => new()
+    {
+        Name = nameof(Qwen3), Layers = 3, Heads = 4, KvHeads = 2, HeadDim = 16, Tied = true, RopeTheta = 1000000.0, RmsNormEps = 1e-6,
+        QueryKeyNorm = true, DType = DType.BF16, Seed = 22,
+    };
 
     public static IReadOnlyList<TinyModelSpec> All =>
-        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep];
+        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep, Qwen3];
 
     /// <summary>The preset called <paramref name="name"/> (for xunit theories, which take strings).</summary>
     public static TinyModelSpec Preset(string name) =>
@@ -120,6 +128,8 @@ public static class TinyModelFactory
         BosTokenId = spec.BosTokenId,
         EosTokenIds = [spec.EosTokenId],
         TorchDType = TorchDTypeName(spec.DType),
+        ModelType = spec.QueryKeyNorm ? "qwen3" : "llama",
+        QueryKeyNorm = spec.QueryKeyNorm,
     };
 
     public static string TorchDTypeName(DType dtype) => RandomModelWriter.TorchDTypeName(dtype);
@@ -137,6 +147,11 @@ public static class TinyModelFactory
             list.Add((p + "self_attn.k_proj.weight", [spec.KvHeads * d, h]));
             list.Add((p + "self_attn.v_proj.weight", [spec.KvHeads * d, h]));
             list.Add((p + "self_attn.o_proj.weight", [h, spec.Heads * d]));
+            if (spec.QueryKeyNorm)
+            {
+                list.Add((p + "self_attn.q_norm.weight", [d]));
+                list.Add((p + "self_attn.k_norm.weight", [d]));
+            }
             list.Add((p + "post_attention_layernorm.weight", [h]));
             list.Add((p + "mlp.gate_proj.weight", [spec.Intermediate, h]));
             list.Add((p + "mlp.up_proj.weight", [spec.Intermediate, h]));

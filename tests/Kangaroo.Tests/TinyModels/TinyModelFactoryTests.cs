@@ -28,9 +28,10 @@ public sealed class TinyModelFactoryTests
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "config.json")));
         var root = doc.RootElement;
-        Assert.Equal("LlamaForCausalLM", root.GetProperty("architectures")[0].GetString());
-        Assert.Equal("llama", root.GetProperty("model_type").GetString());
-        Assert.Equal(spec.HeadDim is int hd && hd * spec.Heads != spec.Hidden, root.TryGetProperty("head_dim", out _));
+        Assert.Equal(spec.QueryKeyNorm ? "Qwen3ForCausalLM" : "LlamaForCausalLM", root.GetProperty("architectures")[0].GetString());
+        Assert.Equal(spec.QueryKeyNorm ? "qwen3" : "llama", root.GetProperty("model_type").GetString());
+        // Llama writes head_dim only where hidden / heads differs; Qwen3 always does.
+        Assert.Equal(spec.QueryKeyNorm || spec.HeadDim is int hd && hd * spec.Heads != spec.Hidden, root.TryGetProperty("head_dim", out _));
     }
 
     [Theory]
