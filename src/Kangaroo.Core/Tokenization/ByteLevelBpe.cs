@@ -9,11 +9,13 @@ namespace Kangaroo.Tokenization;
 
 /// <summary>
 /// A Hugging Face <c>tokenizer.json</c> whose model is byte-level BPE (GPT-2 style: Llama 3, Qwen2/2.5/3): the text is
-/// split at the added tokens, each stretch between them normalized (none, NFC, NFKC, NFD, NFKD), cut into words by the pre-tokenizer's regex, each word's
-/// UTF-8 bytes written as the byte-level alphabet's characters, and each word merged pair by pair in merge-rank order
-/// (or taken whole when the vocabulary has it and the model says <c>ignore_merges</c>). The post-processor's template
-/// says which special tokens frame a sequence. Anything else a tokenizer.json can say is refused by name, so a file is
-/// never half understood. Immutable apart from a word cache; safe to share between threads.
+/// split at the added tokens, each stretch between them normalized (none, NFC, NFKC, NFD, NFKD, by
+/// <see cref="UnicodeNormalizer"/>, since .NET's own does nothing under InvariantGlobalization), cut into words by the
+/// pre-tokenizer's regex, each word's UTF-8 bytes written as the byte-level alphabet's characters, and each word merged
+/// pair by pair in merge-rank order (or taken whole when the vocabulary has it and the model says
+/// <c>ignore_merges</c>). The post-processor's template says which special tokens frame a sequence. Anything else a
+/// tokenizer.json can say is refused by name, so a file is never half understood. Immutable apart from a word cache;
+/// safe to share between threads.
 /// </summary>
 internal sealed class ByteLevelBpe
 {
@@ -85,9 +87,7 @@ internal sealed class ByteLevelBpe
         && decoder.TryGetProperty("type", out var decoderType) && decoderType.ValueKind == JsonValueKind.String
         && decoderType.GetString() == "ByteLevel";
 
-    public static ByteLevelBpe Parse(string path, JsonElement root) => Parse(path, root, RuntimeNormalizes);
-
-    internal static ByteLevelBpe Parse(string path, JsonElement root, bool runtimeNormalizes)
+    public static ByteLevelBpe Parse(string path, JsonElement root)
     {
         var reader = new Reader(path);
         JsonElement model = reader.Object(root, "model");
@@ -136,7 +136,7 @@ internal sealed class ByteLevelBpe
             rank++;
         }
 
-        NormalizationForm? normalization = ParseNormalizer(reader, root, runtimeNormalizes);
+        NormalizationForm? normalization = ParseNormalizer(reader, root);
         (Regex words, bool addPrefixSpace) = ParsePreTokenizer(reader, root);
 
         var added = new List<AddedToken>();
@@ -153,7 +153,7 @@ internal sealed class ByteLevelBpe
                 if (reader.OptionalBool(token, "single_word", where + ".single_word") == true)
                     throw reader.Error($"{where} (\"{content}\") has single_word = true: not implemented; expected false");
                 bool normalized = reader.OptionalBool(token, "normalized", where + ".normalized") ?? false;
-                if (normalized && normalization is not null && content.Normalize(normalization.Value) != content)
+                if (normalized && normalization is not null && UnicodeNormalizer.Normalize(content, normalization.Value) != content)
                     throw reader.Error($"{where} (\"{content}\") is matched after normalization and changes under it: not implemented");
                 added.Add(new AddedToken(id, content, reader.OptionalBool(token, "special", where + ".special") ?? false,
                     reader.OptionalBool(token, "lstrip", where + ".lstrip") ?? false, reader.OptionalBool(token, "rstrip", where + ".rstrip") ?? false));
@@ -239,7 +239,7 @@ internal sealed class ByteLevelBpe
     // A stretch between added tokens: normalized, given the prefix space, cut into words, each word merged.
     private void EncodeSegment(string segment, List<int> ids)
     {
-        if (_normalization is { } form) segment = segment.Normalize(form);
+        if (_normalization is { } form) segment = UnicodeNormalizer.Normalize(segment, form);
         if (segment.Length == 0) return;
         if (_addPrefixSpace && segment[0] != ' ') segment = " " + segment;
         if (!segment.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF'))
@@ -310,13 +310,7 @@ internal sealed class ByteLevelBpe
         ids.AddRange(result);
     }
 
-    /// <summary>
-    /// Whether this process normalizes Unicode. Under InvariantGlobalization (the CLI's setting) .NET's
-    /// string.Normalize returns non-ASCII text unchanged and says it is normalized, which would silently change ids.
-    /// </summary>
-    public static bool RuntimeNormalizes { get; } = "e\u0301".Normalize(NormalizationForm.FormC) == "\u00e9";
-
-    private static NormalizationForm? ParseNormalizer(Reader reader, JsonElement root, bool runtimeNormalizes)
+    private static NormalizationForm? ParseNormalizer(Reader reader, JsonElement root)
     {
         if (!root.TryGetProperty("normalizer", out var normalizer) || normalizer.ValueKind == JsonValueKind.Null) return null;
         string type = reader.String(normalizer, "type", "normalizer.type");
@@ -328,11 +322,8 @@ internal sealed class ByteLevelBpe
             "NFKD" => NormalizationForm.FormKD,
             _ => throw reader.Error($"normalizer.type is \"{type}\": byte-level BPE files are read with no normalizer or NFC, NFKC, NFD, NFKD"),
         };
-        if (!runtimeNormalizes)
-            throw reader.Error($"normalizer.type is \"{type}\", but this process cannot normalize Unicode: it runs with .NET's " +
-                "InvariantGlobalization, where string normalization leaves non-ASCII text unchanged, so ids would differ from " +
-                "transformers' for decomposed text. It loads in an application with ICU globalization (InvariantGlobalization " +
-                "false); the kangaroo CLI runs invariant, so it cannot read this tokenizer yet.");
+        // The normalization data is read now, at load, rather than in the first request with non-ASCII text.
+        _ = UnicodeNormalizer.UnicodeVersion;
         return form;
     }
 
