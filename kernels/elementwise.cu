@@ -15,6 +15,19 @@ extern "C" __global__ void embed_f32(const float* table, const int* tokens, floa
 extern "C" __global__ void embed_f16(const half_bits* table, const int* tokens, float* out, int rows, int width) { embed_impl(table, tokens, out, rows, width); }
 extern "C" __global__ void embed_bf16(const bf16_bits* table, const int* tokens, float* out, int rows, int width) { embed_impl(table, tokens, out, rows, width); }
 
+// values[r, c] += bias[c]: projection biases (Qwen2, Llama with attention_bias / mlp_bias). One thread per element.
+template <typename T>
+__device__ __forceinline__ void add_bias_impl(float* values, const T* bias, long long count, int width)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    values[i] = values[i] + load_f32(bias, i % width);
+}
+
+extern "C" __global__ void add_bias_f32(float* values, const float* bias, long long count, int width) { add_bias_impl(values, bias, count, width); }
+extern "C" __global__ void add_bias_f16(float* values, const half_bits* bias, long long count, int width) { add_bias_impl(values, bias, count, width); }
+extern "C" __global__ void add_bias_bf16(float* values, const bf16_bits* bias, long long count, int width) { add_bias_impl(values, bias, count, width); }
+
 // silu(g) · u = g / (1 + e^−g) · u, as the CPU backend computes it.
 extern "C" __global__ void silu_mul(const float* gate, const float* up, float* out, int count)
 {

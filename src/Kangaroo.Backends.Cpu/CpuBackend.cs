@@ -176,6 +176,21 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         RmsNormRow(residual, gamma, eps, normed, row, width);
     }
 
+    public void AddBias(ComputeBuffer values, WeightTensor bias, int rows, int width)
+    {
+        float[] x = AsCpu(values, nameof(values)).Data;
+        CpuWeightTensor b = AsCpu(bias);
+        CheckAddBias(x.Length, b, rows, width);
+        if (rows == 0) return;
+        ReadOnlySpan<float> addend = b.RowAsFloat32(0, CpuScratch.WeightVector(width));
+        // One addition per element: the same bits in any SIMD lane or tail.
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> row = x.AsSpan(r * width, width);
+            TensorPrimitives.Add(row, addend, row);
+        }
+    }
+
     private static void RmsNormRow(float[] input, CpuWeightTensor gamma, float eps, float[] output, int row, int width)
     {
         ReadOnlySpan<float> x = input.AsSpan(row * width, width);

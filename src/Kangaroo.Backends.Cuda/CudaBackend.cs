@@ -233,6 +233,9 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
     public void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width) =>
         _norm.RmsNorm(AsCuda(input), AsCuda(weight), eps, AsCuda(output), rows, width);
 
+    public void AddBias(ComputeBuffer values, WeightTensor bias, int rows, int width) =>
+        _elementwise.AddBias(AsCuda(values), AsCuda(bias), rows, width);
+
     public void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width) =>
         _norm.AddRmsNorm(AsCuda(residual), AsCuda(delta), AsCuda(weight), eps, AsCuda(normed), rows, width);
 

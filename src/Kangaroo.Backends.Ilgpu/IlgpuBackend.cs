@@ -34,6 +34,7 @@ public sealed class IlgpuBackend : IComputeBackend
 
     private Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<ushort>, int, int, ArrayView<float>>? _embed;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, int, ArrayView<float>>? _rmsNorm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _addBias;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, int, ArrayView<float>>? _addRmsNorm;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, ArrayView<float>>? _matMul;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>? _rope;
@@ -290,6 +291,21 @@ public sealed class IlgpuBackend : IComputeBackend
             ThrowIfDisposed();
             _rmsNorm ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, int, ArrayView<float>>(IlgpuKernels.RmsNorm);
             _rmsNorm(rows, x.View, gamma.AsF32, gamma.As16, gamma.DTypeCode, eps, width, y.View);
+        }
+    }
+
+    public void AddBias(ComputeBuffer values, WeightTensor bias, int rows, int width)
+    {
+        IlgpuComputeBuffer x = Own(values, nameof(values));
+        IlgpuWeightTensor b = Own(bias, nameof(bias));
+        CheckAddBias(x.Length, b, rows, width);
+        if (rows == 0)
+            return;
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            _addBias ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>(IlgpuKernels.AddBias);
+            _addBias(rows * width, x.View, b.AsF32, b.As16, b.DTypeCode, width);
         }
     }
 

@@ -70,6 +70,12 @@ internal static class IlgpuKernels
         NormalizeRow(residual, gammaF32, gamma16, dtype, eps, width, normed, row);
     }
 
+    /// <summary>One thread per element: values[r, c] += bias[c].</summary>
+    public static void AddBias(Index1D index, ArrayView<float> values, ArrayView<float> biasF32, ArrayView<ushort> bias16, int dtype, int width)
+    {
+        values[index] = values[index] + WeightAt(biasF32, bias16, dtype, index % width);
+    }
+
     private static void NormalizeRow(ArrayView<float> input, ArrayView<float> gammaF32, ArrayView<ushort> gamma16, int dtype,
         float eps, int width, ArrayView<float> output, int row)
     {

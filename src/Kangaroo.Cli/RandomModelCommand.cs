@@ -20,9 +20,13 @@ internal static class RandomModelCommand
                                           rope llama3, BF16, 16.1 GB)
                                qwen3-8b  (qwen3: hidden 4096, 36 layers, 32 heads, 8 kv, head dim 128, ffn 12288,
                                           vocab 151936, q/k norms, BF16, 16.4 GB)
+                               qwen2.5-7b (qwen2: hidden 3584, 28 layers, 28 heads, 4 kv, ffn 18944, vocab 152064,
+                                          q/k/v biases, BF16, 15.2 GB)
                                tiny-10m  (~10M parameters: hidden 256, 12 layers, 8 heads, ffn 688,
                                           vocab from --tokenizer-from, else 1500, F16)
-          --architecture A     llama (default), mistral (no sliding window) or qwen3 (q/k head norms)
+          --architecture A     llama (default), mistral (no sliding window), qwen2 (q/k/v biases) or qwen3 (q/k head norms)
+          --attention-bias     Biases on q/k/v/o_proj (llama, qwen3: attention_bias)
+          --mlp-bias           Biases on gate/up/down_proj (llama: mlp_bias)
           --hidden H           Hidden size
           --layers L           Decoder layers
           --heads N            Attention heads
@@ -47,7 +51,7 @@ internal static class RandomModelCommand
     private static readonly string[] ValueOptions =
         ["preset", "architecture", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
          "shard-size", "tokenizer-from", "adapter-exit-layer"];
-    private static readonly string[] FlagOptions = ["help", "verbose", "tie-embeddings", "force"];
+    private static readonly string[] FlagOptions = ["help", "verbose", "tie-embeddings", "force", "attention-bias", "mlp-bias"];
     private const string KangarooAdapterFolder = Speculative.KangarooAdapter.DefaultSubdirectory;
 
     /// <summary>A preset's shape; a null vocabulary means "the tokenizer's, else the fallback".</summary>
@@ -73,10 +77,14 @@ internal static class RandomModelCommand
         {
             Architecture = "qwen3", KvHeads = 8, HeadDim = 128, RopeTheta = 1000000.0, RmsNormEps = 1e-6,
         },
+        ["qwen2.5-7b"] = new(Hidden: 3584, Layers: 28, Heads: 28, Ffn: 18944, Vocab: 152064, FallbackVocab: 152064, MaxPositions: 32768, DType.BF16)
+        {
+            Architecture = "qwen2", KvHeads = 4, RopeTheta = 1000000.0, RmsNormEps = 1e-6,
+        },
         ["tiny-10m"] = new(Hidden: 256, Layers: 12, Heads: 8, Ffn: 688, Vocab: null, FallbackVocab: 1500, MaxPositions: 2048, DType.F16),
     };
 
-    private static readonly string[] Architectures = ["llama", "mistral", "qwen3"];
+    private static readonly string[] Architectures = ["llama", "mistral", "qwen2", "qwen3"];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -100,10 +108,13 @@ internal static class RandomModelCommand
         TextTokenizer? tokenizer = tokenizerDirectory is null ? null : TextTokenizer.Load(tokenizerDirectory);
 
         string architecture = a.String("architecture") ?? preset?.Architecture ?? "llama";
-        if (architecture == "qwen2")
-            throw new UsageException("--architecture qwen2 is not implemented yet (its q/k/v projection biases); architectures: " + string.Join(", ", Architectures));
         if (!Architectures.Contains(architecture))
             throw new UsageException($"unknown --architecture '{architecture}' (architectures: {string.Join(", ", Architectures)})");
+        bool attentionBias = a.Flag("attention-bias"), mlpBias = a.Flag("mlp-bias");
+        if (attentionBias && architecture is not ("llama" or "qwen3"))
+            throw new UsageException($"--attention-bias is for llama and qwen3 (transformers builds {architecture}'s attention {(architecture == "qwen2" ? "with q/k/v biases always" : "without biases")})");
+        if (mlpBias && architecture != "llama")
+            throw new UsageException($"--mlp-bias is for llama (transformers builds {architecture}'s MLP without biases)");
         int hidden = Positive(a, "hidden") ?? preset?.Hidden ?? throw Missing("hidden");
         int layers = Positive(a, "layers") ?? preset?.Layers ?? throw Missing("layers");
         if (adapterExitLayer is int exit && (exit < 1 || exit >= layers))
@@ -139,6 +150,9 @@ internal static class RandomModelCommand
             MaxPositionEmbeddings = maxPositions,
             ModelType = architecture,
             QueryKeyNorm = architecture == "qwen3",
+            QkvBias = architecture == "qwen2" || attentionBias,
+            OutputBias = attentionBias,
+            MlpBias = mlpBias,
             TieWordEmbeddings = a.Flag("tie-embeddings"),
             // Llama's SentencePiece convention (<s> = 1, </s> = 2) unless the tokenizer says otherwise.
             BosTokenId = tokenizer is not null ? tokenizer.BosTokenId : vocab > 2 ? 1 : null,

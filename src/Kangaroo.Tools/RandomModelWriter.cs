@@ -119,9 +119,13 @@ public static class RandomModelWriter
         {
             json.WriteStartObject();
             json.WriteStartArray("architectures");
-            json.WriteStringValue(config.ModelType switch { "mistral" => "MistralForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" });
+            json.WriteStringValue(config.ModelType switch
+            {
+                "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM",
+            });
             json.WriteEndArray();
-            json.WriteBoolean("attention_bias", false);
+            // Qwen2's q/k/v biases need no switch; Llama's and Qwen3's attention_bias covers all four projections.
+            json.WriteBoolean("attention_bias", config.OutputBias);
             json.WriteNumber("attention_dropout", 0.0);
             if (config.BosTokenId is int bos) json.WriteNumber("bos_token_id", bos);
             if (config.EosTokenIds.Count == 1)
@@ -142,7 +146,7 @@ public static class RandomModelWriter
             json.WriteNumber("initializer_range", 0.02);
             json.WriteNumber("intermediate_size", config.IntermediateSize);
             json.WriteNumber("max_position_embeddings", config.MaxPositionEmbeddings);
-            json.WriteBoolean("mlp_bias", false);
+            json.WriteBoolean("mlp_bias", config.MlpBias);
             json.WriteString("model_type", config.ModelType);
             json.WriteNumber("num_attention_heads", config.NumHeads);
             json.WriteNumber("num_hidden_layers", config.NumLayers);
@@ -164,7 +168,7 @@ public static class RandomModelWriter
                 json.WriteNull("rope_scaling");
             }
             json.WriteNumber("rope_theta", config.RopeTheta);
-            if (config.ModelType == "qwen3")
+            if (config.ModelType is "qwen2" or "qwen3")
             {
                 json.WriteNull("sliding_window");
                 json.WriteBoolean("use_sliding_window", false);
@@ -190,7 +194,7 @@ public static class RandomModelWriter
     internal readonly record struct Distribution(float Center, float HalfWidth);
 
     /// <summary>
-    /// Norm weights ~ U(0.8, 1.2). Embeddings have unit standard deviation (2 / √hidden when tied, because they are
+    /// Norm weights ~ U(0.8, 1.2), biases ~ U(−0.1, 0.1). Embeddings have unit standard deviation (2 / √hidden when tied, because they are
     /// then also the LM head). Linear [out, in] weights ~ U(−1, 1)·√(3 / in)·gain, which keeps a unit-variance input at
     /// variance gain²: gain 1.6 for q/k so attention is not uniform, 1 / √(2·layers) for o_proj and down_proj so the
     /// residual stream grows to only about √2 × its initial scale after all layers, and 2 for the LM head so logits
@@ -199,6 +203,7 @@ public static class RandomModelWriter
     internal static Distribution DistributionOf(string name, int[] shape, LlamaConfig config)
     {
         const double UniformToUnitStd = 1.7320508075688772; // √3: U(−√3, √3) has variance 1.
+        if (name.EndsWith(".bias", StringComparison.Ordinal)) return new Distribution(0f, 0.1f);
         if (shape.Length == 1) return new Distribution(1f, 0.2f);
         if (name == "model.embed_tokens.weight")
         {
@@ -242,6 +247,13 @@ public static class RandomModelWriter
                     ("layers.0.self_attn.q_norm.weight", [baseConfig.HeadDim], new Distribution(1f, 0.2f)),
                     ("layers.0.self_attn.k_norm.weight", [baseConfig.HeadDim], new Distribution(1f, 0.2f))]
                 : []),
+            .. (baseConfig.QkvBias
+                ? ((string, int[], Distribution)[])[
+                    ("layers.0.self_attn.q_proj.bias", [q], new Distribution(0f, 0.1f)),
+                    ("layers.0.self_attn.k_proj.bias", [kv], new Distribution(0f, 0.1f)),
+                    ("layers.0.self_attn.v_proj.bias", [kv], new Distribution(0f, 0.1f))]
+                : []),
+            .. (baseConfig.OutputBias ? ((string, int[], Distribution)[])[("layers.0.self_attn.o_proj.bias", [h], new Distribution(0f, 0.1f))] : []),
         ];
         var writer = new SafeTensorsWriter();
         for (int i = 0; i < tensors.Length; i++)

@@ -3,13 +3,13 @@
 The computation is the C# engine's (src/Kangaroo.Core/Speculative/KangarooAdapter.cs), row by row:
     x          hidden states leaving base layer l (the output of decoder layers [0, l), no final norm)
     a          = RMSNorm(x; input_layernorm)                         (float32)
-    q, k, v    = a @ Wq^T, a @ Wk^T, a @ Wv^T                        (no bias)
+    q, k, v    = a @ Wq^T (+ bq), a @ Wk^T (+ bk), a @ Wv^T (+ bv)    (biases where the base has them: Qwen2, attention_bias)
     q, k       each head RMS-normalized (q_norm, k_norm) where the base model is Qwen3 (head_norms), then
                rotated by RoPE at positions 0..T-1, Hugging Face's rotate_half convention:
                inv_freq[i] = 1 / theta^(2i / head_dim), angle = position * inv_freq[i] (float32),
                first half' = first * cos - second * sin, second half' = second * cos + first * sin
     attention  causal, softmax(q k^T / sqrt(head_dim)) in float32; query head h reads kv head h // (heads / kv_heads)
-    h          = x + attention @ Wo^T
+    h          = x + attention @ Wo^T (+ bo: attention_bias)
     out        = RMSNorm(h; norm), then the base model's LM head gives the logits
 RMSNorm(x; w) = w * x / sqrt(mean(x^2) + eps), computed in float32.
 """
@@ -63,7 +63,7 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 class KangarooAdapter(nn.Module):
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, eps: float, rope_theta: float,
-                 head_norms: bool = False):
+                 head_norms: bool = False, qkv_bias: bool = False, output_bias: bool = False):
         super().__init__()
         if heads % kv_heads != 0:
             raise ValueError(f"kv_heads {kv_heads} does not divide heads {heads}")
@@ -71,10 +71,11 @@ class KangarooAdapter(nn.Module):
             raise ValueError(f"head_dim {head_dim} must be even for RoPE")
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.input_layernorm = RMSNorm(hidden, eps)
-        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
-        self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
+        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(heads * head_dim, hidden, bias=output_bias)
+        self.qkv_bias, self.output_bias = qkv_bias, output_bias
         self.norm = RMSNorm(hidden, eps)
         self.head_norms = head_norms
         if head_norms:
@@ -88,8 +89,13 @@ class KangarooAdapter(nn.Module):
         """From a Hugging Face Llama config.json dict (rope_theta top-level or in transformers 5's rope_parameters)."""
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        model_type = config.get("model_type", "llama")
+        # As transformers builds the attention (and the engine reads it): Qwen2 always has q/k/v biases, Llama and Qwen3
+        # follow attention_bias (all four projections), Mistral has none.
+        attention_bias = model_type in ("llama", "qwen3") and bool(config.get("attention_bias"))
         return cls(config["hidden_size"], heads, config.get("num_key_value_heads") or heads, head_dim,
-                   config["rms_norm_eps"], rope_theta(config), head_norms=config.get("model_type") == "qwen3")
+                   config["rms_norm_eps"], rope_theta(config), head_norms=model_type == "qwen3",
+                   qkv_bias=model_type == "qwen2" or attention_bias, output_bias=attention_bias)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """h = x + o_proj(attention(input_layernorm(x))) for x [B, T, hidden] at positions 0..T-1 (float32).
@@ -125,7 +131,14 @@ class KangarooAdapter(nn.Module):
         return self.norm(self.residual(x))
 
     def export_names(self) -> dict[str, str]:
-        return {**EXPORT_NAMES, **HEAD_NORM_NAMES} if self.head_norms else dict(EXPORT_NAMES)
+        names = dict(EXPORT_NAMES)
+        if self.head_norms:
+            names.update(HEAD_NORM_NAMES)
+        if self.qkv_bias:
+            names.update({f"layers.0.self_attn.{p}_proj.bias": f"{p}_proj.bias" for p in "qkv"})
+        if self.output_bias:
+            names["layers.0.self_attn.o_proj.bias"] = "o_proj.bias"
+        return names
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """The checkpoint tensors under their release names, float16, contiguous, on the CPU."""

@@ -62,9 +62,12 @@ def reference_adapter(adapter: KangarooAdapter, x: np.ndarray, theta: float) -> 
         keys, values = [], []
         for t in range(t_len):
             a = rms(x[b, t], w["input_layernorm.weight"])
-            q = rope(head_norm(w["q_proj.weight"] @ a, heads, w.get("q_norm.weight")), t, heads)
-            keys.append(rope(head_norm(w["k_proj.weight"] @ a, kv_heads, w.get("k_norm.weight")), t, kv_heads))
-            values.append(w["v_proj.weight"] @ a)
+            def project(name):
+                y = w[name + ".weight"] @ a
+                return y + w[name + ".bias"] if name + ".bias" in w else y
+            q = rope(head_norm(project("q_proj"), heads, w.get("q_norm.weight")), t, heads)
+            keys.append(rope(head_norm(project("k_proj"), kv_heads, w.get("k_norm.weight")), t, kv_heads))
+            values.append(project("v_proj"))
             attended = np.zeros(heads * d, dtype=f32)
             for h in range(heads):
                 g = h // (heads // kv_heads)
@@ -73,15 +76,17 @@ def reference_adapter(adapter: KangarooAdapter, x: np.ndarray, theta: float) -> 
                 p = np.exp(scores - scores.max())
                 p /= p.sum()
                 attended[h * d:(h + 1) * d] = sum(p[j] * values[j][g * d:(g + 1) * d] for j in range(t + 1))
-            h_row = x[b, t] + w["o_proj.weight"] @ attended
+            h_row = x[b, t] + w["o_proj.weight"] @ attended + (w["o_proj.bias"] if "o_proj.bias" in w else f32(0))
             result[b, t] = rms(h_row, w["norm.weight"])
     return result
 
 
 def random_adapter(seed: int = 0, hidden: int = 20, heads: int = 4, kv_heads: int = 2, head_dim: int = 6,
-                   theta: float = 10000.0, head_norms: bool = False) -> KangarooAdapter:
+                   theta: float = 10000.0, head_norms: bool = False, qkv_bias: bool = False,
+                   output_bias: bool = False) -> KangarooAdapter:
     torch.manual_seed(seed)
-    adapter = KangarooAdapter(hidden, heads, kv_heads, head_dim, 1e-5, theta, head_norms=head_norms)
+    adapter = KangarooAdapter(hidden, heads, kv_heads, head_dim, 1e-5, theta, head_norms=head_norms, qkv_bias=qkv_bias,
+                              output_bias=output_bias)
     with torch.no_grad():
         for p in adapter.parameters():
             p.copy_(torch.randn_like(p) * (0.3 if p.dim() == 2 else 1.0) + (1.0 if p.dim() == 1 else 0.0))
@@ -92,13 +97,17 @@ def random_adapter(seed: int = 0, hidden: int = 20, heads: int = 4, kv_heads: in
 def adapter_matches_engine_reference():
     # hidden (20) differs from heads * head_dim (24) and kv heads are shared (GQA 2:1) to catch reshape mistakes.
     # Qwen3 bases: each query and key head RMS-normalized before RoPE (q_norm, k_norm).
-    for theta, head_norms in ((10000.0, False), (500000.0, False), (1000000.0, True)):
-        adapter = random_adapter(theta=theta, head_norms=head_norms)
+    # Qwen2 bases: q/k/v biases; Llama with attention_bias: o_proj's too.
+    for theta, head_norms, qkv_bias, output_bias in ((10000.0, False, False, False), (500000.0, False, False, False),
+                                                     (1000000.0, True, False, False), (1000000.0, False, True, False),
+                                                     (10000.0, False, True, True)):
+        adapter = random_adapter(theta=theta, head_norms=head_norms, qkv_bias=qkv_bias, output_bias=output_bias)
         x = torch.randn(2, 9, 20) * 2
         got = adapter(x).detach().numpy()
         want = reference_adapter(adapter, x.numpy(), theta)
         err = np.abs(got - want).max() / np.abs(want).max()
-        assert err < 2e-5, f"adapter differs from the engine reference by {err:.2e} (theta {theta}, head norms {head_norms})"
+        assert err < 2e-5, (f"adapter differs from the engine reference by {err:.2e} (theta {theta}, head norms {head_norms}, "
+                            f"biases {qkv_bias}/{output_bias})")
 
 
 @check
@@ -107,6 +116,12 @@ def head_norm_adapters_export_and_load_their_norms():
               "head_dim": 6, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0}
     adapter = KangarooAdapter.from_config(config)
     assert adapter.head_norms and not KangarooAdapter.from_config({**config, "model_type": "llama"}).head_norms
+    qwen2 = KangarooAdapter.from_config({**config, "model_type": "qwen2", "attention_bias": True})
+    assert qwen2.qkv_bias and not qwen2.output_bias and not qwen2.head_norms
+    assert set(qwen2.export_state()) == set(EXPORT_NAMES) | {f"layers.0.self_attn.{p}_proj.bias" for p in "qkv"}
+    llama = KangarooAdapter.from_config({**config, "model_type": "llama", "attention_bias": True})
+    assert llama.qkv_bias and llama.output_bias
+    assert not KangarooAdapter.from_config({**config, "model_type": "mistral", "attention_bias": True}).qkv_bias
     state = adapter.export_state()
     assert set(state) == set(EXPORT_NAMES) | {"layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight"}
     assert tuple(state["layers.0.self_attn.q_norm.weight"].shape) == (6,)

@@ -33,13 +33,16 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
     // key cache, value cache, moves, count, KV width, layer stride.
     private static readonly KernelSignature MoveKvSlotsKernel = new(KernelSignature.Names("kv_move_slots", KernelSignature.CacheTypes),
         Pointer, Pointer, Pointer, Int, Int, Long);
+    // values, bias, elements, width.
+    private static readonly KernelSignature AddBiasKernel = new(KernelSignature.Names("add_bias", KernelSignature.WeightTypes),
+        Pointer, Pointer, Long, Int);
     // gate, up, output, count.
     private static readonly KernelSignature SiluMulKernel = new(["silu_mul"], Pointer, Pointer, Pointer, Int);
     // data, 16-byte vectors, partial sums.
     private static readonly KernelSignature ReadSumKernel = new(["read_sum"], Pointer, Long, Pointer);
 
     public static IReadOnlyList<KernelSignature> Signatures =>
-        [EmbedKernel, RopeKernel, StoreKvKernel, RopeStoreKvKernel, CopyRowsKernel, MoveKvSlotsKernel, SiluMulKernel, ReadSumKernel];
+        [EmbedKernel, RopeKernel, StoreKvKernel, RopeStoreKvKernel, CopyRowsKernel, MoveKvSlotsKernel, AddBiasKernel, SiluMulKernel, ReadSumKernel];
 
     public void Embed(CudaWeight t, CudaIndices ids, CudaActivations o, int rows)
     {
@@ -102,6 +105,16 @@ internal sealed class ElementwiseLauncher(KernelQueue queue)
         args.Pointer(kv.Keys); args.Pointer(kv.Values); args.Pointer(moves.Memory); args.Int(count); args.Int(kv.KvWidth);
         args.Long(kv.LayerOffset(1));
         queue.Launch(queue.Kernels.ForType("kv_move_slots", kv.DType), (uint)kv.Layers, Threads, args);
+    }
+
+    public void AddBias(CudaActivations x, CudaWeight bias, int rows, int width)
+    {
+        CheckAddBias(x.Length, bias, rows, width);
+        long count = (long)rows * width;
+        if (count == 0) return;
+        var args = new LaunchArguments(AddBiasKernel);
+        args.Pointer(x.Memory); args.Pointer(bias.Memory); args.Long(count); args.Int(width);
+        queue.Launch(queue.Kernels.ForType("add_bias", bias.DType), Blocks(count), Threads, args);
     }
 
     public void SiluMul(CudaActivations g, CudaActivations u, CudaActivations o, int count)

@@ -117,6 +117,14 @@ public static class BackendArguments
         CheckExtent(outputLength, rows, width, "output");
     }
 
+    /// <summary><see cref="IComputeBackend.AddBias"/>: a <c>[1, width]</c> bias, and rows of that width in the values.</summary>
+    public static void CheckAddBias(long valuesLength, WeightTensor bias, int rows, int width)
+    {
+        CheckVector(bias, width, nameof(bias));
+        CheckRows(rows);
+        CheckExtent(valuesLength, rows, width, "values");
+    }
+
     /// <summary><see cref="IComputeBackend.AddRmsNorm"/>: a <c>[1, width]</c> weight, and rows of that width in all three buffers.</summary>
     public static void CheckAddRmsNorm(long residualLength, long deltaLength, WeightTensor weight, long normedLength, int rows, int width)
     {

@@ -69,6 +69,9 @@ public interface IComputeBackend : IDisposable
     /// <summary>output[r, :] = input[r, :] / sqrt(mean(input[r, :]²) + eps) * weight; output may be input (in place).</summary>
     void RmsNorm(ComputeBuffer input, WeightTensor weight, float eps, ComputeBuffer output, int rows, int width);
 
+    /// <summary>values[r, c] += bias[c] (the bias converted to F32): the projection biases of Qwen2 and of Llama with attention_bias / mlp_bias.</summary>
+    void AddBias(ComputeBuffer values, WeightTensor bias, int rows, int width);
+
     /// <summary>Fused residual step: residual += delta; normed = RmsNorm(residual) (same bits as the unfused pair).</summary>
     void AddRmsNorm(ComputeBuffer residual, ComputeBuffer delta, WeightTensor weight, float eps, ComputeBuffer normed, int rows, int width);
 

@@ -39,6 +39,27 @@ internal static class CheckpointCheck
             throw new ModelFormatException(configPath, "the weights have no lm_head.weight and tie_word_embeddings is not true: set tie_word_embeddings true if the output head shares the embedding");
     }
 
+    /// <summary>
+    /// Tensors the config's architecture fields add (biases, head norms) must be in the weights: a missing one is named
+    /// with the field that asks for it, since the usual cause is a config that says more than its checkpoint holds.
+    /// </summary>
+    public static void RequireDeclared(LlamaConfig config, WeightStore weights, string prefix = "model.layers.0.")
+    {
+        string configPath = config.SourcePath ?? LlamaConfig.FileName;
+        string attention = config.ModelType == "qwen2" ? "model_type \"qwen2\" (biases on q/k/v_proj)" : "attention_bias is true (biases on q/k/v/o_proj)";
+        foreach (var (declared, name, why) in new (bool, string, string)[]
+                 {
+                     (config.QkvBias, "self_attn.q_proj.bias", attention),
+                     (config.OutputBias, "self_attn.o_proj.bias", attention),
+                     (config.MlpBias, "mlp.gate_proj.bias", "mlp_bias is true (biases on gate/up/down_proj)"),
+                     (config.QueryKeyNorm, "self_attn.q_norm.weight", $"model_type \"{config.ModelType}\" (q_norm and k_norm on every query and key head)"),
+                 })
+        {
+            if (declared && !weights.Contains(prefix + name))
+                throw new ModelFormatException(configPath, $"{why}, but the weights have no {prefix + name}");
+        }
+    }
+
     /// <summary>Every tensor of <paramref name="names"/> must be expected (or a derived buffer).</summary>
     public static void RefuseUnused(IEnumerable<string> names, IReadOnlySet<string> expected, Func<string, string> fileOf, string configPath)
     {
@@ -46,7 +67,7 @@ internal static class CheckpointCheck
         if (unused.Count == 0) return;
         string listed = string.Join(", ", unused.Take(5).Select(n => $"\"{n}\"")) + (unused.Count > 5 ? $" and {unused.Count - 5} more" : "");
         string hint = unused.Any(n => n.EndsWith(".bias", StringComparison.Ordinal))
-            ? " (projection biases are not supported)"
+            ? " (biases the config does not declare: attention_bias / mlp_bias false, or an architecture without them)"
             : $" (does {configPath} describe this checkpoint?)";
         throw new ModelFormatException(fileOf(unused[0]), $"holds {unused.Count} tensor(s) the config does not use: {listed}{hint}");
     }

@@ -38,6 +38,12 @@ public sealed record LlamaConfig
     /// projections and the rotary embedding.
     /// </summary>
     public bool QueryKeyNorm { get; init; }
+    /// <summary>q_proj, k_proj and v_proj carry biases (Qwen2; Llama, Mistral and Qwen3 with attention_bias).</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>o_proj carries a bias (attention_bias in Llama, Mistral and Qwen3; never in Qwen2).</summary>
+    public bool OutputBias { get; init; }
+    /// <summary>gate_proj, up_proj and down_proj carry biases (Llama's mlp_bias).</summary>
+    public bool MlpBias { get; init; }
     /// <summary>Mistral's sliding attention window, when set; contexts longer than it are refused (<see cref="CheckContext"/>).</summary>
     public int? SlidingWindow { get; init; }
     /// <summary>The config.json this came from, for error messages that name it (null when built in code).</summary>
@@ -74,13 +80,11 @@ public sealed record LlamaConfig
         var reader = new FieldReader(root, sourcePath);
 
         string modelType = reader.OptionalString("model_type") ?? "llama";
-        if (modelType is "qwen2" or "qwen2_moe" or "qwen3_moe")
-            throw new ModelFormatException(sourcePath, modelType == "qwen2"
-                ? "model_type \"qwen2\" is not supported yet: its q/k/v projection biases are not implemented (llama, mistral and qwen3 are)"
-                : $"model_type \"{modelType}\" is not supported: mixture-of-experts layers are not implemented (llama, mistral and qwen3 are)");
-        if (modelType is not ("llama" or "mistral" or "qwen3"))
-            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\", \"mistral\" or \"qwen3\")");
-        bool qwen = modelType == "qwen3";
+        if (modelType is "qwen2_moe" or "qwen3_moe")
+            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported: mixture-of-experts layers are not implemented (llama, mistral, qwen2 and qwen3 are)");
+        if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3"))
+            throw new ModelFormatException(sourcePath, $"model_type \"{modelType}\" is not supported (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
+        bool qwen = modelType is "qwen2" or "qwen3";
 
         int hidden = reader.RequiredPositiveInt("hidden_size");
         int intermediate = reader.RequiredPositiveInt("intermediate_size");
@@ -102,11 +106,11 @@ public sealed record LlamaConfig
         string activation = reader.OptionalString("hidden_act") ?? "silu";
         if (!SiluNames.Contains(activation))
             throw new ModelFormatException(sourcePath, $"hidden_act \"{activation}\" is not supported (Llama's MLP is implemented with \"silu\")");
-        foreach (string bias in (string[])["attention_bias", "mlp_bias"])
-        {
-            if (reader.OptionalBool(bias) == true)
-                throw new ModelFormatException(sourcePath, $"{bias} is true: projection biases are not supported yet (Llama, Mistral and Qwen3 checkpoints have none)");
-        }
+        // As transformers builds the layers: Qwen2's q/k/v projections always carry biases (no switch); Llama and Qwen3
+        // follow attention_bias (all four attention projections), Llama's MLP mlp_bias; Mistral's have none whatever the
+        // config says. A field transformers ignores is ignored here too, and bias tensors nothing declares are refused.
+        bool attentionBias = modelType is "llama" or "qwen3" && reader.OptionalBool("attention_bias") == true;
+        bool mlpBias = modelType == "llama" && reader.OptionalBool("mlp_bias") == true;
         if (root.TryGetProperty("quantization_config", out var quantization) && quantization.ValueKind != JsonValueKind.Null)
             throw new ModelFormatException(sourcePath, "quantization_config is set: quantized checkpoints are not supported (use F16, BF16 or F32 weights)");
         // Qwen configs write a sliding_window that applies only with use_sliding_window (and then only to the layers
@@ -169,7 +173,10 @@ public sealed record LlamaConfig
             RopeScaling = ropeScaling,
             MaxPositionEmbeddings = maxPos,
             SlidingWindow = slidingWindow,
-            QueryKeyNorm = qwen,
+            QueryKeyNorm = modelType == "qwen3",
+            QkvBias = modelType == "qwen2" || attentionBias,
+            OutputBias = attentionBias,
+            MlpBias = mlpBias,
             TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
             BosTokenId = reader.OptionalTokenId("bos_token_id", vocab),
             EosTokenIds = reader.TokenIdList("eos_token_id", vocab),

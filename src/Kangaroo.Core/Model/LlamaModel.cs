@@ -24,6 +24,17 @@ public sealed class LlamaModel : IDisposable
     {
         /// <summary>Qwen3's per-head RMSNorm weights (<see cref="LlamaConfig.QueryKeyNorm"/>); null where the architecture has none.</summary>
         public HeadNorms? Norms { get; init; }
+        /// <summary>The projections' biases, each null where the config declares none.</summary>
+        public ProjectionBiases Biases { get; init; } = ProjectionBiases.None;
+    }
+
+    /// <summary>Biases of a layer's projections (<see cref="LlamaConfig.QkvBias"/>, <see cref="LlamaConfig.OutputBias"/>, <see cref="LlamaConfig.MlpBias"/>).</summary>
+    internal sealed record ProjectionBiases(
+        WeightTensor? Query, WeightTensor? Key, WeightTensor? Value, WeightTensor? Output,
+        WeightTensor? Gate, WeightTensor? Up, WeightTensor? Down)
+    {
+        public static readonly ProjectionBiases None = new(null, null, null, null, null, null, null);
+        public bool Mlp => Gate is not null;
     }
 
     /// <summary>The RMSNorm weights applied to every query and key head before the rotary embedding.</summary>
@@ -104,10 +115,23 @@ public sealed class LlamaModel : IDisposable
                 list.Add((p + "self_attn.q_norm.weight", [c.HeadDim]));
                 list.Add((p + "self_attn.k_norm.weight", [c.HeadDim]));
             }
+            if (c.QkvBias)
+            {
+                list.Add((p + "self_attn.q_proj.bias", [c.QueryWidth]));
+                list.Add((p + "self_attn.k_proj.bias", [c.KvWidth]));
+                list.Add((p + "self_attn.v_proj.bias", [c.KvWidth]));
+            }
+            if (c.OutputBias) list.Add((p + "self_attn.o_proj.bias", [c.HiddenSize]));
             list.Add((p + "post_attention_layernorm.weight", [c.HiddenSize]));
             list.Add((p + "mlp.gate_proj.weight", [c.IntermediateSize, c.HiddenSize]));
             list.Add((p + "mlp.up_proj.weight", [c.IntermediateSize, c.HiddenSize]));
             list.Add((p + "mlp.down_proj.weight", [c.HiddenSize, c.IntermediateSize]));
+            if (c.MlpBias)
+            {
+                list.Add((p + "mlp.gate_proj.bias", [c.IntermediateSize]));
+                list.Add((p + "mlp.up_proj.bias", [c.IntermediateSize]));
+                list.Add((p + "mlp.down_proj.bias", [c.HiddenSize]));
+            }
         }
         list.Add(("model.norm.weight", [c.HiddenSize]));
         if (!c.TieWordEmbeddings) list.Add(("lm_head.weight", [c.VocabSize, c.HiddenSize]));
@@ -123,6 +147,7 @@ public sealed class LlamaModel : IDisposable
     {
         // Before the plan is made: a config of 10⁸ layers must fail here, not build a plan of that size.
         CheckpointCheck.CheckBase(config, weights);
+        CheckpointCheck.RequireDeclared(config, weights);
         var plan = ExpectedTensors(config);
         CheckpointCheck.RefuseUnused(weights.TensorNames, plan.Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
             name => weights.Get(name).FilePath, config.SourcePath ?? LlamaConfig.FileName);
@@ -156,7 +181,17 @@ public sealed class LlamaModel : IDisposable
         {
             WeightTensor input = Take(), query = Take(), key = Take(), value = Take(), output = Take();
             HeadNorms? norms = Config.QueryKeyNorm ? new HeadNorms(Take(), Take()) : null;
-            Layers[i] = new LayerWeights(input, query, key, value, output, Take(), Take(), Take(), Take()) { Norms = norms };
+            WeightTensor? qb = null, kb = null, vb = null;
+            if (Config.QkvBias) (qb, kb, vb) = (Take(), Take(), Take());
+            WeightTensor? ob = Config.OutputBias ? Take() : null;
+            WeightTensor postNorm = Take(), gate = Take(), up = Take(), down = Take();
+            WeightTensor? gb = null, ub = null, db = null;
+            if (Config.MlpBias) (gb, ub, db) = (Take(), Take(), Take());
+            Layers[i] = new LayerWeights(input, query, key, value, output, postNorm, gate, up, down)
+            {
+                Norms = norms,
+                Biases = new ProjectionBiases(qb, kb, vb, ob, gb, ub, db),
+            };
         }
         FinalNorm = Take();
         LmHead = Config.TieWordEmbeddings ? Embedding : Take();
@@ -302,17 +337,42 @@ public sealed class LlamaModel : IDisposable
         for (int i = firstLayer; i < endLayer; i++)
         {
             var layer = Layers[i];
+            var biases = layer.Biases;
             b.MatMulShared(ws.Normed, rows, layer.QueryProjection, ws.Queries, layer.KeyProjection, ws.Keys, layer.ValueProjection, ws.Values);
+            AddQkvBiases(ws, rows, c, biases);
             StoreAndAttend(ws, cache.Storage, i, rows, c, InverseFrequencies, layer.Norms);
             b.MatMul(ws.AttentionOutput, layer.OutputProjection, ws.Delta, rows);
+            if (biases.Output is { } outputBias) b.AddBias(ws.Delta, outputBias, rows, c.HiddenSize);
             b.AddRmsNorm(ws.Hidden, ws.Delta, layer.PostAttentionNorm, eps, ws.Normed, rows, c.HiddenSize);
 
-            b.MatMulSiluMul(ws.Normed, layer.GateProjection, layer.UpProjection, ws.Gate, ws.Up, rows);
+            if (biases.Mlp)
+            {
+                // The biases come before SiLU, so the fused gate/up kernel cannot take them: the plain ops, in its order.
+                b.MatMul(ws.Normed, layer.GateProjection, ws.Gate, rows);
+                b.AddBias(ws.Gate, biases.Gate!, rows, c.IntermediateSize);
+                b.MatMul(ws.Normed, layer.UpProjection, ws.Up, rows);
+                b.AddBias(ws.Up, biases.Up!, rows, c.IntermediateSize);
+                b.SiluMul(ws.Gate, ws.Up, ws.Gate, rows * c.IntermediateSize);
+            }
+            else
+            {
+                b.MatMulSiluMul(ws.Normed, layer.GateProjection, layer.UpProjection, ws.Gate, ws.Up, rows);
+            }
             b.MatMul(ws.Gate, layer.DownProjection, ws.Delta, rows);
+            if (biases.Down is { } downBias) b.AddBias(ws.Delta, downBias, rows, c.HiddenSize);
             // The fused add also normalizes for whatever reads the residual next: the next layer, or the LM head.
             var nextNorm = i + 1 < c.NumLayers ? Layers[i + 1].InputNorm : FinalNorm;
             b.AddRmsNorm(ws.Hidden, ws.Delta, nextNorm, eps, ws.Normed, rows, c.HiddenSize);
         }
+    }
+
+    /// <summary>The q/k/v projections' biases, where the layer has them (before the head norms and RoPE, as transformers adds them).</summary>
+    internal void AddQkvBiases(ForwardWorkspace ws, int rows, LlamaConfig c, ProjectionBiases biases)
+    {
+        if (biases.Query is null) return;
+        Backend.AddBias(ws.Queries, biases.Query, rows, c.QueryWidth);
+        Backend.AddBias(ws.Keys, biases.Key!, rows, c.KvWidth);
+        Backend.AddBias(ws.Values, biases.Value!, rows, c.KvWidth);
     }
 
     /// <summary>

@@ -25,17 +25,22 @@ public sealed class KangarooAdapter : IDisposable
     private readonly WeightTensor[] _tensors;
     private readonly WeightTensor _inputNorm, _query, _key, _value, _output, _finalNorm, _inverseFrequencies;
     private readonly LlamaModel.HeadNorms? _headNorms;
+    private readonly LlamaModel.ProjectionBiases _biases;
 
-    private KangarooAdapter(LlamaModel baseModel, LlamaConfig config, int? exitLayer, IDisposable weightsOwner, WeightTensor[] tensors,
-        WeightTensor inverseFrequencies, string directory)
+    private KangarooAdapter(LlamaModel baseModel, LlamaConfig config, int? exitLayer, IDisposable weightsOwner,
+        IReadOnlyDictionary<string, WeightTensor> tensors, WeightTensor inverseFrequencies, string directory)
     {
         _base = baseModel;
         Config = config;
         RecordedExitLayer = exitLayer;
         _weightsOwner = weightsOwner;
-        _tensors = tensors;
-        (_inputNorm, _query, _key, _value, _output, _finalNorm) = (tensors[0], tensors[1], tensors[2], tensors[3], tensors[4], tensors[5]);
-        if (config.QueryKeyNorm) _headNorms = new LlamaModel.HeadNorms(tensors[6], tensors[7]);
+        _tensors = [.. tensors.Values];
+        WeightTensor? Optional(string name) => tensors.GetValueOrDefault(name);
+        (_inputNorm, _query, _key, _value, _output, _finalNorm) = (tensors[InputNormName], tensors[Attention + "q_proj.weight"],
+            tensors[Attention + "k_proj.weight"], tensors[Attention + "v_proj.weight"], tensors[Attention + "o_proj.weight"], tensors[FinalNormName]);
+        if (config.QueryKeyNorm) _headNorms = new LlamaModel.HeadNorms(tensors[Attention + "q_norm.weight"], tensors[Attention + "k_norm.weight"]);
+        _biases = new LlamaModel.ProjectionBiases(Optional(Attention + "q_proj.bias"), Optional(Attention + "k_proj.bias"),
+            Optional(Attention + "v_proj.bias"), Optional(Attention + "o_proj.bias"), null, null, null);
         _inverseFrequencies = inverseFrequencies;
         Directory = directory;
     }
@@ -84,62 +89,79 @@ public sealed class KangarooAdapter : IDisposable
         if (config.QueryKeyNorm != b.QueryKeyNorm)
             throw new ModelFormatException(configPath, $"adapter model_type \"{config.ModelType}\" {(config.QueryKeyNorm ? "normalizes" : "does not normalize")} " +
                 $"query and key heads, but the base model (\"{b.ModelType}\") {(b.QueryKeyNorm ? "does" : "does not")}: an adapter follows its base model's architecture");
+        if (config.QkvBias != b.QkvBias || config.OutputBias != b.OutputBias || config.MlpBias != b.MlpBias)
+            throw new ModelFormatException(configPath, $"adapter model_type \"{config.ModelType}\" has {BiasText(config)}, but the base model (\"{b.ModelType}\") " +
+                $"has {BiasText(b)}: an adapter follows its base model's architecture (its config is the base's with num_hidden_layers 1)");
         if (exitLayer is int l && (l < 1 || l >= b.NumLayers))
             throw new ModelFormatException(configPath, $"exit_layer {l} is outside [1, {b.NumLayers - 1}] for a base model of {b.NumLayers} layers");
 
         var (source, names, fileOf, owner) = OpenWeights(directory);
-        var tensors = new List<WeightTensor>();
+        var tensors = new Dictionary<string, WeightTensor>(StringComparer.Ordinal);
+        WeightTensor? inverseFrequencies = null;
         try
         {
-            CheckpointCheck.RefuseUnused(names, config.QueryKeyNorm ? HeadNormTensorNames : TensorNames, fileOf, configPath);
+            var plan = ExpectedTensors(config);
+            CheckpointCheck.RefuseUnused(names, plan.Select(t => t.Name).ToHashSet(StringComparer.Ordinal), fileOf, configPath);
             var views = new List<TensorView>();
-            WeightTensor Take(string name, params int[] shape)
+            foreach (var (name, shape) in plan)
             {
                 var view = source(name, shape);
                 views.Add(view);
-                var tensor = baseModel.Backend.LoadWeight(view, shape.Length == 1 ? 1 : shape[0], shape[^1]);
-                tensors.Add(tensor);
-                return tensor;
-            }
-            Take("layers.0.input_layernorm.weight", config.HiddenSize);
-            Take("layers.0.self_attn.q_proj.weight", config.QueryWidth, config.HiddenSize);
-            Take("layers.0.self_attn.k_proj.weight", config.KvWidth, config.HiddenSize);
-            Take("layers.0.self_attn.v_proj.weight", config.KvWidth, config.HiddenSize);
-            Take("layers.0.self_attn.o_proj.weight", config.HiddenSize, config.QueryWidth);
-            Take("norm.weight", config.HiddenSize);
-            if (config.QueryKeyNorm)
-            {
-                Take("layers.0.self_attn.q_norm.weight", config.HeadDim);
-                Take("layers.0.self_attn.k_norm.weight", config.HeadDim);
+                tensors[name] = baseModel.Backend.LoadWeight(view, shape.Length == 1 ? 1 : shape[0], shape[^1]);
             }
             float[] frequencies = RotaryEmbedding.InverseFrequencies(config);
-            var inverseFrequencies = baseModel.Backend.LoadWeight("adapter.rope.inv_freq", frequencies, 1, frequencies.Length);
-            tensors.Add(inverseFrequencies);
-            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors.Take(config.QueryKeyNorm ? 8 : 6).ToArray(), inverseFrequencies, directory)
+            inverseFrequencies = baseModel.Backend.LoadWeight("adapter.rope.inv_freq", frequencies, 1, frequencies.Length);
+            return new KangarooAdapter(baseModel, config, exitLayer, owner, tensors, inverseFrequencies, directory)
             {
                 _sourceViews = [.. views],
             };
         }
         catch
         {
-            foreach (var t in tensors) t.Dispose();
+            foreach (var t in tensors.Values) t.Dispose();
+            inverseFrequencies?.Dispose();
             owner.Dispose();
             throw;
         }
     }
 
-    /// <summary>The tensors an adapter checkpoint holds (the reference release's names).</summary>
-    private static readonly IReadOnlySet<string> TensorNames = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "layers.0.input_layernorm.weight", "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.k_proj.weight",
-        "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.o_proj.weight", "norm.weight",
-    };
+    private const string Attention = "layers.0.self_attn.";
+    private const string InputNormName = "layers.0.input_layernorm.weight";
+    private const string FinalNormName = "norm.weight";
 
-    /// <summary>An adapter of a base with query and key head norms (Qwen3) holds them too.</summary>
-    private static readonly IReadOnlySet<string> HeadNormTensorNames = new HashSet<string>(TensorNames, StringComparer.Ordinal)
+    /// <summary>
+    /// The tensors an adapter checkpoint holds (the reference release's names), and those its base's architecture adds:
+    /// head norms (Qwen3) and attention biases (Qwen2, attention_bias).
+    /// </summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ExpectedTensors(LlamaConfig c)
     {
-        "layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight",
-    };
+        var list = new List<(string, int[])>
+        {
+            (InputNormName, [c.HiddenSize]),
+            (Attention + "q_proj.weight", [c.QueryWidth, c.HiddenSize]),
+            (Attention + "k_proj.weight", [c.KvWidth, c.HiddenSize]),
+            (Attention + "v_proj.weight", [c.KvWidth, c.HiddenSize]),
+            (Attention + "o_proj.weight", [c.HiddenSize, c.QueryWidth]),
+            (FinalNormName, [c.HiddenSize]),
+        };
+        if (c.QueryKeyNorm)
+        {
+            list.Add((Attention + "q_norm.weight", [c.HeadDim]));
+            list.Add((Attention + "k_norm.weight", [c.HeadDim]));
+        }
+        if (c.QkvBias)
+        {
+            list.Add((Attention + "q_proj.bias", [c.QueryWidth]));
+            list.Add((Attention + "k_proj.bias", [c.KvWidth]));
+            list.Add((Attention + "v_proj.bias", [c.KvWidth]));
+        }
+        if (c.OutputBias) list.Add((Attention + "o_proj.bias", [c.HiddenSize]));
+        return list;
+    }
+
+    private static string BiasText(LlamaConfig c) =>
+        (!c.QkvBias ? "no attention biases" : c.OutputBias ? "q/k/v and o_proj biases (attention_bias true)" : "q/k/v biases") +
+        (c.MlpBias ? " and mlp_bias true" : "");
 
     /// <summary>model.safetensors (or a sharded index) if present, else pytorch_model.bin.</summary>
     private static (Func<string, int[], TensorView> Get, IReadOnlyCollection<string> Names, Func<string, string> FileOf, IDisposable Owner)
@@ -203,10 +225,12 @@ public sealed class KangarooAdapter : IDisposable
         float eps = (float)c.RmsNormEps;
         b.RmsNorm(ws.Hidden, _inputNorm, eps, ws.Normed, rows, c.HiddenSize);
         b.MatMulShared(ws.Normed, rows, _query, ws.Queries, _key, ws.Keys, _value, ws.Values);
+        _base.AddQkvBiases(ws, rows, c, _biases);
         _base.StoreAndAttend(ws, cache.Storage, 0, rows, c, _inverseFrequencies, _headNorms);
         if (logitsFrom == ForwardPass.NoLogits) return;
 
         b.MatMul(ws.AttentionOutput, _output, ws.Delta, rows);
+        if (_biases.Output is { } outputBias) b.AddBias(ws.Delta, outputBias, rows, c.HiddenSize);
         b.AddRmsNorm(ws.Hidden, ws.Delta, _finalNorm, eps, ws.Normed, rows, c.HiddenSize);
         var input = ws.Normed;
         if (logitsFrom > 0)

@@ -109,6 +109,27 @@ public abstract class BackendConformanceTests : IDisposable
         AssertClose(ScalarOps.RmsNorm(x, exactGamma, eps, rows, width), Download(output, rows * width));
     }
 
+    [Theory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.F16)]
+    [InlineData(DType.BF16)]
+    public void AddBias_AddsTheBiasToEveryRow(DType dtype)
+    {
+        const int rows = 5, width = 133;
+        var (bias, exactBias) = Weight(dtype, 1, width);
+        float[] x = RandomValues(rows * width, 3f);
+        ComputeBuffer buffer = Upload(x);
+
+        Backend.AddBias(buffer, bias, rows, width);
+
+        // One F32 addition per element: every backend gets these bits exactly.
+        float[] expected = x.Select((v, i) => v + exactBias[i % width]).ToArray();
+        AssertBitwiseEqual(expected, Download(buffer, rows * width), $"{dtype} bias");
+        Backend.AddBias(buffer, bias, 0, width);
+        Assert.ThrowsAny<ArgumentException>(() => Backend.AddBias(buffer, bias, rows, width + 1));
+        Assert.ThrowsAny<ArgumentException>(() => Backend.AddBias(buffer, bias, rows + 1, width));
+    }
+
     [Fact]
     public void RmsNorm_InPlace_MatchesReference()
     {

@@ -237,7 +237,7 @@ public sealed class BadInputRegressionTests : IDisposable
     {
         foreach (var (field, value) in new (string, JsonNode)[]
                  {
-                     ("hidden_act", "gelu"), ("attention_bias", true), ("mlp_bias", true), ("hidden_act", 5),
+                     ("hidden_act", "gelu"), ("hidden_act", 5),
                      ("quantization_config", JsonNode.Parse("""{"quant_method": "gptq"}""")!),
                  })
         {
@@ -247,6 +247,23 @@ public sealed class BadInputRegressionTests : IDisposable
             var e = Refused<ModelFormatException>(field);
             Assert.Equal(Path.Combine(Model, file), e.Path);
         }
+    }
+
+    /// <summary>attention_bias / mlp_bias are read now: a config that declares biases its checkpoint lacks names the field and the tensor.</summary>
+    [Theory]
+    [InlineData("attention_bias", "model.layers.0.self_attn.q_proj.bias")]
+    [InlineData("mlp_bias", "model.layers.0.mlp.gate_proj.bias")]
+    public void DeclaredBiasesTheWeightsLack_AreNamed(string field, string tensor)
+    {
+        WriteModel();
+        EditConfig(BaseConfig, c => c[field] = true);
+        var e = Refused<ModelFormatException>(field, tensor);
+        Assert.Equal(BaseConfig, e.Path);
+        // The adapter's config is its base's: one declaring biases its base lacks is refused by name too.
+        Directory.Delete(Model, recursive: true);
+        WriteModel();
+        EditConfig(AdapterConfig, c => c[field] = true);
+        Refused<ModelFormatException>(field, "an adapter follows its base model's architecture");
     }
 
     [Fact]
@@ -307,7 +324,7 @@ public sealed class BadInputRegressionTests : IDisposable
     {
         WriteModel();
         AddTensors(Model, ("model.layers.0.self_attn.q_proj.bias", [32]), ("model.extra.weight", [4]));
-        Refused<ModelFormatException>("model.layers.0.self_attn.q_proj.bias", "model.extra.weight", "biases are not supported");
+        Refused<ModelFormatException>("model.layers.0.self_attn.q_proj.bias", "model.extra.weight", "biases the config does not declare");
     }
 
     [Fact]

@@ -79,11 +79,25 @@ public class LlamaConfigTests
         Assert.False(LlamaConfig.Parse(Minimal, "config.json").QueryKeyNorm);
     }
 
+    [Fact]
+    public void BiasesFollowTransformers()
+    {
+        // Qwen2: q/k/v biases whatever attention_bias says, none on o_proj or the MLP.
+        var qwen2 = LlamaConfig.Parse(Qwen3.Replace("\"qwen3\"", "\"qwen2\"").Replace("\"attention_bias\": false", "\"attention_bias\": true"), "config.json");
+        Assert.Equal((true, false, false, false), (qwen2.QkvBias, qwen2.OutputBias, qwen2.MlpBias, qwen2.QueryKeyNorm));
+        // Qwen3 and Llama: attention_bias puts biases on all four attention projections; Llama's mlp_bias on the MLP.
+        var qwen3 = LlamaConfig.Parse(Qwen3.Replace("\"attention_bias\": false", "\"attention_bias\": true"), "config.json");
+        Assert.Equal((true, true, false), (qwen3.QkvBias, qwen3.OutputBias, qwen3.MlpBias));
+        var llama = LlamaConfig.Parse(Minimal.Replace("\"vocab_size\": 100", "\"vocab_size\": 100, \"attention_bias\": true, \"mlp_bias\": true"), "config.json");
+        Assert.Equal((true, true, true), (llama.QkvBias, llama.OutputBias, llama.MlpBias));
+        // Mistral's projections have none in transformers, whatever the config says.
+        var mistral = LlamaConfig.Parse(Minimal.Replace("\"llama\"", "\"mistral\"").Replace("\"vocab_size\": 100", "\"vocab_size\": 100, \"attention_bias\": true"), "config.json");
+        Assert.False(mistral.QkvBias || mistral.OutputBias || mistral.MlpBias);
+    }
+
     [Theory]
     [InlineData("\"use_sliding_window\": false", "\"use_sliding_window\": true", "use_sliding_window is true")]
     [InlineData("[\"full_attention\", \"full_attention\"]", "[\"full_attention\", \"sliding_attention\"]", "layer_types holds \"sliding_attention\"")]
-    [InlineData("\"attention_bias\": false", "\"attention_bias\": true", "attention_bias is true")]
-    [InlineData("\"qwen3\"", "\"qwen2\"", "model_type \"qwen2\" is not supported yet: its q/k/v projection biases")]
     [InlineData("\"qwen3\"", "\"qwen3_moe\"", "mixture-of-experts layers are not implemented")]
     public void Qwen3LayoutsNotImplementedAreRefusedByField(string find, string replace, string expected)
     {

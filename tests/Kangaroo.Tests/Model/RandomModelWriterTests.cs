@@ -333,7 +333,26 @@ public class RandomModelWriterTests
         config = LlamaConfig.LoadFromDirectory(llama3.Path);
         Assert.Equal(("llama", 8, 500000.0, new RopeScaling("llama3", 8, 1, 4, 8192)), (config.ModelType, config.NumKvHeads, config.RopeTheta, config.RopeScaling));
 
-        Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "qwen2", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
+        // Qwen2 (q/k/v biases) and Llama with every projection biased: written, loaded, drafted with their adapters.
+        foreach (string[] shape in new[]
+                 {
+                     new[] { "--preset", "qwen2.5-7b", "--layers", "2", "--hidden", "56", "--ffn", "96", "--vocab", "300" },
+                     new[] { "--architecture", "llama", "--attention-bias", "--mlp-bias", "--hidden", "32", "--layers", "2", "--heads", "4", "--vocab", "300" },
+                 })
+        {
+            using var biased = new TestDirectory("random");
+            (code, _, stderr) = RunCli(["random-model", biased.Path, .. shape, "--adapter-exit-layer", "1"]);
+            Assert.True(code == 0, stderr);
+            config = LlamaConfig.LoadFromDirectory(biased.Path);
+            Assert.True(config.QkvBias);
+            Assert.Equal(shape.Contains("--mlp-bias"), config.MlpBias && config.OutputBias);
+            (benchCode, benchOut, benchErr) = RunCli("bench", "--model", biased.Path, "--backend", "cpu", "--context", "32", "--repetitions", "1", "--verify-rows", "1,4");
+            Assert.True(benchCode == 0, benchErr);
+            Assert.Contains("draft step:", benchOut);
+        }
+
+        Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "qwen2", "--attention-bias", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
+        Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "qwen3", "--mlp-bias", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
         Assert.Equal(2, RunCli("random-model", llama3.Path, "--force", "--architecture", "gpt2", "--hidden", "32", "--layers", "1", "--heads", "2").ExitCode);
     }
 

@@ -98,6 +98,11 @@ internal sealed class NaiveLlama
         // Qwen3Attention: q_norm / k_norm over each head's head_dim elements, after the projection, before RoPE.
         float[]? qNorm = c.QueryKeyNorm ? W(p + "self_attn.q_norm.weight", d) : null;
         float[]? kNorm = c.QueryKeyNorm ? W(p + "self_attn.k_norm.weight", d) : null;
+        float[]? Bias(bool present, string name, long length) => present ? W(p + name, length) : null;
+        float[]? qBias = Bias(c.QkvBias, "self_attn.q_proj.bias", c.NumHeads * d), kBias = Bias(c.QkvBias, "self_attn.k_proj.bias", c.NumKvHeads * d);
+        float[]? vBias = Bias(c.QkvBias, "self_attn.v_proj.bias", c.NumKvHeads * d), oBias = Bias(c.OutputBias, "self_attn.o_proj.bias", hidden);
+        float[]? gateBias = Bias(c.MlpBias, "mlp.gate_proj.bias", c.IntermediateSize), upBias = Bias(c.MlpBias, "mlp.up_proj.bias", c.IntermediateSize);
+        float[]? downBias = Bias(c.MlpBias, "mlp.down_proj.bias", hidden);
         double[] HeadNormed(double[] projected, int head, float[]? norm) =>
             norm is null ? projected.AsSpan(head * d, d).ToArray() : RmsNorm(projected.AsSpan(head * d, d).ToArray(), norm, c.RmsNormEps);
 
@@ -110,9 +115,9 @@ internal sealed class NaiveLlama
         for (int t = 0; t < n; t++)
         {
             double[] normed = RmsNorm(x[t], inNorm, c.RmsNormEps);
-            double[] qt = Linear(wq, c.NumHeads * d, hidden, normed);
-            double[] kt = Linear(wk, c.NumKvHeads * d, hidden, normed);
-            double[] vt = Linear(wv, c.NumKvHeads * d, hidden, normed);
+            double[] qt = AddBias(Linear(wq, c.NumHeads * d, hidden, normed), qBias);
+            double[] kt = AddBias(Linear(wk, c.NumKvHeads * d, hidden, normed), kBias);
+            double[] vt = AddBias(Linear(wv, c.NumKvHeads * d, hidden, normed), vBias);
             for (int h = 0; h < c.NumHeads; h++) q[h][t] = Rope(HeadNormed(qt, h, qNorm), t, _invFreq);
             for (int h = 0; h < c.NumKvHeads; h++)
             {
@@ -135,16 +140,16 @@ internal sealed class NaiveLlama
         var result = new double[n][];
         for (int t = 0; t < n; t++)
         {
-            double[] attnOut = Linear(wo, hidden, c.NumHeads * d, concat[t]);
+            double[] attnOut = AddBias(Linear(wo, hidden, c.NumHeads * d, concat[t]), oBias);
             var h1 = new double[hidden];
             for (int j = 0; j < hidden; j++) h1[j] = x[t][j] + attnOut[j];
 
             double[] normed = RmsNorm(h1, postNorm, c.RmsNormEps);
-            double[] gate = Linear(wGate, c.IntermediateSize, hidden, normed);
-            double[] up = Linear(wUp, c.IntermediateSize, hidden, normed);
+            double[] gate = AddBias(Linear(wGate, c.IntermediateSize, hidden, normed), gateBias);
+            double[] up = AddBias(Linear(wUp, c.IntermediateSize, hidden, normed), upBias);
             var act = new double[c.IntermediateSize];
             for (int j = 0; j < act.Length; j++) act[j] = Silu(gate[j]) * up[j];
-            double[] down = Linear(wDown, hidden, c.IntermediateSize, act);
+            double[] down = AddBias(Linear(wDown, hidden, c.IntermediateSize, act), downBias);
             var h2 = new double[hidden];
             for (int j = 0; j < hidden; j++) h2[j] = h1[j] + down[j];
             result[t] = h2;
@@ -165,6 +170,14 @@ internal sealed class NaiveLlama
     }
 
     // ---- Building blocks (static so tests can check them one by one) ----
+
+    /// <summary>y + b where the projection has a bias (nn.Linear(bias=True)), else y.</summary>
+    public static double[] AddBias(double[] y, float[]? bias)
+    {
+        if (bias is null) return y;
+        for (int i = 0; i < y.Length; i++) y[i] += bias[i];
+        return y;
+    }
 
     /// <summary>y = W x with W row-major [rows, cols] (PyTorch Linear [out, in]).</summary>
     public static double[] Linear(float[] w, int rows, int cols, double[] x)

@@ -43,18 +43,20 @@ public abstract class KangarooGreedyConformance
     }
 
     /// <summary>
-    /// A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order); every
-    /// third seed a Qwen3 layout (q/k head norms, head_dim 12 where hidden / heads is 8), without a draw of its own.
+    /// A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order); by the
+    /// seed, without a draw of its own, one in six a Qwen3 layout (q/k head norms, head_dim 12 where hidden / heads is 8),
+    /// one in six Qwen2's (q/k/v biases), one in six Llama with every projection biased (attention_bias, mlp_bias).
     /// </summary>
     private static TinyModelSpec RandomSpec(Random rng, string name, int seed)
     {
         int layers = rng.Next(2, 6);
-        bool qwen3 = seed % 3 == 2;
+        int kind = seed % 6;
+        bool qwen3 = kind == 2, qwen2 = kind == 4, biased = kind == 5;
         return new TinyModelSpec
         {
-            Name = qwen3 ? name + "-qwen3" : name, Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)],
-            Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = seed,
-            QueryKeyNorm = qwen3, HeadDim = qwen3 ? 12 : null,
+            Name = name + (qwen3 ? "-qwen3" : qwen2 ? "-qwen2" : biased ? "-biases" : ""), Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4,
+            KvHeads = new[] { 1, 2, 4 }[rng.Next(3)], Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)],
+            Seed = seed, QueryKeyNorm = qwen3, HeadDim = qwen3 ? 12 : null, QkvBias = qwen2 || biased, OutputBias = biased, MlpBias = biased,
         };
     }
 

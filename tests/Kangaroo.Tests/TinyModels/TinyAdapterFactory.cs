@@ -26,6 +26,13 @@ public static class TinyAdapterFactory
         int[][] shapes = [[h], [q, h], [kv, h], [kv, h], [h, q], [h]];
         var list = TensorNames.Select((n, i) => (n, shapes[i])).ToList();
         if (spec.QueryKeyNorm) list.AddRange(HeadNormTensorNames.Select(n => (n, new[] { d })));
+        if (spec.QkvBias)
+        {
+            list.Add(("layers.0.self_attn.q_proj.bias", [q]));
+            list.Add(("layers.0.self_attn.k_proj.bias", [kv]));
+            list.Add(("layers.0.self_attn.v_proj.bias", [kv]));
+        }
+        if (spec.OutputBias) list.Add(("layers.0.self_attn.o_proj.bias", [h]));
         return list;
     }
 
@@ -53,6 +60,8 @@ public static class TinyAdapterFactory
         };
         if (spec.QueryKeyNorm)
             foreach (string name in HeadNormTensorNames) weights[name] = Norm(spec.EffectiveHeadDim);
+        foreach (var (name, shape) in Shapes(spec).Where(t => t.Name.EndsWith(".bias", StringComparison.Ordinal)))
+            weights[name] = Enumerable.Range(0, shape[0]).Select(_ => (float)(0.6 * rng.NextDouble() - 0.3)).ToArray();
         return weights;
     }
 

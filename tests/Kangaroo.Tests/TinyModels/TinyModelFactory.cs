@@ -32,6 +32,12 @@ public sealed record TinyModelSpec
     public int EosTokenId { get; init; } = 2;
     /// <summary>Qwen3: model_type qwen3, q_norm/k_norm per layer (RMSNorm of every query and key head before RoPE).</summary>
     public bool QueryKeyNorm { get; init; }
+    /// <summary>q/k/v_proj biases: alone, Qwen2's layout (model_type qwen2); with <see cref="OutputBias"/>, Llama's attention_bias.</summary>
+    public bool QkvBias { get; init; }
+    public bool OutputBias { get; init; }
+    /// <summary>Llama's mlp_bias: gate/up/down_proj biases.</summary>
+    public bool MlpBias { get; init; }
+    public string ModelType => QueryKeyNorm ? "qwen3" : QkvBias && !OutputBias ? "qwen2" : "llama";
 
     public bool Sharded => Shards > 1;
     public int EffectiveHeadDim => HeadDim ?? Hidden / Heads;
@@ -68,8 +74,19 @@ public sealed record TinyModelSpec
         QueryKeyNorm = true, DType = DType.BF16, Seed = 22,
     };
 
+    /// <summary>Qwen2's layout: q/k/v biases (no o_proj bias), GQA, theta 10⁶, untied.</summary>
+    public static TinyModelSpec Qwen2 => new()
+    {
+        Name = nameof(Qwen2), Layers = 3, Heads = 4, KvHeads = 2, RopeTheta = 1000000.0, RmsNormEps = 1e-6, QkvBias = true, Seed = 23,
+    };
+    /// <summary>Llama with attention_bias and mlp_bias: every projection carries a bias.</summary>
+    public static TinyModelSpec LlamaBiases => new()
+    {
+        Name = nameof(LlamaBiases), Heads = 4, KvHeads = 2, QkvBias = true, OutputBias = true, MlpBias = true, DType = DType.F16, Seed = 24,
+    };
+
     public static IReadOnlyList<TinyModelSpec> All =>
-        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep, Qwen3];
+        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep, Qwen3, Qwen2, LlamaBiases];
 
     /// <summary>The preset called <paramref name="name"/> (for xunit theories, which take strings).</summary>
     public static TinyModelSpec Preset(string name) =>
@@ -128,8 +145,11 @@ public static class TinyModelFactory
         BosTokenId = spec.BosTokenId,
         EosTokenIds = [spec.EosTokenId],
         TorchDType = TorchDTypeName(spec.DType),
-        ModelType = spec.QueryKeyNorm ? "qwen3" : "llama",
+        ModelType = spec.ModelType,
         QueryKeyNorm = spec.QueryKeyNorm,
+        QkvBias = spec.QkvBias,
+        OutputBias = spec.OutputBias,
+        MlpBias = spec.MlpBias,
     };
 
     public static string TorchDTypeName(DType dtype) => RandomModelWriter.TorchDTypeName(dtype);
@@ -152,10 +172,23 @@ public static class TinyModelFactory
                 list.Add((p + "self_attn.q_norm.weight", [d]));
                 list.Add((p + "self_attn.k_norm.weight", [d]));
             }
+            if (spec.QkvBias)
+            {
+                list.Add((p + "self_attn.q_proj.bias", [spec.Heads * d]));
+                list.Add((p + "self_attn.k_proj.bias", [spec.KvHeads * d]));
+                list.Add((p + "self_attn.v_proj.bias", [spec.KvHeads * d]));
+            }
+            if (spec.OutputBias) list.Add((p + "self_attn.o_proj.bias", [h]));
             list.Add((p + "post_attention_layernorm.weight", [h]));
             list.Add((p + "mlp.gate_proj.weight", [spec.Intermediate, h]));
             list.Add((p + "mlp.up_proj.weight", [spec.Intermediate, h]));
             list.Add((p + "mlp.down_proj.weight", [h, spec.Intermediate]));
+            if (spec.MlpBias)
+            {
+                list.Add((p + "mlp.gate_proj.bias", [spec.Intermediate]));
+                list.Add((p + "mlp.up_proj.bias", [spec.Intermediate]));
+                list.Add((p + "mlp.down_proj.bias", [h]));
+            }
         }
         list.Add(("model.norm.weight", [h]));
         if (!spec.Tied) list.Add(("lm_head.weight", [spec.Vocab, h]));
@@ -177,7 +210,12 @@ public static class TinyModelFactory
         {
             int count = shape.Aggregate(1, (a, b) => checked(a * b));
             var values = new float[count];
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
+            if (name.EndsWith(".bias", StringComparison.Ordinal))
+            {
+                // Large enough to move logits visibly, so a bias added twice, or not at all, is caught.
+                for (int i = 0; i < count; i++) values[i] = (float)(0.6 * rng.NextDouble() - 0.3);
+            }
+            else if (name.EndsWith("norm.weight", StringComparison.Ordinal))
             {
                 for (int i = 0; i < count; i++) values[i] = (float)(0.8 + 0.4 * rng.NextDouble());
             }

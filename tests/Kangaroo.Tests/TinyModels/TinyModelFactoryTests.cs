@@ -28,8 +28,11 @@ public sealed class TinyModelFactoryTests
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "config.json")));
         var root = doc.RootElement;
-        Assert.Equal(spec.QueryKeyNorm ? "Qwen3ForCausalLM" : "LlamaForCausalLM", root.GetProperty("architectures")[0].GetString());
-        Assert.Equal(spec.QueryKeyNorm ? "qwen3" : "llama", root.GetProperty("model_type").GetString());
+        string architecture = spec.ModelType switch { "qwen3" => "Qwen3ForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
+        Assert.Equal(architecture, root.GetProperty("architectures")[0].GetString());
+        Assert.Equal(spec.ModelType, root.GetProperty("model_type").GetString());
+        Assert.Equal(spec.OutputBias, root.GetProperty("attention_bias").GetBoolean());
+        Assert.Equal(spec.MlpBias, root.GetProperty("mlp_bias").GetBoolean());
         // Llama writes head_dim only where hidden / heads differs; Qwen3 always does.
         Assert.Equal(spec.QueryKeyNorm || spec.HeadDim is int hd && hd * spec.Heads != spec.Hidden, root.TryGetProperty("head_dim", out _));
     }
