@@ -303,15 +303,18 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         }
     }
 
+    public bool SupportsSlidingWindow => true;
+
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null, int slidingWindow = 0) =>
         AttentionOverSlots(queries, cache, layer, positions,
             RecentSlotsFor(recentSlots, window) is { } recent ? AsCpu(recent, nameof(recentSlots)).Data : null, window, output,
-            rows, heads, kvHeads, headDim, sequences is null ? null : AsCpu(sequences, nameof(sequences)).Data);
+            rows, heads, kvHeads, headDim, sequences is null ? null : AsCpu(sequences, nameof(sequences)).Data, slidingWindow);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, int[]? recent,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, int[]? sequences = null)
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, int[]? sequences = null, int slidingWindow = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(slidingWindow);
         float[] q = AsCpu(queries, nameof(queries)).Data;
         float[] o = AsCpu(output, nameof(output)).Data;
         int[] at = AsCpu(positions, nameof(positions)).Data;
@@ -320,7 +323,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         if (recent is not null) CheckRecentSlots(at, recent, rows, window, kv.Slots, "recentSlots");
         if (sequences is not null) CheckSequences(sequences, rows, kv, nameof(sequences));
 
-        var keys = new KeySlots(at, recent, recent is null ? 0 : window, sequences, kv.Capacity);
+        var keys = new KeySlots(at, recent, recent is null ? 0 : window, sequences, kv.Capacity, slidingWindow);
         float scale = 1f / MathF.Sqrt(headDim);
         int items = rows * heads;
         if (_threads == 1 || items == 1 || (long)items * ((long)TensorPrimitives.Max<int>(at.AsSpan(0, rows)) + 1) * headDim < ParallelElementThreshold)
@@ -351,8 +354,11 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     }
 
     /// <summary>Where the key at a logical position lives: the row's window of recent slots, else the position itself in the row's sequence.</summary>
-    private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window, int[]? Sequences, int Capacity)
+    private readonly record struct KeySlots(int[] Positions, int[]? Recent, int Window, int[]? Sequences, int Capacity, int SlidingWindow)
     {
+        /// <summary>The oldest position row <paramref name="row"/> attends to: 0, or the start of its sliding window.</summary>
+        public int FirstKey(int row) => SlidingWindow > 0 ? Math.Max(0, Positions[row] - SlidingWindow + 1) : 0;
+
         public int Slot(int row, int position)
         {
             int back = Positions[row] - position;
@@ -375,7 +381,8 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
     {
         int row = item / heads;
         int head = item % heads;
-        int keyCount = positions[row] + 1;
+        int firstKey = slots.FirstKey(row);
+        int keyCount = positions[row] + 1 - firstKey;
         int kvWidth = kv.KvWidth;
         int kvOffset = head / (heads / kvHeads) * headDim;
         float* keys = kv.KeyRow(layer, 0) + kvOffset;
@@ -385,7 +392,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         Span<float> scores = CpuScratch.Table(keyCount);
         ReadOnlySpan<float> query = queries.AsSpan(queryOffset, headDim);
         for (int t = 0; t < keyCount; t++)
-            scores[t] = CpuKernels.Dot(query, new ReadOnlySpan<float>(keys + (long)slots.Slot(row, t) * kvWidth, headDim)) * scale;
+            scores[t] = CpuKernels.Dot(query, new ReadOnlySpan<float>(keys + (long)slots.Slot(row, firstKey + t) * kvWidth, headDim)) * scale;
 
         float max = TensorPrimitives.Max(scores);
         CpuKernels.ExpOfDifference(scores, max, scores);
@@ -395,7 +402,7 @@ public sealed class CpuBackend : IComputeBackend, IBandwidthProbe
         Span<float> result = output.AsSpan(queryOffset, headDim);
         result.Clear();
         for (int t = 0; t < keyCount; t++)
-            CpuKernels.MultiplyAdd(new ReadOnlySpan<float>(values + (long)slots.Slot(row, t) * kvWidth, headDim), scores[t], result);
+            CpuKernels.MultiplyAdd(new ReadOnlySpan<float>(values + (long)slots.Slot(row, firstKey + t) * kvWidth, headDim), scores[t], result);
     }
 
     public void SiluMul(ComputeBuffer gate, ComputeBuffer up, ComputeBuffer output, int count)

@@ -266,10 +266,15 @@ public sealed class CudaBackend : IComputeBackend, IGraphCapture, IDeviceTimer, 
             AsCuda(cache), layer, AsCuda(slots), rows, heads, kvHeads, headDim);
 
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null, int slidingWindow = 0)
+    {
+        // Models ask only backends that SupportsSlidingWindow; contexts within the window need none (LlamaConfig.CheckContext).
+        if (slidingWindow != 0)
+            throw new ArgumentOutOfRangeException(nameof(slidingWindow), slidingWindow, "the CUDA backend does not implement sliding-window attention yet");
         _attention.AttentionOverSlots(AsCuda(queries), AsCuda(cache), layer, AsCuda(positions),
             RecentSlotsFor(recentSlots, window) is { } recent ? AsCuda(recent) : null, window, AsCuda(output),
             rows, heads, kvHeads, headDim, sequences is null ? null : AsCuda(sequences));
+    }
 
     public void CopyRows(ComputeBuffer source, IndexBuffer sourceRows, ComputeBuffer destination, IndexBuffer destinationRows, int rows, int width) =>
         _elementwise.CopyRows(AsCuda(source), AsCuda(sourceRows), AsCuda(destination), AsCuda(destinationRows), rows, width);

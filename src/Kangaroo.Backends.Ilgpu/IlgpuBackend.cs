@@ -40,7 +40,7 @@ public sealed class IlgpuBackend : IComputeBackend
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>? _rope;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, long, ArrayView<float>, ArrayView<float>>? _storeKv;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, float, ArrayView<float>>? _attentionScoresKernel;
-    private Action<Index1D, ArrayView<int>, int, int, ArrayView<float>>? _attentionSoftmax;
+    private Action<Index1D, ArrayView<int>, int, int, int, ArrayView<float>>? _attentionSoftmax;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, ArrayView<float>>? _attentionValues;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluMul;
     private Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>>? _argmax;
@@ -377,13 +377,16 @@ public sealed class IlgpuBackend : IComputeBackend
         }
     }
 
+    public bool SupportsSlidingWindow => true;
+
     public void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null) =>
-        AttentionOverSlots(queries, cache, layer, positions, RecentSlotsFor(recentSlots, window), window, output, rows, heads, kvHeads, headDim, sequences);
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null, int slidingWindow = 0) =>
+        AttentionOverSlots(queries, cache, layer, positions, RecentSlotsFor(recentSlots, window), window, output, rows, heads, kvHeads, headDim, sequences, slidingWindow);
 
     private void AttentionOverSlots(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null)
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null, int slidingWindow = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(slidingWindow);
         IlgpuComputeBuffer q = Own(queries, nameof(queries));
         IlgpuComputeBuffer o = Own(output, nameof(output));
         IlgpuIndexBuffer at = Own(positions, nameof(positions));
@@ -424,10 +427,10 @@ public sealed class IlgpuBackend : IComputeBackend
                 bases.CopyFromCPU(_firstSlots.AsSpan(0, rows));
             }
             _attentionScoresKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, float, ArrayView<float>>(IlgpuKernels.AttentionScores);
-            _attentionSoftmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<float>>(IlgpuKernels.AttentionSoftmax);
+            _attentionSoftmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionSoftmax);
             _attentionValues ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, ArrayView<int>, long, int, int, int, int, int, ArrayView<float>>(IlgpuKernels.AttentionValues);
             _attentionScoresKernel((int)scoreCount, q.View, kv.Keys, at.View, recent, window, bases, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, scale, scores);
-            _attentionSoftmax(items, at.View, heads, keyStride, scores);
+            _attentionSoftmax(items, at.View, heads, keyStride, slidingWindow, scores);
             _attentionValues(checked(items * headDim), scores, kv.Values, at.View, recent, window, bases, layerStart, heads, groupSize, headDim, kv.KvWidth, keyStride, o.View);
         }
     }

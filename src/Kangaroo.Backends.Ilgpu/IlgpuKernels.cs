@@ -207,22 +207,29 @@ internal static class IlgpuKernels
         return bases.Length == 0 ? key : bases[row] + key;
     }
 
-    /// <summary>Attention step 2, one thread per (row, head): softmax over keys 0..position in key order, in place.</summary>
-    public static void AttentionSoftmax(Index1D item, ArrayView<int> positions, int heads, int keyStride, ArrayView<float> scores)
+    /// <summary>
+    /// Attention step 2, one thread per (row, head): softmax over keys 0..position in key order, in place. With a sliding
+    /// window the keys before it get weight exactly 0, so the value sum's bits are those of a sum over the window alone
+    /// (adding 0 · v changes no finite sum); the scores kernel stays within ILGPU's parameter limit.
+    /// </summary>
+    public static void AttentionSoftmax(Index1D item, ArrayView<int> positions, int heads, int keyStride, int slidingWindow, ArrayView<float> scores)
     {
         int keyCount = positions[item / heads] + 1;
+        int first = slidingWindow > 0 ? Math.Max(0, keyCount - slidingWindow) : 0;
         long start = (long)item.X * keyStride;
-        float max = scores[start];
-        for (int t = 1; t < keyCount; t++)
+        for (int t = 0; t < first; t++)
+            scores[start + t] = 0f;
+        float max = scores[start + first];
+        for (int t = first + 1; t < keyCount; t++)
             max = MathF.Max(max, scores[start + t]);
         float sum = 0f;
-        for (int t = 0; t < keyCount; t++)
+        for (int t = first; t < keyCount; t++)
         {
             float e = MathF.Exp(scores[start + t] - max);
             scores[start + t] = e;
             sum += e;
         }
-        for (int t = 0; t < keyCount; t++)
+        for (int t = first; t < keyCount; t++)
             scores[start + t] = scores[start + t] / sum;
     }
 

@@ -49,7 +49,7 @@ internal static class InspectCommand
         var inv = CultureInfo.InvariantCulture;
         stdout.WriteLine($"model:       {Path.GetFullPath(directory)}");
         stdout.WriteLine($"type:        {c.ModelType}, {c.NumLayers} layers, hidden {c.HiddenSize}, ffn {c.IntermediateSize}, vocab {c.VocabSize}");
-        stdout.WriteLine($"attention:   {c.NumHeads} heads, {c.NumKvHeads} kv heads ({(c.NumKvHeads == c.NumHeads ? "MHA" : c.NumKvHeads == 1 ? "MQA" : "GQA")}), head dim {c.HeadDim}{(c.QueryKeyNorm ? ", q/k head norms" : "")}{(c.QkvBias ? c.OutputBias ? ", q/k/v/o biases" : ", q/k/v biases" : "")}{(c.MlpBias ? "; mlp biases" : "")}");
+        stdout.WriteLine($"attention:   {c.NumHeads} heads, {c.NumKvHeads} kv heads ({(c.NumKvHeads == c.NumHeads ? "MHA" : c.NumKvHeads == 1 ? "MQA" : "GQA")}), head dim {c.HeadDim}{(c.QueryKeyNorm ? ", q/k head norms" : "")}{(c.QkvBias ? c.OutputBias ? ", q/k/v/o biases" : ", q/k/v biases" : "")}{(c.SlidingWindow is int slidingWindow ? $", sliding window {slidingWindow}" : "")}{(c.MlpBias ? "; mlp biases" : "")}");
         stdout.WriteLine(string.Create(inv, $"rope:        theta {c.RopeTheta}, scaling {(c.RopeScaling is { } s ? $"{s.Type} (factor {s.Factor}, original context {s.OriginalMaxPositionEmbeddings})" : "none")}, max positions {c.MaxPositionEmbeddings}"));
         stdout.WriteLine(string.Create(inv, $"norm:        RMSNorm eps {c.RmsNormEps}; tied embeddings: {(c.TieWordEmbeddings ? "yes" : "no")}"));
         stdout.WriteLine($"tokens:      bos {c.BosTokenId?.ToString(inv) ?? "none"}, eos {(c.EosTokenIds.Count > 0 ? string.Join(", ", c.EosTokenIds) : "none")}");

@@ -27,6 +27,7 @@ internal static class RandomModelCommand
           --architecture A     llama (default), mistral (no sliding window), qwen2 (q/k/v biases) or qwen3 (q/k head norms)
           --attention-bias     Biases on q/k/v/o_proj (llama, qwen3: attention_bias)
           --mlp-bias           Biases on gate/up/down_proj (llama: mlp_bias)
+          --sliding-window W   Mistral's sliding_window: each position attends to the last W (mistral only)
           --hidden H           Hidden size
           --layers L           Decoder layers
           --heads N            Attention heads
@@ -49,7 +50,7 @@ internal static class RandomModelCommand
         """;
 
     private static readonly string[] ValueOptions =
-        ["preset", "architecture", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
+        ["preset", "architecture", "sliding-window", "hidden", "layers", "heads", "kv-heads", "head-dim", "ffn", "vocab", "max-positions", "dtype", "seed",
          "shard-size", "tokenizer-from", "adapter-exit-layer"];
     private static readonly string[] FlagOptions = ["help", "verbose", "tie-embeddings", "force", "attention-bias", "mlp-bias"];
     private const string KangarooAdapterFolder = Speculative.KangarooAdapter.DefaultSubdirectory;
@@ -115,6 +116,9 @@ internal static class RandomModelCommand
             throw new UsageException($"--attention-bias is for llama and qwen3 (transformers builds {architecture}'s attention {(architecture == "qwen2" ? "with q/k/v biases always" : "without biases")})");
         if (mlpBias && architecture != "llama")
             throw new UsageException($"--mlp-bias is for llama (transformers builds {architecture}'s MLP without biases)");
+        int? slidingWindow = Positive(a, "sliding-window");
+        if (slidingWindow is not null && architecture != "mistral")
+            throw new UsageException($"--sliding-window is for mistral (transformers builds {architecture} without Mistral's window)");
         int hidden = Positive(a, "hidden") ?? preset?.Hidden ?? throw Missing("hidden");
         int layers = Positive(a, "layers") ?? preset?.Layers ?? throw Missing("layers");
         if (adapterExitLayer is int exit && (exit < 1 || exit >= layers))
@@ -153,6 +157,7 @@ internal static class RandomModelCommand
             QkvBias = architecture == "qwen2" || attentionBias,
             OutputBias = attentionBias,
             MlpBias = mlpBias,
+            SlidingWindow = slidingWindow,
             TieWordEmbeddings = a.Flag("tie-embeddings"),
             // Llama's SentencePiece convention (<s> = 1, </s> = 2) unless the tokenizer says otherwise.
             BosTokenId = tokenizer is not null ? tokenizer.BosTokenId : vocab > 2 ? 1 : null,

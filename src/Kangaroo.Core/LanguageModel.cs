@@ -40,14 +40,14 @@ public sealed class LanguageModel : IDisposable
                 $"vocab_size is {config.VocabSize} but {Path.Combine(directory, tokenizer.FileName)} has {tokenizer.VocabularySize} tokens: the tokenizer and the model do not belong together");
         int context = options.ContextLength ?? Math.Min(config.MaxPositionEmbeddings, 4096);
         if (context < 2) throw new InvalidRequestException($"context length must be at least 2, got {context}");
-        config.CheckContext(context);
+        config.CheckContext(context, options.Backend);
         var model = LlamaModel.Load(config, directory, options.Backend, options.Progress);
         KangarooAdapter? adapter = null;
         try
         {
             string? adapterDirectory = options.AdapterDirectory ?? KangarooAdapter.BundledDirectory(directory);
             if (adapterDirectory is not null && options.LoadAdapter) adapter = KangarooAdapter.Load(adapterDirectory, model);
-            adapter?.Config.CheckContext(context);
+            adapter?.Config.CheckContext(context, options.Backend);
         }
         catch
         {
@@ -155,8 +155,8 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Refuses a context the model or its adapter cannot serve exactly (<see cref="LlamaConfig.CheckContext"/>).</summary>
     internal void CheckContext(int contextLength)
     {
-        Config.CheckContext(contextLength);
-        Adapter?.Config.CheckContext(contextLength);
+        Config.CheckContext(contextLength, Model.Backend);
+        Adapter?.Config.CheckContext(contextLength, Model.Backend);
     }
 
     /// <summary>A <see cref="NonFiniteLogitsException"/> with its cause: the first non-finite weight tensor, or the config's numbers.</summary>

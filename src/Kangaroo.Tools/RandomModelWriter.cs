@@ -168,6 +168,11 @@ public static class RandomModelWriter
                 json.WriteNull("rope_scaling");
             }
             json.WriteNumber("rope_theta", config.RopeTheta);
+            if (config.ModelType == "mistral")
+            {
+                if (config.SlidingWindow is int window) json.WriteNumber("sliding_window", window);
+                else json.WriteNull("sliding_window");
+            }
             if (config.ModelType is "qwen2" or "qwen3")
             {
                 json.WriteNull("sliding_window");

@@ -104,9 +104,17 @@ public interface IComputeBackend : IDisposable
     /// sequences[r], whose keys further back than the window sit at slot sequences[r] · Capacity + position (recent slots
     /// are absolute). A row's bits do not depend on the other rows or sequences.
     /// </para>
+    /// <para>
+    /// With <paramref name="slidingWindow"/> &gt; 0 (Mistral), row r attends only to the keys of positions
+    /// (positions[r] − slidingWindow, positions[r]]: which keys by absolute position, so row invariance holds. Backends
+    /// without <see cref="SupportsSlidingWindow"/> refuse it.
+    /// </para>
     /// </summary>
     void TreeAttention(ComputeBuffer queries, KvCacheStorage cache, int layer, IndexBuffer positions, IndexBuffer? recentSlots,
-        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null);
+        int window, ComputeBuffer output, int rows, int heads, int kvHeads, int headDim, IndexBuffer? sequences = null, int slidingWindow = 0);
+
+    /// <summary>Whether <see cref="TreeAttention"/> takes a sliding window; without it, a model's context is bounded by its window.</summary>
+    bool SupportsSlidingWindow => false;
 
     /// <summary>
     /// For i = 0, 1, … in order, copies cache slot from[i] to slot to[i] (slots [0, <see cref="KvCacheStorage.Slots"/>)) in every layer, keys and values: packs a token

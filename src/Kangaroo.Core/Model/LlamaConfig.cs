@@ -1,3 +1,4 @@
+using Kangaroo.Backends;
 using System.Text.Json;
 
 namespace Kangaroo.Model;
@@ -225,15 +226,25 @@ public sealed record LlamaConfig
     }
 
     /// <summary>
-    /// Refuses a context this config cannot serve exactly: Mistral-style sliding-window attention is not implemented,
-    /// and it only equals full attention while every sequence fits the window.
+    /// Refuses a context this config cannot serve exactly on <paramref name="backend"/>: one without sliding-window
+    /// attention equals Mistral's only while every sequence fits the window.
     /// </summary>
-    public void CheckContext(int contextLength)
+    public void CheckContext(int contextLength, IComputeBackend backend)
     {
-        if (SlidingWindow is int window && contextLength > window)
-            throw new ModelFormatException(SourcePath ?? FileName,
-                $"sliding_window is {window} but the context is {contextLength}: sliding-window attention is not implemented, so the context must be at most {window} positions (ask for a shorter context)");
+        if (SlidingWindow is not int window || contextLength <= window || AttentionWindow(backend) > 0) return;
+        throw new ModelFormatException(SourcePath ?? FileName, ModelType == "mistral"
+            ? $"sliding_window is {window} but the context is {contextLength}: the {backend.Name} backend does not implement sliding-window " +
+              $"attention yet (cpu and ilgpu do), so the context must be at most {window} positions there (ask for a shorter context, or another backend)"
+            : $"sliding_window is {window} but the context is {contextLength}: only model_type \"mistral\" slides its window, so for \"{ModelType}\" " +
+              $"the context must be at most {window} positions (ask for a shorter context)");
     }
+
+    /// <summary>
+    /// The window <see cref="IComputeBackend.TreeAttention"/> takes: Mistral's where the backend slides, else none (then
+    /// contexts stay within the window, <see cref="CheckContext"/>).
+    /// </summary>
+    internal int AttentionWindow(IComputeBackend backend) =>
+        SlidingWindow is int window && ModelType == "mistral" && backend.SupportsSlidingWindow ? window : 0;
 
     private static RopeScaling? ParseRopeScaling(JsonElement scaling, string path, int maxPos, string field)
     {

@@ -260,6 +260,12 @@ public sealed class LlamaModel : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(rows), sequences[r], $"row {r}: the cache holds sequences [0, {cacheSequences})");
             if ((uint)positions[r] >= (uint)capacity)
                 throw new ArgumentOutOfRangeException(nameof(rows), positions[r], $"row {r}: a sequence holds positions [0, {capacity})");
+            // A backend without sliding-window attention attends to every key: past the window that is another model.
+            if (Config.SlidingWindow is int window && positions[r] >= window && Config.AttentionWindow(Backend) == 0)
+                throw new ModelFormatException(Config.SourcePath ?? LlamaConfig.FileName,
+                    $"sliding_window is {window} and row {r} is at position {positions[r]}: " + (Config.ModelType == "mistral"
+                        ? $"the {Backend.Name} backend does not implement sliding-window attention yet (cpu and ilgpu do)"
+                        : $"only model_type \"mistral\" slides its window"));
             if ((ulong)slots[r] >= (ulong)slotCount)
                 throw new ArgumentOutOfRangeException(nameof(rows), slots[r], $"row {r}: the cache has slots [0, {slotCount})");
             slotsArePositions &= slots[r] == positions[r];
@@ -395,7 +401,7 @@ public sealed class LlamaModel : IDisposable
         var slots = ws.SlotsArePositions ? ws.Positions : ws.Slots;
         b.RopeAndStoreKv(ws.Queries, ws.Keys, ws.Values, ws.Positions, inverseFrequencies, cache, layer, slots, rows, c.NumHeads, c.NumKvHeads, c.HeadDim);
         b.TreeAttention(ws.Queries, cache, layer, ws.Positions, ws.RecentSlots, shape.Window, ws.AttentionOutput, rows,
-            c.NumHeads, c.NumKvHeads, c.HeadDim, shape.Sequences ? ws.Sequences : null);
+            c.NumHeads, c.NumKvHeads, c.HeadDim, shape.Sequences ? ws.Sequences : null, c.AttentionWindow(b));
     }
 
     /// <summary>

@@ -547,6 +547,48 @@ public abstract class BackendConformanceTests : IDisposable
     }
 
     /// <summary>
+    /// Mistral's sliding window: each row attends to the keys of positions (p − window, p] only, with the bits of a plain
+    /// attention over a cache holding just those keys (the same keys in the same order), whatever the other rows; a
+    /// backend without sliding-window attention refuses the window rather than attending to everything.
+    /// </summary>
+    [Fact]
+    public void Attention_SlidingWindow_EqualsAttentionOverTheWindowAlone()
+    {
+        const int heads = 4, kvHeads = 2, headDim = 64, capacity = 80, window = 7, stored = 70;
+        int kvWidth = kvHeads * headDim, width = heads * headDim;
+        float[] keys = RandomValues(stored * kvWidth), values = RandomValues(stored * kvWidth);
+        KvCacheStorage cache = Cache(1, capacity, kvWidth);
+        Backend.StoreKv(cache, 0, Upload(keys), Upload(values), Indices(Enumerable.Range(0, stored).ToArray()), stored);
+        int[] positions = [0, 3, 6, 7, 31, 32, 33, 63, 64, 69];   // inside the first window, at its edge, across key blocks
+        int rows = positions.Length;
+        float[] queries = RandomValues(rows * width, 3f);
+        if (!Backend.SupportsSlidingWindow)
+        {
+            Assert.ThrowsAny<ArgumentException>(() => Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0,
+                Allocate(rows * width), rows, heads, kvHeads, headDim, slidingWindow: window));
+            return;
+        }
+        ComputeBuffer batch = Poisoned(rows * width);
+        Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0, batch, rows, heads, kvHeads, headDim, slidingWindow: window);
+        float[] batched = Download(batch, rows * width);
+        for (int r = 0; r < rows; r++)
+        {
+            int first = Math.Max(0, positions[r] - window + 1), count = positions[r] - first + 1;
+            KvCacheStorage alone = Cache(1, capacity, kvWidth);
+            Backend.StoreKv(alone, 0, Upload(keys.AsSpan(first * kvWidth, count * kvWidth).ToArray()),
+                Upload(values.AsSpan(first * kvWidth, count * kvWidth).ToArray()), Indices(Enumerable.Range(0, count).ToArray()), count);
+            ComputeBuffer single = Poisoned(width);
+            Backend.TreeAttention(Upload(queries.AsSpan(r * width, width).ToArray()), alone, 0, Indices([count - 1]), null, 0, single, 1, heads, kvHeads, headDim);
+            AssertBitwiseEqual(Download(single, width), batched.AsSpan(r * width, width), $"row {r} at position {positions[r]}, window {window}");
+        }
+        // A window wider than every position is plain attention.
+        ComputeBuffer wide = Poisoned(rows * width), plain = Poisoned(rows * width);
+        Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0, wide, rows, heads, kvHeads, headDim, slidingWindow: 4096);
+        Backend.TreeAttention(Upload(queries), cache, 0, Indices(positions), null, 0, plain, rows, heads, kvHeads, headDim);
+        AssertBitwiseEqual(Download(plain, rows * width), Download(wide, rows * width), "window wider than the context");
+    }
+
+    /// <summary>
     /// A token tree verified in one call sees, per node, exactly what a plain decode of that node's path sees: every node's
     /// output equals (bit for bit) a one-row plain (window 0) <see cref="IComputeBackend.TreeAttention"/> after storing its path at consecutive
     /// positions — whatever the row grouping (11 nodes: the CUDA kernels' 8-row groups split the tree).

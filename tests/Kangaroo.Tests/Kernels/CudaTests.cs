@@ -64,6 +64,8 @@ public sealed class CudaKangarooGreedyTests : KangarooGreedyConformance
 {
     protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: false);
     protected override string? UnavailableReason => CudaAvailability.Reason;
+    // Sliding-window attention is not in the CUDA kernels yet: Mistral-window trials are the CPU and ILGPU backends'.
+    protected override bool SlidesWindows => false;
 }
 
 /// <summary>Kangaroo greedy equals vanilla greedy with the tensor-core matmuls too, and full-model logits stay in bounds.</summary>
@@ -72,6 +74,8 @@ public sealed class CudaTensorCoreKangarooGreedyTests : KangarooGreedyConformanc
 {
     protected override IComputeBackend CreateBackend() => new CudaBackend(tensorCoreMatMul: true);
     protected override string? UnavailableReason => CudaAvailability.Reason;
+    // Sliding-window attention is not in the CUDA kernels yet: Mistral-window trials are the CPU and ILGPU backends'.
+    protected override bool SlidesWindows => false;
 }
 
 [Collection("GPU")]

@@ -38,6 +38,13 @@ public abstract class ModelConformanceTests
         var tiny = TinyModelFactory.Write(spec, dir.Path);
         using var backend = Backend();
         using var model = LlamaModel.Load(dir.Path, backend);
+        if (spec.SlidingWindow is int window && !backend.SupportsSlidingWindow)
+        {
+            // Refused past the window rather than computed as full attention.
+            var e = Assert.Throws<ModelFormatException>(() => model.EvaluateLogits(Tokens));
+            Assert.Contains($"sliding_window is {window}", e.Message);
+            return;
+        }
 
         float[] logits = model.EvaluateLogits(Tokens);
         double[][] expected = new NaiveLlama(tiny.Config, tiny.Lookup).Logits(Tokens);

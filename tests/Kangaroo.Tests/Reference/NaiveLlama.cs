@@ -133,7 +133,7 @@ internal sealed class NaiveLlama
         for (int h = 0; h < c.NumHeads; h++)
         {
             int kvHead = h / group;
-            double[][] o = CausalAttention(q[h], k[kvHead], v[kvHead]);
+            double[][] o = CausalAttention(q[h], k[kvHead], v[kvHead], c.SlidingWindow);
             for (int t = 0; t < n; t++) Array.Copy(o[t], 0, concat[t], h * d, d);
         }
 
@@ -264,7 +264,7 @@ internal sealed class NaiveLlama
     /// <summary>
     /// One attention head over a sequence: out[t] = Σ_{s ≤ t} softmax_s(q[t]·k[s] / sqrt(d)) v[s].
     /// </summary>
-    public static double[][] CausalAttention(double[][] q, double[][] k, double[][] v)
+    public static double[][] CausalAttention(double[][] q, double[][] k, double[][] v, int? slidingWindow = null)
     {
         int n = q.Length;
         if (k.Length != n || v.Length != n) throw new ArgumentException("q, k and v must have the same length");
@@ -275,7 +275,10 @@ internal sealed class NaiveLlama
             double scale = 1.0 / Math.Sqrt(d);
             var scores = new double[t + 1];
             double max = double.NegativeInfinity;
-            for (int s = 0; s <= t; s++)
+            // transformers' sliding mask keeps key s where s > t − window; the others get weight 0.
+            int first = slidingWindow is int w ? Math.Max(0, t - w + 1) : 0;
+            for (int s = 0; s < first; s++) scores[s] = double.NegativeInfinity;
+            for (int s = first; s <= t; s++)
             {
                 double dot = 0;
                 for (int i = 0; i < d; i++) dot += q[t][i] * k[s][i];
@@ -283,7 +286,7 @@ internal sealed class NaiveLlama
                 max = Math.Max(max, scores[s]);
             }
             double sum = 0;
-            for (int s = 0; s <= t; s++) { scores[s] = Math.Exp(scores[s] - max); sum += scores[s]; }
+            for (int s = 0; s <= t; s++) { scores[s] = s < first ? 0 : Math.Exp(scores[s] - max); sum += scores[s]; }
             var o = new double[v[0].Length];
             for (int s = 0; s <= t; s++)
             {

@@ -20,6 +20,9 @@ public abstract class KangarooGreedyConformance
     /// <summary>Why the backend cannot run here, or null; non-null skips every test.</summary>
     protected virtual string? UnavailableReason => null;
 
+    /// <summary>Whether the backend takes Mistral's sliding window; the random trials of windowed models skip where it does not.</summary>
+    protected virtual bool SlidesWindows => true;
+
     /// <summary>How many random model/adapter/setting combinations the random-trial test runs (the first N of one seeded sequence).</summary>
     protected virtual int RandomTrials => 50;
 
@@ -45,19 +48,22 @@ public abstract class KangarooGreedyConformance
     /// <summary>
     /// A small random model: 2–5 layers, 1/2/4 KV heads, vocabulary 40–119, F32/F16/BF16 (draws in that order); by the
     /// seed, without a draw of its own, one in six a Qwen3 layout (q/k head norms, head_dim 12 where hidden / heads is 8),
-    /// one in six Qwen2's (q/k/v biases), one in six Llama with every projection biased (attention_bias, mlp_bias).
+    /// one in six Qwen2's (q/k/v biases), one in six Llama with every projection biased (attention_bias, mlp_bias), one in
+    /// six Mistral with a sliding window of 6 positions (shorter than most prompts plus their tokens).
     /// </summary>
-    private static TinyModelSpec RandomSpec(Random rng, string name, int seed)
+    private TinyModelSpec? RandomSpec(Random rng, string name, int seed)
     {
         int layers = rng.Next(2, 6);
         int kind = seed % 6;
-        bool qwen3 = kind == 2, qwen2 = kind == 4, biased = kind == 5;
-        return new TinyModelSpec
+        bool qwen3 = kind == 2, qwen2 = kind == 4, biased = kind == 5, mistral = kind == 3;
+        var spec = new TinyModelSpec
         {
-            Name = name + (qwen3 ? "-qwen3" : qwen2 ? "-qwen2" : biased ? "-biases" : ""), Hidden = 32, Intermediate = 48, Layers = layers, Heads = 4,
-            KvHeads = new[] { 1, 2, 4 }[rng.Next(3)], Vocab = rng.Next(40, 120), DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)],
-            Seed = seed, QueryKeyNorm = qwen3, HeadDim = qwen3 ? 12 : null, QkvBias = qwen2 || biased, OutputBias = biased, MlpBias = biased,
+            Name = name + (qwen3 ? "-qwen3" : qwen2 ? "-qwen2" : biased ? "-biases" : mistral ? "-window" : ""), Hidden = 32, Intermediate = 48,
+            Layers = layers, Heads = 4, KvHeads = new[] { 1, 2, 4 }[rng.Next(3)], Vocab = rng.Next(40, 120),
+            DType = new[] { DType.F32, DType.F16, DType.BF16 }[rng.Next(3)], Seed = seed, QueryKeyNorm = qwen3, HeadDim = qwen3 ? 12 : null,
+            QkvBias = qwen2 || biased, OutputBias = biased, MlpBias = biased, SlidingWindow = mistral ? 6 : null,
         };
+        return mistral && !SlidesWindows ? null : spec;
     }
 
     /// <summary>1–11 random token ids.</summary>
@@ -71,6 +77,7 @@ public abstract class KangarooGreedyConformance
         for (int trial = 0; trial < RandomTrials; trial++)
         {
             var spec = RandomSpec(rng, $"trial{trial}", seed: 1000 + trial);
+            if (spec is null) continue;
             int layers = spec.Layers, kvHeads = spec.KvHeads;
             int exitLayer = rng.Next(1, layers);
             var options = TinyAdapterFactory.Options(exitLayer, steps: rng.Next(1, 8), threshold: thresholds[trial % thresholds.Length]);
@@ -137,6 +144,7 @@ public abstract class KangarooGreedyConformance
         for (int trial = 0; trial < Math.Max(4, RandomTrials / 5); trial++)
         {
             var spec = RandomSpec(rng, $"batch{trial}", seed: 3000 + trial);
+            if (spec is null) continue;
             var options = TinyAdapterFactory.Options(rng.Next(1, spec.Layers), steps: rng.Next(1, 8), threshold: new[] { 0f, 0.3f, 0.6f, 1f }[trial % 4]);
             // More prompts than slots (finished sequences hand their slot on), of different lengths and wanting different counts.
             int prompts = rng.Next(2, 7), slots = rng.Next(1, prompts + 1);
@@ -231,6 +239,7 @@ public abstract class KangarooGreedyConformance
         for (int trial = 0; trial < Math.Max(3, RandomTrials / 3); trial++)
         {
             var spec = RandomSpec(rng, $"tree{trial}", seed: 3000 + trial);
+            if (spec is null) continue;
             int layers = spec.Layers;
             int exitLayer = rng.Next(1, layers);
             var tree = new TokenTreeOptions { TopK = rng.Next(1, 6), Threshold = new[] { 0f, 0.05f, 0.4f }[trial % 3], Budget = rng.Next(1, 20) };
@@ -289,6 +298,7 @@ public abstract class KangarooGreedyConformance
         for (int trial = 0; trial < Math.Max(3, RandomTrials / 5); trial++)
         {
             var spec = RandomSpec(rng, $"batchtree{trial}", seed: 4000 + trial);
+            if (spec is null) continue;
             var tree = new TokenTreeOptions { TopK = rng.Next(1, 5), Threshold = new[] { 0f, 0.05f, 0.4f }[trial % 3], Budget = rng.Next(1, 16) };
             var options = TinyAdapterFactory.Options(rng.Next(1, spec.Layers), steps: rng.Next(1, 7), threshold: 0.6f) with { Tree = tree };
             int prompts = rng.Next(2, 7), slots = rng.Next(1, prompts + 1);

@@ -37,7 +37,9 @@ public sealed record TinyModelSpec
     public bool OutputBias { get; init; }
     /// <summary>Llama's mlp_bias: gate/up/down_proj biases.</summary>
     public bool MlpBias { get; init; }
-    public string ModelType => QueryKeyNorm ? "qwen3" : QkvBias && !OutputBias ? "qwen2" : "llama";
+    /// <summary>Mistral's sliding_window (model_type mistral): each position attends to the last this many.</summary>
+    public int? SlidingWindow { get; init; }
+    public string ModelType => QueryKeyNorm ? "qwen3" : QkvBias && !OutputBias ? "qwen2" : SlidingWindow is not null ? "mistral" : "llama";
 
     public bool Sharded => Shards > 1;
     public int EffectiveHeadDim => HeadDim ?? Hidden / Heads;
@@ -85,8 +87,11 @@ public sealed record TinyModelSpec
         Name = nameof(LlamaBiases), Heads = 4, KvHeads = 2, QkvBias = true, OutputBias = true, MlpBias = true, DType = DType.F16, Seed = 24,
     };
 
+    /// <summary>Mistral with a sliding window of 5 positions, shorter than the tests' 12-token sequences.</summary>
+    public static TinyModelSpec MistralWindow => new() { Name = nameof(MistralWindow), Heads = 4, KvHeads = 2, SlidingWindow = 5, Seed = 25 };
+
     public static IReadOnlyList<TinyModelSpec> All =>
-        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep, Qwen3, Qwen2, LlamaBiases];
+        [Mha, Gqa, Mqa, TiedEmbeddings, OddVocab, ExplicitHeadDim, Llama3Rope, F16, BF16, ShardedGqa, Deep, Qwen3, Qwen2, LlamaBiases, MistralWindow];
 
     /// <summary>The preset called <paramref name="name"/> (for xunit theories, which take strings).</summary>
     public static TinyModelSpec Preset(string name) =>
@@ -150,6 +155,7 @@ public static class TinyModelFactory
         QkvBias = spec.QkvBias,
         OutputBias = spec.OutputBias,
         MlpBias = spec.MlpBias,
+        SlidingWindow = spec.SlidingWindow,
     };
 
     public static string TorchDTypeName(DType dtype) => RandomModelWriter.TorchDTypeName(dtype);

@@ -28,7 +28,10 @@ public sealed class TinyModelFactoryTests
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "config.json")));
         var root = doc.RootElement;
-        string architecture = spec.ModelType switch { "qwen3" => "Qwen3ForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
+        string architecture = spec.ModelType switch
+        {
+            "qwen3" => "Qwen3ForCausalLM", "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM",
+        };
         Assert.Equal(architecture, root.GetProperty("architectures")[0].GetString());
         Assert.Equal(spec.ModelType, root.GetProperty("model_type").GetString());
         Assert.Equal(spec.OutputBias, root.GetProperty("attention_bias").GetBoolean());
