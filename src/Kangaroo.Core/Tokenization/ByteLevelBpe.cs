@@ -132,7 +132,8 @@ internal sealed class ByteLevelBpe
                 throw reader.Error($"model.merges[{rank}] (\"{left}\" \"{right}\") names a token that model.vocab lacks");
             if (!vocabulary.TryGetValue(left + right, out int mergedId))
                 throw reader.Error($"model.merges[{rank}] makes \"{left + right}\", which model.vocab lacks");
-            merges.TryAdd((leftId, rightId), (rank, mergedId));   // a repeated pair keeps its first (lowest) rank
+            // A repeated pair keeps its last rank, as Hugging Face tokenizers' merge map (and transformers.js's) does.
+            merges[(leftId, rightId)] = (rank, mergedId);
             rank++;
         }
 

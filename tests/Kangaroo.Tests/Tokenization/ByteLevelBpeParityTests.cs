@@ -143,6 +143,30 @@ public class ByteLevelBpeParityTests
         Assert.Contains("which another token has", Assert.Throws<ModelFormatException>(() => TextTokenizer.Load(repeated.Path)).Message);
     }
 
+    /// <summary>A merge listed twice ranks where it is listed last (Hugging Face builds its merge map in list order): the same ids as a file with only the last entry.</summary>
+    [Fact]
+    public void ARepeatedMerge_KeepsItsLastRank()
+    {
+        string original = File.ReadAllText(Path.Combine(TokenizerFixtures.Directory(TokenizerFixtures.ByteLevelLlama3), "tokenizer.json"));
+        var repeated = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        var merges = repeated["model"]!["merges"]!.AsArray();
+        string first = merges[0]!.GetValue<string>();
+        merges.Add(first);
+        var moved = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+        var movedMerges = moved["model"]!["merges"]!.AsArray();
+        movedMerges.RemoveAt(0);
+        movedMerges.Add(first);
+        using var repeatedDir = new TempModelDirectory().With("tokenizer.json", repeated.ToJsonString());
+        using var movedDir = new TempModelDirectory().With("tokenizer.json", moved.ToJsonString());
+        using var originalDir = new TempModelDirectory().With("tokenizer.json", original);
+        var lines = TokenizerFixtures.TextCases(TokenizerFixtures.ByteLevelLlama3).Select(c => c.Text).ToList();
+        var withRepeat = TextTokenizer.Load(repeatedDir.Path);
+        var withMove = TextTokenizer.Load(movedDir.Path);
+        var plain = TextTokenizer.Load(originalDir.Path);
+        Assert.All(lines, line => Assert.Equal(withMove.Encode(line), withRepeat.Encode(line)));
+        Assert.Contains(lines, line => !plain.Encode(line).SequenceEqual(withRepeat.Encode(line)));   // the rank mattered
+    }
+
     [Fact]
     public void APatternThatBacktracksWithoutEnd_EndsInAnErrorNamingTheFile()
     {
