@@ -14,7 +14,8 @@ namespace Kangaroo.Tests.Fuzz;
 /// a positive integer; rope_parameters / rope_scaling is neither an object nor null, or names a rope type other than
 /// default / llama3, or its values give non-finite rotary angles within the context; rms_norm_eps is not a positive
 /// finite number; max_position_embeddings is below 2 (the model's); tie_word_embeddings is true while the checkpoint has its own
-/// lm_head.weight (an unused tensor); model_type is not llama / mistral. For an adapter's config: the same rules
+/// lm_head.weight (an unused tensor); model_type is not llama / mistral (qwen2 and qwen3 load in the engine, but
+/// only with the bias and head-norm tensors the fuzz bases do not have). For an adapter's config: the same rules
 /// for what the adapter uses (its attention, norms and rope), plus exit_layer in [1, layers − 1].
 /// </remarks>
 internal static class ConfigSemantics

@@ -288,6 +288,8 @@ public sealed class BadInputRegressionTests : IDisposable
         Assert.Contains("sliding_window is 16 but the context is 64", e.Message);
         Assert.Contains("does not implement sliding-window attention", e.Message);
         config.CheckContext(16, noWindow);
+        var load = Assert.Throws<ModelFormatException>(() => { using var refused = LanguageModel.Load(Model, new ModelLoadOptions { Backend = noWindow, ContextLength = 64 }); });
+        Assert.Contains("does not implement sliding-window attention", load.Message);
         // The model's own refusal of a position past the window, for callers that skip these checks, runs in the model
         // conformance suite on the CUDA backend (TinyModelSpec.MistralWindow).
     }
